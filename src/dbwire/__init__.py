@@ -1,0 +1,46 @@
+"""dbwire: one place for every database connection of an application."""
+
+from __future__ import annotations
+
+# from dbwire import credentials as credentials  # TODO re-enable
+from dbwire.backends import Backend, register_backend
+from dbwire.config import Config, DatabaseConfig, load_config
+from dbwire.database import Database, connect
+from dbwire.errors import (
+    ConfigError,
+    ConnectError,
+    CredentialsError,
+    DatabaseClosedError,
+    DbwireError,
+    MissingDependencyError,
+    PoolTimeoutError,
+    ReadOnlyError,
+    UnknownBackendError,
+    UnknownDatabaseError,
+)
+from dbwire.sources import SourceInfo, get_engine
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "Config",
+    "ConfigError",
+    "ConnectError",
+    "credentials",
+    "CredentialsError",
+    "Database",
+    "DatabaseClosedError",
+    "DatabaseConfig",
+    "DbwireError",
+    "connect",
+    "get_engine",
+    "load_config",
+    "MissingDependencyError",
+    "PoolTimeoutError",
+    "ReadOnlyError",
+    "register_backend",
+    "SourceInfo",
+    "UnknownBackendError",
+    "UnknownDatabaseError",
+]

@@ -1,0 +1,156 @@
+"""The Backend base class: what dbwire needs to know about one kind of database."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, ClassVar
+
+from sqlalchemy.engine import URL, Engine
+
+from dbwire.config import DatabaseConfig
+from dbwire.errors import MissingDependencyError
+from dbwire.url import parse_url
+
+
+class Backend:
+    """One kind of database. A subclass sets the class variables and overrides hooks.
+
+    A Backend instance belongs to one Database: it may hold per-database state
+    (the anchor that keeps an in-memory SQLite database alive, for example).
+    """
+
+    name: ClassVar[str]
+    schemes: ClassVar[tuple[str, ...]]
+    extra: ClassVar[str]
+    sync_driver: ClassVar[str]
+    async_driver: ClassVar[str | None] = None
+    sync_modules: ClassVar[tuple[str, ...]] = ()
+    async_modules: ClassVar[tuple[str, ...]] = ()
+    default_port: ClassVar[int | None] = None
+    is_server: ClassVar[bool] = True
+    health_query: ClassVar[str] = "SELECT 1"
+
+    def __init__(self, config: DatabaseConfig) -> None:
+        self.config = config
+
+    # -- drivers ---------------------------------------------------------------
+    def require_driver(self, *, is_async: bool) -> None:
+        """Import the driver modules, or raise MissingDependencyError naming the extra."""
+        modules = self.async_modules if is_async else self.sync_modules
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                kind = "async" if is_async else "sync"
+                raise MissingDependencyError(
+                    f"database {self.config.name!r}: the {kind} driver for {self.name} "
+                    f"({module}) is not installed; run: pip install 'dbwire[{self.extra}]'",
+                    database=self.config.name,
+                ) from exc
+
+    # -- URLs ------------------------------------------------------------------
+    def base_url(self) -> URL:
+        """The URL from the config (url field, then host/port/... fields), without a driver."""
+        cfg = self.config
+        if cfg.url is not None:
+            url = parse_url(cfg.url, database=cfg.name)
+        else:
+            url = URL.create(self.name)
+        backend_name = url.get_backend_name()
+        url = url.set(drivername=backend_name)
+        updates: dict[str, Any] = {}
+        for field, attr in (("host", "host"), ("port", "port"), ("user", "username")):
+            value = getattr(cfg, field)
+            if value is not None:
+                updates[attr] = value
+        if cfg.database is not None:
+            updates["database"] = cfg.database
+        if updates:
+            url = url.set(**updates)
+        if cfg.options:
+            url = url.update_query_dict(cfg.options)
+        return url
+
+    def password_from_url(self) -> str | None:
+        """A password written inside the configured URL, if any."""
+        if self.config.url is None:
+            return None
+        return parse_url(self.config.url, database=self.config.name).password  # type: ignore[return-value]
+
+    def engine_url(self, *, is_async: bool) -> URL:
+        """The URL given to SQLAlchemy: the driver set, the password left out.
+
+        The password is added per physical connection by the do_connect hook, so a
+        rotated secret is picked up without rebuilding the engine.
+        """
+        driver = self.async_driver if is_async else self.sync_driver
+        if is_async and driver is None:
+            raise MissingDependencyError(
+                f"database {self.config.name!r}: the {self.name} backend has no async driver",
+                database=self.config.name,
+            )
+        url = self.base_url().set(password=None)
+        return url.set(drivername=f"{self.name}+{driver}")
+
+    def password_param(self, *, is_async: bool) -> str:
+        """The key under which the DBAPI connect() call takes the password."""
+        return "password"
+
+    # -- engines ---------------------------------------------------------------
+    def engine_options(self, *, is_async: bool) -> dict[str, Any]:
+        """Keyword arguments for create_engine: backend defaults, then the config's pool settings."""
+        cfg = self.config
+        options: dict[str, Any] = {}
+        pool = {
+            "pool_size": cfg.pool_size,
+            "max_overflow": cfg.max_overflow,
+            "pool_timeout": cfg.pool_timeout,
+            "pool_recycle": cfg.pool_recycle,
+            "pool_pre_ping": cfg.pool_pre_ping,
+        }
+        options.update(self.pool_defaults())
+        options.update({k: v for k, v in pool.items() if v is not None})
+        options["echo"] = cfg.echo
+        connect_args = dict(self.connect_args(is_async=is_async))
+        connect_args.update(cfg.connect_args)
+        if connect_args:
+            options["connect_args"] = connect_args
+        return options
+
+    def pool_defaults(self) -> dict[str, Any]:
+        """Pool settings used when the config leaves them unset (seed 003's defaults)."""
+        if not self.is_server:
+            return {}
+        return {
+            "pool_size": 5,
+            "max_overflow": 10,
+            "pool_timeout": 30.0,
+            "pool_recycle": 3600,
+            "pool_pre_ping": True,
+        }
+
+    def connect_args(self, *, is_async: bool) -> dict[str, Any]:
+        """Driver connect() arguments this backend always passes."""
+        return {}
+
+    def configure_engine(self, engine: Engine, *, is_async: bool) -> None:
+        """Install backend event hooks on a new (sync, or the sync side of an async) engine."""
+
+    def close(self) -> None:
+        """Release per-database resources (called when the Database closes)."""
+
+    # -- read-only -------------------------------------------------------------
+    def begin_readonly(self, dbapi_connection: Any) -> None:
+        """Make the transaction that is about to begin read-only, enforced by the database."""
+        raise NotImplementedError
+
+    def end_readonly(self, dbapi_connection: Any) -> None:
+        """Undo connection-level read-only state when the connection returns to the pool."""
+
+    def is_readonly_violation(self, exc: BaseException) -> bool:
+        """True when exc is the database refusing a write because of read-only mode."""
+        return False
+
+    def is_auth_failure(self, exc: BaseException) -> bool:
+        """True when exc is the server rejecting the login."""
+        return False

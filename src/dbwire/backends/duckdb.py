@@ -1,0 +1,88 @@
+"""The DuckDB backend: duckdb-engine, file or shared in-memory, read-only enforced by DuckDB."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, ClassVar
+
+from sqlalchemy.dialects import registry as dialect_registry
+from sqlalchemy.engine import URL
+
+from dbwire.backends.base import Backend
+
+_MEMORY_NAMES = {None, "", ":memory:"}
+READONLY_TXN_FLAG = "dbwire_readonly_txn"
+MEMORY_PREFIX = ":memory:dbwire_"
+# Named in-memory database -> the first connection opened to it. Later pooled connections
+# are cursors of it (same database, same config); it keeps the data alive until close().
+shared_memory: dict[str, Any] = {}
+
+# duckdb-engine begins transactions itself (do_begin -> connection.begin()), so a read-only
+# transaction has to be started there too: dbwire's dialect subclass reads a per-transaction
+# flag. Registered by name so nothing is imported until a DuckDB engine is created.
+dialect_registry.register("duckdb.dbwire", "dbwire.backends._duckdb_dialect", "DbwireDuckDBDialect")
+dialect_registry.register(
+    "duckdb.dbwire_async", "dbwire.backends._duckdb_dialect", "DbwireAsyncDuckDBDialect"
+)
+
+
+class DuckDBBackend(Backend):
+    """DuckDB through duckdb-engine.
+
+    Read-only: a `readonly = true` file database is opened with DuckDB's read_only
+    access mode; read-only sessions run in `BEGIN TRANSACTION READ ONLY`. An in-memory
+    database gets a unique name (`:memory:NAME`) so every pooled connection shares it,
+    kept alive by an anchor connection until the Database closes.
+    """
+
+    name: ClassVar[str] = "duckdb"
+    schemes: ClassVar[tuple[str, ...]] = ("duckdb",)
+    extra: ClassVar[str] = "duckdb"
+    sync_driver: ClassVar[str] = "dbwire"
+    async_driver: ClassVar[str | None] = "dbwire_async"
+    sync_modules: ClassVar[tuple[str, ...]] = ("duckdb", "duckdb_engine")
+    async_modules: ClassVar[tuple[str, ...]] = ("duckdb", "duckdb_engine")
+    is_server: ClassVar[bool] = False
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self._memory_name: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def in_memory(self) -> bool:
+        """True when the configured database is an in-memory one."""
+        return self.base_url().database in _MEMORY_NAMES
+
+    def engine_url(self, *, is_async: bool) -> URL:
+        url = super().engine_url(is_async=is_async)
+        if not self.in_memory:
+            if url.database and not self.config.readonly:
+                Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            return url
+        return url.set(database=self._shared_memory_name())
+
+    def _shared_memory_name(self) -> str:
+        with self._lock:
+            if self._memory_name is None:
+                self._memory_name = f"{MEMORY_PREFIX}{uuid.uuid4().hex}"
+            return self._memory_name
+
+    def connect_args(self, *, is_async: bool) -> dict[str, Any]:
+        if self.config.readonly and not self.in_memory:
+            return {"read_only": True}
+        return {}
+
+    def begin_readonly(self, dbapi_connection: Any) -> None:
+        dbapi_connection.info[READONLY_TXN_FLAG] = True
+
+    def is_readonly_violation(self, exc: BaseException) -> bool:
+        return "read-only mode" in str(exc)
+
+    def close(self) -> None:
+        with self._lock:
+            anchor = shared_memory.pop(self._memory_name or "", None)
+            if anchor is not None:
+                anchor.close()

@@ -1,0 +1,70 @@
+"""The MySQL and MariaDB backends: PyMySQL (sync) and aiomysql (async)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from sqlalchemy.engine import URL
+
+from dbwire.backends.base import Backend
+
+# 1792: cannot execute in a READ ONLY transaction; 1290: server runs with --read-only.
+_READONLY_CODES = {1792, 1290}
+_AUTH_CODES = {1045, 1698}
+
+
+def mysql_error_code(exc: BaseException) -> int | None:
+    """The numeric MySQL error code of a PyMySQL/aiomysql error, however SQLAlchemy wrapped it."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return None
+        args = getattr(seen, "args", ())
+        if args and isinstance(args[0], int):
+            return args[0]
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return None
+
+
+class MySQLBackend(Backend):
+    """MySQL through PyMySQL and aiomysql; read-only via SET TRANSACTION READ ONLY."""
+
+    name: ClassVar[str] = "mysql"
+    schemes: ClassVar[tuple[str, ...]] = ("mysql",)
+    extra: ClassVar[str] = "mysql"
+    sync_driver: ClassVar[str] = "pymysql"
+    async_driver: ClassVar[str | None] = "aiomysql"
+    sync_modules: ClassVar[tuple[str, ...]] = ("pymysql",)
+    async_modules: ClassVar[tuple[str, ...]] = ("aiomysql",)
+    default_port: ClassVar[int | None] = 3306
+
+    def engine_url(self, *, is_async: bool) -> URL:
+        url = super().engine_url(is_async=is_async)
+        if "charset" not in url.query:
+            url = url.update_query_dict({"charset": "utf8mb4"})
+        return url
+
+    def connect_args(self, *, is_async: bool) -> dict[str, Any]:
+        return {"connect_timeout": max(1, round(self.config.connect_timeout or 10.0))}
+
+    def begin_readonly(self, dbapi_connection: Any) -> None:
+        # Without SESSION/GLOBAL this applies to the next transaction only, which is the
+        # one the first statement of this transaction starts implicitly.
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SET TRANSACTION READ ONLY")
+        finally:
+            cursor.close()
+
+    def is_readonly_violation(self, exc: BaseException) -> bool:
+        return mysql_error_code(exc) in _READONLY_CODES
+
+    def is_auth_failure(self, exc: BaseException) -> bool:
+        return mysql_error_code(exc) in _AUTH_CODES
+
+
+class MariaDBBackend(MySQLBackend):
+    """MariaDB: the MySQL backend with SQLAlchemy's MariaDB dialect."""
+
+    name: ClassVar[str] = "mariadb"
+    schemes: ClassVar[tuple[str, ...]] = ("mariadb",)

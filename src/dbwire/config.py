@@ -1,0 +1,316 @@
+"""DatabaseConfig / Config models and load_config(): every source and its precedence."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from dbwire.errors import ConfigError
+from dbwire.url import mask_text, mask_url, parse_url
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class DatabaseConfig(BaseModel):
+    """One named database: where it is, how to log in, and how to pool connections.
+
+    Fields left at None mean "no opinion": the backend's defaults apply.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = "default"
+    url: str | None = None
+    backend: str | None = None
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    user: str | None = Field(default=None, alias="username")
+    password: SecretStr | None = Field(default=None, repr=False)
+    database: str | None = None
+    # Credential sources resolved at connect time (see dbwire.credentials).
+    passfile: str | None = None
+    password_file: str | None = None
+    password_command: str | list[str] | None = None
+    password_command_ttl: float = Field(default=300.0, ge=0)
+    mysql_option_file: str | None = None
+    env_prefix: str | None = None
+    options: dict[str, str] = Field(default_factory=dict)
+    connect_args: dict[str, Any] = Field(default_factory=dict)
+    replicas: list[str] = Field(default_factory=list)
+
+    readonly: bool = False
+    create_db: bool = False
+    pool_size: int | None = Field(default=None, ge=0)
+    max_overflow: int | None = Field(default=None, ge=-1)
+    pool_timeout: float | None = Field(default=None, gt=0)
+    pool_recycle: int | None = None
+    pool_pre_ping: bool | None = None
+    echo: bool = False
+    connect_timeout: float | None = Field(default=None, gt=0)
+
+    log_queries: bool = False
+    query_log_level: LogLevel = "DEBUG"
+    slow_query_ms: float | None = Field(default=None, ge=0)
+    connect_retries: int = Field(default=0, ge=0)
+    health_timeout: float = Field(default=5.0, gt=0)
+
+    @field_validator("query_log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value and not value.startswith("sqlite:"):
+            raise ValueError("expected 'scheme://...', e.g. 'postgresql://app@localhost/app'")
+        return value
+
+    @property
+    def scheme(self) -> str | None:
+        """The URL scheme without a driver suffix ('postgresql+psycopg' -> 'postgresql')."""
+        if self.url is None:
+            return None
+        return self.url.split("://", 1)[0].split(":", 1)[0].split("+", 1)[0].lower()
+
+    @property
+    def display_url(self) -> str:
+        """The URL (or host/database summary) with any password masked."""
+        if self.url is not None:
+            return mask_url(parse_url(self.url, database=self.name))
+        parts = [self.backend or "?", "://"]
+        if self.user:
+            parts.append(f"{self.user}@")
+        parts.append(self.host or "")
+        if self.port:
+            parts.append(f":{self.port}")
+        parts.append(f"/{self.database or ''}")
+        return "".join(parts)
+
+    def with_overrides(self, **overrides: Any) -> DatabaseConfig:
+        """Return a copy with overrides applied and validated (arguments in code win)."""
+        if not overrides:
+            return self
+        data = self.model_dump(exclude_unset=True, by_alias=False)
+        if self.password is not None:
+            data["password"] = self.password
+        data.update(overrides)
+        return validate_database(data, name=self.name, origin="arguments")
+
+    def __repr__(self) -> str:
+        return f"DatabaseConfig(name={self.name!r}, url={self.display_url!r})"
+
+    __str__ = __repr__
+
+
+class Config(BaseModel):
+    """A set of named databases and where they were read from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    databases: dict[str, DatabaseConfig] = Field(default_factory=dict)
+    source: str | None = None
+
+    def database(self, name: str) -> DatabaseConfig:
+        """Return the database called name; UnknownDatabaseError lists the known ones."""
+        from dbwire.errors import UnknownDatabaseError
+
+        try:
+            return self.databases[name]
+        except KeyError:
+            known = ", ".join(sorted(self.databases)) or "(none)"
+            hint = _suggest(name, self.databases)
+            raise UnknownDatabaseError(
+                f"no database named {name!r}{hint}; configured: {known} "
+                f"(config: {self.source or 'none found'})",
+                database=name,
+            ) from None
+
+
+_FIELD_NAMES = sorted(
+    {*DatabaseConfig.model_fields, "username"} - {"name"},
+)
+_INTERPOLATION = re.compile(r"\$\{(?P<var>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+_PREFIX_FIELD_ALIASES = {"pgpass": "passfile", "dbname": "database", "name": "database"}
+
+
+def _suggest(word: str, choices: Any) -> str:
+    match = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def validate_database(data: Mapping[str, Any], *, name: str, origin: str) -> DatabaseConfig:
+    """Validate one database's fields, turning pydantic errors into one clear ConfigError."""
+    payload = dict(data)
+    payload["name"] = name
+    try:
+        return DatabaseConfig.model_validate(payload)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "?"
+            if err["type"] == "extra_forbidden":
+                hint = _suggest(field, _FIELD_NAMES)
+                problems.append(f"unknown field {field!r}{hint}")
+            else:
+                shown = "***" if field in {"password"} else mask_text(repr(err.get("input")))
+                problems.append(f"field {field!r}: {err['msg']} (got {shown})")
+        raise ConfigError(
+            f"{origin}: database {name!r}: " + "; ".join(problems), database=name
+        ) from None
+
+
+def interpolate(value: Any, environ: Mapping[str, str], *, where: str) -> Any:
+    """Expand ${VAR} and ${VAR:-default} in every string of a TOML value."""
+    if isinstance(value, str):
+
+        def expand(match: re.Match[str]) -> str:
+            var, default = match.group("var"), match.group("default")
+            if var in environ:
+                return environ[var]
+            if default is not None:
+                return default
+            raise ConfigError(
+                f"{where}: environment variable {var!r} is not set and has no default; "
+                f"set it or write ${{{var}:-default}}"
+            )
+
+        return _INTERPOLATION.sub(expand, value)
+    if isinstance(value, dict):
+        return {k: interpolate(v, environ, where=where) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, environ, where=where) for v in value]
+    return value
+
+
+def _env_overrides(name: str, prefix: str | None, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Fields set by DBWIRE_<NAME>__<FIELD>, or by <PREFIX>_<FIELD> for a database with env_prefix.
+
+    DBWIRE_<NAME>__* wins over the env_prefix variables when both set the same field.
+    """
+    found: dict[str, Any] = {}
+    sources: list[tuple[str, str]] = []
+    if prefix:
+        sources.append((prefix.upper().rstrip("_") + "_", "prefix"))
+    sources.append(("DBWIRE_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper() + "__", "dbwire"))
+    for head, kind in sources:
+        for key, raw in environ.items():
+            if not key.startswith(head):
+                continue
+            field = key[len(head) :].lower()
+            field = _PREFIX_FIELD_ALIASES.get(field, field) if kind == "prefix" else field
+            if field not in DatabaseConfig.model_fields and field != "username":
+                if kind == "prefix":
+                    continue  # a project's own variable that merely shares the prefix
+                raise ConfigError(
+                    f"environment variable {key}: unknown field {field!r}"
+                    f"{_suggest(field, _FIELD_NAMES)}",
+                    database=name,
+                )
+            if field == "password" and raw == "":
+                continue  # seed 001: an empty password means "look in .pgpass"
+            found[field] = _cast_env(key, field, raw, name)
+    return found
+
+
+def _cast_env(key: str, field: str, raw: str, name: str) -> Any:
+    annotation = str(DatabaseConfig.model_fields[field].annotation)
+    if "dict" in annotation or ("list" in annotation and "str |" not in annotation):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            raise ConfigError(
+                f"{key}: expected JSON for field {field!r}, got {mask_text(raw)!r}", database=name
+            ) from None
+    # pydantic casts the remaining strings ("10" -> int, "true" -> bool); a failure is
+    # reported by validate_database with the variable's name as origin.
+    return raw
+
+
+def _find_file(path: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path | None:
+    if path is not None:
+        candidate = Path(path)
+        if not candidate.is_file():
+            raise ConfigError(f"config file {str(candidate)!r} does not exist")
+        return candidate
+    if environ.get("DBWIRE_CONFIG"):
+        candidate = Path(environ["DBWIRE_CONFIG"])
+        if not candidate.is_file():
+            raise ConfigError(f"DBWIRE_CONFIG points at {str(candidate)!r}, which does not exist")
+        return candidate
+    for name in ("dbwire.toml", "pyproject.toml"):
+        candidate = Path.cwd() / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_toml(file: Path) -> dict[str, Any]:
+    try:
+        document = tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read config: {exc}") from None
+    if file.name == "pyproject.toml":
+        tool = document.get("tool", {})
+        section = tool.get("dbwire", {}) if isinstance(tool, dict) else {}
+        return section if isinstance(section, dict) else {}
+    return document
+
+
+def _databases_table(document: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    unknown = set(document) - {"databases", "dbs"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(
+            f"{origin}: unknown top-level key {key!r}{_suggest(key, ['databases'])}; "
+            "databases go under [databases.NAME]"
+        )
+    table = document.get("databases", document.get("dbs", {}))
+    if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+        raise ConfigError(f"{origin}: 'databases' must be a table of tables ([databases.NAME])")
+    return table
+
+
+def load_config(
+    path: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Load the configuration: an explicit path or dict, $DBWIRE_CONFIG, ./dbwire.toml,
+    [tool.dbwire] in ./pyproject.toml, and $DATABASE_URL as a database named 'default'.
+
+    Environment overrides (DBWIRE_<NAME>__<FIELD> and each database's env_prefix) are
+    applied on top of the file.
+    """
+    env = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    origin = "config"
+    source: str | None = None
+    if isinstance(path, Mapping):
+        raw = _databases_table(path, "config dict")
+        origin, source = "config dict", "dict"
+    else:
+        file = _find_file(path, env)
+        if file is not None:
+            source = origin = str(file)
+            raw = _databases_table(_read_toml(file), origin)
+    if "default" not in raw and env.get("DATABASE_URL"):
+        raw["default"] = {"url": env["DATABASE_URL"]}
+        source = source or "DATABASE_URL"
+    databases: dict[str, DatabaseConfig] = {}
+    for name, fields in raw.items():
+        where = f"{origin}: database {name!r}"
+        expanded = interpolate(fields, env, where=where)
+        overrides = _env_overrides(name, expanded.get("env_prefix"), env)
+        merged = {**expanded, **overrides}
+        databases[name] = validate_database(merged, name=name, origin=origin)
+    return Config(databases=databases, source=source)

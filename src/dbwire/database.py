@@ -1,0 +1,472 @@
+"""Database: one named connection target with its engines, sessions and query helpers."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+from sqlalchemy import MetaData, create_engine, event, text
+from sqlalchemy.engine import Connection, Engine, ExceptionContext
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
+
+from dbwire.backends import registry
+from dbwire.backends.base import Backend
+from dbwire.config import Config, DatabaseConfig, load_config, validate_database
+from dbwire.errors import (
+    ConfigError,
+    ConnectError,
+    DatabaseClosedError,
+    ReadOnlyError,
+    scrub,
+)
+
+READONLY_OPTION = "dbwire_readonly"
+_RO_RECORD_FLAG = "dbwire_readonly_used"
+
+QueryResult = tuple[list[str], list[dict[str, Any]]]
+
+
+class Database:
+    """One database: lazy sync and async engines, sessions with safe transaction scopes.
+
+    Create it with `dbwire.connect(...)`, which returns the same Database for the same
+    name and configuration within a process.
+    """
+
+    def __init__(self, config: DatabaseConfig, *, logger: logging.Logger | None = None) -> None:
+        self.config = config
+        self.name = config.name
+        self.logger = logger or logging.getLogger("dbwire")
+        backend_key = config.backend or config.scheme
+        if backend_key is None:
+            raise ConfigError(
+                f"database {config.name!r}: no url and no backend; set url = "
+                "'postgresql://...' or backend = 'postgresql' with host/database fields",
+                database=config.name,
+            )
+        self.backend: Backend = registry.get(backend_key)(config)
+        self._lock = threading.RLock()
+        self._closed = False
+        self._engine: Engine | None = None
+        self._async_engine: AsyncEngine | None = None
+        self._session_factory: sessionmaker[Session] | None = None
+        self._readonly_session_factory: sessionmaker[Session] | None = None
+        self._async_session_factory: async_sessionmaker[AsyncSession] | None = None
+        self._async_readonly_session_factory: async_sessionmaker[AsyncSession] | None = None
+        self._scoped: scoped_session[Session] | None = None
+        self._metadata: MetaData | None = None
+
+    # -- identity --------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """The configured URL with the password masked."""
+        return self.config.display_url
+
+    @property
+    def readonly(self) -> bool:
+        """True when the whole database is configured read-only."""
+        return self.config.readonly
+
+    @property
+    def closed(self) -> bool:
+        """True once close() or aclose() was called."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else ""
+        return (
+            f"<Database name={self.name!r} backend={self.backend.name!r} "
+            f"url={self.url!r}{state}>"
+        )
+
+    # -- engines ---------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        """The sync SQLAlchemy Engine, created on first use."""
+        engine = self._engine
+        if engine is None:
+            with self._lock:
+                self._check_open()
+                if self._engine is None:
+                    self._engine = self._create_sync_engine()
+                engine = self._engine
+        return engine
+
+    @property
+    def async_engine(self) -> AsyncEngine:
+        """The AsyncEngine on the backend's async driver, created on first use."""
+        engine = self._async_engine
+        if engine is None:
+            with self._lock:
+                self._check_open()
+                if self._async_engine is None:
+                    self._async_engine = self._create_async_engine()
+                engine = self._async_engine
+        return engine
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DatabaseClosedError(
+                f"database {self.name!r} is closed; call dbwire.connect({self.name!r}) "
+                "for a new one",
+                database=self.name,
+            )
+
+    def _engine_arguments(self, *, is_async: bool) -> tuple[Any, dict[str, Any]]:
+        self.backend.require_driver(is_async=is_async)
+        url = self.backend.engine_url(is_async=is_async)
+        options = self.backend.engine_options(is_async=is_async)
+        if self.config.readonly:
+            options["execution_options"] = {READONLY_OPTION: True}
+        return url, options
+
+    def _create_sync_engine(self) -> Engine:
+        url, options = self._engine_arguments(is_async=False)
+        try:
+            engine = create_engine(url, **options)
+        except TypeError as exc:
+            raise self._bad_engine_option(exc) from None
+        self._install_hooks(engine, is_async=False)
+        return engine
+
+    def _create_async_engine(self) -> AsyncEngine:
+        url, options = self._engine_arguments(is_async=True)
+        try:
+            engine = create_async_engine(url, **options)
+        except TypeError as exc:
+            raise self._bad_engine_option(exc) from None
+        self._install_hooks(engine.sync_engine, is_async=True)
+        return engine
+
+    def _bad_engine_option(self, exc: TypeError) -> ConfigError:
+        return ConfigError(
+            f"database {self.name!r}: {exc}; remove that setting for the "
+            f"{self.backend.name} backend or pick a pool that takes it",
+            database=self.name,
+        )
+
+    def _install_hooks(self, engine: Engine, *, is_async: bool) -> None:
+        """Per-connection credentials, database-enforced read-only, and error translation."""
+        backend = self.backend
+        password_key = backend.password_param(is_async=is_async)
+
+        @event.listens_for(engine, "do_connect")
+        def _credentials(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+            # Resolved per physical connection, so a rotated secret needs no new engine.
+            password = self.current_password()
+            if password:
+                cparams[password_key] = password
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            if conn.get_execution_options().get(READONLY_OPTION):
+                fairy = conn.connection
+                backend.begin_readonly(fairy)
+                fairy.info[_RO_RECORD_FLAG] = True
+
+        @event.listens_for(engine.pool, "checkin")
+        def _checkin(dbapi_connection: Any, record: Any) -> None:
+            if dbapi_connection is not None and record.info.pop(_RO_RECORD_FLAG, False):
+                backend.end_readonly(dbapi_connection)
+
+        @event.listens_for(engine, "handle_error")
+        def _translate(ctx: ExceptionContext) -> BaseException | None:
+            return self._translate_error(ctx)
+
+        backend.configure_engine(engine, is_async=is_async)
+
+    def current_password(self) -> str | None:
+        """The password to log in with right now (never logged or shown)."""
+        if self.config.password is not None:
+            return self.config.password.get_secret_value()
+        return self.backend.password_from_url()
+
+    def _translate_error(self, ctx: ExceptionContext) -> BaseException | None:
+        original = ctx.original_exception
+        if ctx.is_pre_ping:
+            return None  # the pool handles a failed ping by reconnecting
+        detail = self._driver_detail(original)
+        if self.backend.is_readonly_violation(original):
+            return ReadOnlyError(
+                f"database {self.name!r} refused a write: the session or database is "
+                f"read-only ({detail}). Use session(readonly=False) on a writable "
+                "database for writes",
+                database=self.name,
+            )
+        if ctx.connection is None and not ctx.is_disconnect:
+            return self._connect_error(original, detail)
+        return None
+
+    def _driver_detail(self, exc: BaseException) -> str:
+        text_ = " ".join(str(exc).split())
+        return scrub(text_, [self.current_password()])[:500]
+
+    def _connect_error(self, exc: BaseException, detail: str) -> ConnectError:
+        if self.backend.is_auth_failure(exc):
+            user = self.backend.base_url().username or "(default user)"
+            fix = (
+                f"check the password for user {user!r} (config password, URL, "
+                "password_file, password_command or .pgpass) and that the user may log in"
+            )
+        else:
+            fix = "check that the server is running and reachable, or wait for it with db.wait()"
+        return ConnectError(
+            f"database {self.name!r} ({self.url}): could not connect: {detail}. Fix: {fix}",
+            database=self.name,
+        )
+
+    # -- sessions --------------------------------------------------------------
+    @property
+    def Session(self) -> sessionmaker[Session]:  # noqa: N802 - the seeds' name for the factory
+        """The session factory (expire_on_commit=False, autoflush=False)."""
+        factory = self._session_factory
+        if factory is None:
+            with self._lock:
+                if self._session_factory is None:
+                    self._session_factory = sessionmaker(
+                        bind=self.engine, expire_on_commit=False, autoflush=False
+                    )
+                factory = self._session_factory
+        return factory
+
+    @property
+    def AsyncSession(self) -> async_sessionmaker[AsyncSession]:  # noqa: N802
+        """The async session factory (expire_on_commit=False, autoflush=False)."""
+        factory = self._async_session_factory
+        if factory is None:
+            with self._lock:
+                if self._async_session_factory is None:
+                    self._async_session_factory = async_sessionmaker(
+                        self.async_engine, expire_on_commit=False, autoflush=False
+                    )
+                factory = self._async_session_factory
+        return factory
+
+    def _readonly_factory(self) -> sessionmaker[Session]:
+        with self._lock:
+            if self._readonly_session_factory is None:
+                bind = self.engine.execution_options(**{READONLY_OPTION: True})
+                self._readonly_session_factory = sessionmaker(
+                    bind=bind, expire_on_commit=False, autoflush=False
+                )
+            return self._readonly_session_factory
+
+    def _async_readonly_factory(self) -> async_sessionmaker[AsyncSession]:
+        with self._lock:
+            if self._async_readonly_session_factory is None:
+                bind = self.async_engine.execution_options(**{READONLY_OPTION: True})
+                self._async_readonly_session_factory = async_sessionmaker(
+                    bind, expire_on_commit=False, autoflush=False
+                )
+            return self._async_readonly_session_factory
+
+    @contextmanager
+    def session(self, readonly: bool = False, auto_commit: bool = True) -> Iterator[Session]:
+        """A transactional ORM Session: commit on success, rollback on any exception, always closed.
+
+        Args:
+            readonly: run every transaction of this session read-only, enforced by the database.
+            auto_commit: commit when the block ends without an exception; if False, the caller
+                commits, and anything left uncommitted is rolled back on close.
+        """
+        session = (self._readonly_factory() if readonly else self.Session)()
+        try:
+            yield session
+            if auto_commit:
+                session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    session_scope = session
+
+    def get_session(self) -> Session:
+        """A new Session the caller must close (seed 001's get_session())."""
+        return self.Session()
+
+    def scoped_session(self) -> scoped_session[Session]:
+        """A thread-local session registry: each thread gets, and reuses, its own Session."""
+        with self._lock:
+            if self._scoped is None:
+                self._scoped = scoped_session(self.Session)
+            return self._scoped
+
+    @asynccontextmanager
+    async def async_session(
+        self, readonly: bool = False, auto_commit: bool = True
+    ) -> AsyncIterator[AsyncSession]:
+        """The async twin of session(): same commit, rollback and close semantics."""
+        factory = self._async_readonly_factory() if readonly else self.AsyncSession
+        async with factory() as session:
+            try:
+                yield session
+                if auto_commit:
+                    await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+
+    def connect(self, readonly: bool = False) -> Connection:
+        """A SQLAlchemy Core Connection from the pool; use it as a context manager."""
+        engine = self.engine
+        if readonly:
+            return engine.connect().execution_options(**{READONLY_OPTION: True})
+        return engine.connect()
+
+    def async_connect(self, readonly: bool = False) -> AsyncConnection:
+        """An AsyncConnection from the async pool; use it with `async with`."""
+        engine = self.async_engine
+        if readonly:
+            engine = engine.execution_options(**{READONLY_OPTION: True})
+        return engine.connect()
+
+    # -- queries ---------------------------------------------------------------
+    def execute_query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+        """Run one statement (`:name` parameters) and return (columns, rows as dicts).
+
+        A statement that changes data is committed.
+        """
+        with self.engine.connect() as conn:
+            result = conn.execute(text(sql), dict(params or {}))
+            columns, rows = _collect(result)
+            conn.commit()
+        return columns, rows
+
+    async def async_execute_query(
+        self, sql: str, params: Mapping[str, Any] | None = None
+    ) -> QueryResult:
+        """The async twin of execute_query()."""
+        async with self.async_engine.connect() as conn:
+            result = await conn.execute(text(sql), dict(params or {}))
+            columns, rows = _collect(result)
+            await conn.commit()
+        return columns, rows
+
+    # -- metadata --------------------------------------------------------------
+    @property
+    def metadata(self) -> MetaData:
+        """The database's tables, reflected on first use and cached until refresh_metadata()."""
+        with self._lock:
+            if self._metadata is None:
+                metadata = MetaData()
+                metadata.reflect(bind=self.engine)
+                self._metadata = metadata
+            return self._metadata
+
+    def refresh_metadata(self) -> MetaData:
+        """Drop the cached reflection and reflect again."""
+        with self._lock:
+            self._metadata = None
+        return self.metadata
+
+    # -- lifecycle -------------------------------------------------------------
+    def close(self) -> None:
+        """Close every pooled connection and release the database; it cannot be used again."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._scoped is not None:
+                self._scoped.remove()
+            if self._engine is not None:
+                self._engine.dispose()
+            if self._async_engine is not None:
+                # Async connections belong to the event loop that opened them; aclose()
+                # closes them there. From sync code, drop the pool without touching them.
+                self._async_engine.sync_engine.dispose(close=False)
+            self.backend.close()
+        _forget(self)
+
+    async def aclose(self) -> None:
+        """Close the async pool on the running event loop, then everything else."""
+        engine = self._async_engine
+        if engine is not None and not self._closed:
+            await engine.dispose()
+            self._async_engine = None
+        self.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _collect(result: Any) -> QueryResult:
+    if not result.returns_rows:
+        return [], []
+    columns = list(result.keys())
+    return columns, [dict(zip(columns, row, strict=True)) for row in result]
+
+
+# -- one Database per target per process (seed 001) ---------------------------------
+_instances: dict[tuple[str, str], Database] = {}
+_instances_lock = threading.Lock()
+
+
+def _fingerprint(config: DatabaseConfig) -> str:
+    digest = hashlib.sha256(config.model_dump_json().encode())
+    if config.password is not None:
+        digest.update(config.password.get_secret_value().encode())
+    return digest.hexdigest()
+
+
+def _forget(db: Database) -> None:
+    with _instances_lock:
+        for key, value in list(_instances.items()):
+            if value is db:
+                del _instances[key]
+
+
+def _looks_like_url(target: str) -> bool:
+    return "://" in target or target.startswith("sqlite:")
+
+
+def connect(
+    url_or_name: str | DatabaseConfig,
+    *,
+    config: str | os.PathLike[str] | Mapping[str, Any] | Config | None = None,
+    environ: Mapping[str, str] | None = None,
+    logger: logging.Logger | None = None,
+    **overrides: Any,
+) -> Database:
+    """The Database for a URL or a configured name; the same one for the same target.
+
+    Args:
+        url_or_name: a database URL, the name of a database in the configuration, or a
+            DatabaseConfig.
+        config: a config file path, a dict, or a Config; by default load_config() finds it.
+        environ: the environment to read (defaults to os.environ).
+        **overrides: DatabaseConfig fields that win over every other source.
+    """
+    if isinstance(url_or_name, DatabaseConfig):
+        base = url_or_name
+    elif _looks_like_url(url_or_name):
+        name = overrides.pop("name", "default")
+        base = validate_database({"url": url_or_name}, name=name, origin="dbwire.connect")
+    else:
+        loaded = config if isinstance(config, Config) else load_config(config, environ)
+        base = loaded.database(url_or_name)
+    db_config = base.with_overrides(**overrides)
+    key = (db_config.name, _fingerprint(db_config))
+    with _instances_lock:
+        existing = _instances.get(key)
+        if existing is not None and not existing.closed:
+            return existing
+        db = Database(db_config, logger=logger)
+        _instances[key] = db
+        return db
