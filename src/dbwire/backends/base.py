@@ -20,6 +20,8 @@ class Backend:
     """
 
     name: ClassVar[str]
+    # SQLAlchemy's dialect name; a plugin subclassing a built-in backend keeps its dialect.
+    dialect_name: ClassVar[str]
     schemes: ClassVar[tuple[str, ...]]
     extra: ClassVar[str]
     sync_driver: ClassVar[str]
@@ -90,7 +92,7 @@ class Backend:
                 database=self.config.name,
             )
         url = self.base_url().set(password=None)
-        return url.set(drivername=f"{self.name}+{driver}")
+        return url.set(drivername=f"{self.dialect_name}+{driver}")
 
     def password_param(self, *, is_async: bool) -> str:
         """The key under which the DBAPI connect() call takes the password."""

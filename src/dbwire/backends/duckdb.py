@@ -38,6 +38,7 @@ class DuckDBBackend(Backend):
     """
 
     name: ClassVar[str] = "duckdb"
+    dialect_name: ClassVar[str] = "duckdb"
     schemes: ClassVar[tuple[str, ...]] = ("duckdb",)
     extra: ClassVar[str] = "duckdb"
     sync_driver: ClassVar[str] = "dbwire"

@@ -30,6 +30,7 @@ class MySQLBackend(Backend):
     """MySQL through PyMySQL and aiomysql; read-only via SET TRANSACTION READ ONLY."""
 
     name: ClassVar[str] = "mysql"
+    dialect_name: ClassVar[str] = "mysql"
     schemes: ClassVar[tuple[str, ...]] = ("mysql",)
     extra: ClassVar[str] = "mysql"
     sync_driver: ClassVar[str] = "pymysql"
@@ -67,4 +68,5 @@ class MariaDBBackend(MySQLBackend):
     """MariaDB: the MySQL backend with SQLAlchemy's MariaDB dialect."""
 
     name: ClassVar[str] = "mariadb"
+    dialect_name: ClassVar[str] = "mariadb"
     schemes: ClassVar[tuple[str, ...]] = ("mariadb",)

@@ -30,6 +30,7 @@ class PostgresBackend(Backend):
     """PostgreSQL through psycopg 3 and asyncpg; read-only via SET TRANSACTION READ ONLY."""
 
     name: ClassVar[str] = "postgresql"
+    dialect_name: ClassVar[str] = "postgresql"
     schemes: ClassVar[tuple[str, ...]] = ("postgresql", "postgres", "pg")
     extra: ClassVar[str] = "postgres"
     sync_driver: ClassVar[str] = "psycopg"

@@ -37,6 +37,7 @@ class SQLiteBackend(Backend):
     """
 
     name: ClassVar[str] = "sqlite"
+    dialect_name: ClassVar[str] = "sqlite"
     schemes: ClassVar[tuple[str, ...]] = ("sqlite",)
     extra: ClassVar[str] = "sqlite"
     sync_driver: ClassVar[str] = "pysqlite"
