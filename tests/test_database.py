@@ -1,4 +1,4 @@
-"""Database against every backend: transactions, read-only, sharing, execute_query, sync and async."""
+"""Database on every backend: transactions, read-only, sharing, execute_query; sync and async."""
 
 from __future__ import annotations
 
@@ -32,15 +32,20 @@ def _target_url(request: pytest.FixtureRequest, target: str, tmp_path: Path) -> 
     return url.replace("mysql://", "mariadb://", 1)
 
 
+class TableDatabase(Database):
+    """A Database with a scratch table of its own."""
+
+    table: str
+
+
 @pytest.fixture(params=TARGETS)
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TableDatabase]:
     """A fresh Database on each backend, with a table `items(id, name)` of its own."""
     url = _target_url(request, request.param, tmp_path)
-    database = Database(DatabaseConfig(name=f"t_{request.param}", url=url))
-    table = f"items_{uuid.uuid4().hex[:8]}"
+    database = TableDatabase(DatabaseConfig(name=f"t_{request.param}", url=url))
+    table = database.table = f"items_{uuid.uuid4().hex[:8]}"
     with database.session() as s:
         s.execute(text(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, name VARCHAR(50))"))
-    database.table = table  # type: ignore[attr-defined]
     yield database
     if not database.closed:
         with database.session() as s:
@@ -48,77 +53,75 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
         database.close()
 
 
-def _count(db: Database) -> int:
+def _count(db: TableDatabase) -> int:
     with db.session() as s:
-        return int(s.execute(text(f"SELECT count(*) FROM {db.table}")).scalar_one())  # type: ignore[attr-defined]
+        return int(s.execute(text(f"SELECT count(*) FROM {db.table}")).scalar_one())
 
 
-def test_committed_row_is_visible_from_a_new_session(db: Database) -> None:
+def test_committed_row_is_visible_from_a_new_session(db: TableDatabase) -> None:
     with db.session() as s:
-        s.execute(text(f"INSERT INTO {db.table} VALUES (1, 'a')"))  # type: ignore[attr-defined]
+        s.execute(text(f"INSERT INTO {db.table} VALUES (1, 'a')"))
     with db.session() as s:
-        names = s.execute(text(f"SELECT name FROM {db.table}")).scalars().all()  # type: ignore[attr-defined]
+        names = s.execute(text(f"SELECT name FROM {db.table}")).scalars().all()
     assert names == ["a"]
 
 
-def test_exception_in_session_leaves_no_row(db: Database) -> None:
+def test_exception_in_session_leaves_no_row(db: TableDatabase) -> None:
     with pytest.raises(RuntimeError, match="boom"), db.session() as s:
-        s.execute(text(f"INSERT INTO {db.table} VALUES (1, 'a')"))  # type: ignore[attr-defined]
+        s.execute(text(f"INSERT INTO {db.table} VALUES (1, 'a')"))
         raise RuntimeError("boom")
     assert _count(db) == 0
 
 
-def test_auto_commit_false_discards_uncommitted_work(db: Database) -> None:
+def test_auto_commit_false_discards_uncommitted_work(db: TableDatabase) -> None:
     with db.session(auto_commit=False) as s:
-        s.execute(text(f"INSERT INTO {db.table} VALUES (1, 'a')"))  # type: ignore[attr-defined]
+        s.execute(text(f"INSERT INTO {db.table} VALUES (1, 'a')"))
     assert _count(db) == 0
     with db.session(auto_commit=False) as s:
-        s.execute(text(f"INSERT INTO {db.table} VALUES (2, 'b')"))  # type: ignore[attr-defined]
+        s.execute(text(f"INSERT INTO {db.table} VALUES (2, 'b')"))
         s.commit()
     assert _count(db) == 1
 
 
-def test_write_in_readonly_session_fails_and_leaves_no_row(db: Database) -> None:
+def test_write_in_readonly_session_fails_and_leaves_no_row(db: TableDatabase) -> None:
     with pytest.raises(ReadOnlyError) as info, db.session(readonly=True) as s:
-        s.execute(text(f"INSERT INTO {db.table} VALUES (1, 'a')"))  # type: ignore[attr-defined]
+        s.execute(text(f"INSERT INTO {db.table} VALUES (1, 'a')"))
     assert db.name in str(info.value)
     assert "read-only" in str(info.value)
     assert _count(db) == 0
     # The connection went back to the pool writable: a normal session still writes.
     with db.session() as s:
-        s.execute(text(f"INSERT INTO {db.table} VALUES (2, 'b')"))  # type: ignore[attr-defined]
+        s.execute(text(f"INSERT INTO {db.table} VALUES (2, 'b')"))
     assert _count(db) == 1
 
 
-def test_readonly_session_stays_readonly_after_a_commit(db: Database) -> None:
+def test_readonly_session_stays_readonly_after_a_commit(db: TableDatabase) -> None:
     with pytest.raises(ReadOnlyError), db.session(readonly=True, auto_commit=False) as s:
-        s.execute(text(f"SELECT count(*) FROM {db.table}"))  # type: ignore[attr-defined]
+        s.execute(text(f"SELECT count(*) FROM {db.table}"))
         s.commit()  # a second transaction begins below; it must be read-only too
-        s.execute(text(f"INSERT INTO {db.table} VALUES (1, 'a')"))  # type: ignore[attr-defined]
+        s.execute(text(f"INSERT INTO {db.table} VALUES (1, 'a')"))
     assert _count(db) == 0
 
 
-def test_readonly_core_connection(db: Database) -> None:
+def test_readonly_core_connection(db: TableDatabase) -> None:
     with pytest.raises(ReadOnlyError), db.connect(readonly=True) as conn:
-        conn.execute(text(f"INSERT INTO {db.table} VALUES (1, 'a')"))  # type: ignore[attr-defined]
+        conn.execute(text(f"INSERT INTO {db.table} VALUES (1, 'a')"))
     assert _count(db) == 0
 
 
-def test_execute_query_shape(db: Database) -> None:
+def test_execute_query_shape(db: TableDatabase) -> None:
     db.execute_query(
-        f"INSERT INTO {db.table} VALUES (:id, :name)",  # type: ignore[attr-defined]
+        f"INSERT INTO {db.table} VALUES (:id, :name)",
         {"id": 1, "name": "a"},
     )
-    columns, rows = db.execute_query(
-        f"SELECT id, name FROM {db.table} ORDER BY id"  # type: ignore[attr-defined]
-    )
+    columns, rows = db.execute_query(f"SELECT id, name FROM {db.table} ORDER BY id")
     assert columns == ["id", "name"]
     assert rows == [{"id": 1, "name": "a"}]
 
 
-def test_data_is_visible_from_another_thread(db: Database) -> None:
+def test_data_is_visible_from_another_thread(db: TableDatabase) -> None:
     with db.session() as s:
-        s.execute(text(f"INSERT INTO {db.table} VALUES (1, 'a')"))  # type: ignore[attr-defined]
+        s.execute(text(f"INSERT INTO {db.table} VALUES (1, 'a')"))
     seen: list[int] = []
     worker = threading.Thread(target=lambda: seen.append(_count(db)))
     worker.start()
@@ -126,17 +129,17 @@ def test_data_is_visible_from_another_thread(db: Database) -> None:
     assert seen == [1]
 
 
-def test_session_scope_and_get_session_are_the_seed_vocabulary(db: Database) -> None:
+def test_session_scope_and_get_session_are_the_seed_vocabulary(db: TableDatabase) -> None:
     with db.session_scope() as s:
-        s.execute(text(f"INSERT INTO {db.table} VALUES (1, 'a')"))  # type: ignore[attr-defined]
+        s.execute(text(f"INSERT INTO {db.table} VALUES (1, 'a')"))
     session = db.get_session()
     try:
-        assert session.execute(text(f"SELECT count(*) FROM {db.table}")).scalar_one() == 1  # type: ignore[attr-defined]
+        assert session.execute(text(f"SELECT count(*) FROM {db.table}")).scalar_one() == 1
     finally:
         session.close()
 
 
-def test_scoped_session_is_thread_local(db: Database) -> None:
+def test_scoped_session_is_thread_local(db: TableDatabase) -> None:
     registry = db.scoped_session()
     mine = registry()
     others: list[object] = []
@@ -151,8 +154,8 @@ def test_scoped_session_is_thread_local(db: Database) -> None:
 # -- async -------------------------------------------------------------------------------
 
 
-def test_async_commit_rollback_and_readonly(db: Database) -> None:
-    table = db.table  # type: ignore[attr-defined]
+def test_async_commit_rollback_and_readonly(db: TableDatabase) -> None:
+    table = db.table
 
     async def scenario() -> None:
         async with db.async_session() as s:
@@ -245,9 +248,9 @@ def test_pool_options_reach_the_engine(pg_url: str) -> None:
     )
     try:
         pool = db.engine.pool
-        assert pool.size() == 3  # type: ignore[attr-defined]
-        assert pool._max_overflow == 2  # type: ignore[attr-defined]
-        assert pool._timeout == 7  # type: ignore[attr-defined]
+        assert pool.size() == 3
+        assert pool._max_overflow == 2
+        assert pool._timeout == 7
         assert pool._recycle == 120
         assert pool._pre_ping is False
         assert db.engine.echo is True
@@ -266,7 +269,7 @@ def test_server_backends_default_to_pre_ping_and_recycle(pg_url: str) -> None:
 
 def test_repr_masks_the_password(pg_url: str, pg_server: object) -> None:
     db = dbwire.connect(pg_url, name="masked")
-    password = pg_server.password  # type: ignore[attr-defined]
+    password = pg_server.password
     assert password not in repr(db)
     assert "***" in repr(db)
     assert "name='masked'" in repr(db) and "backend='postgresql'" in repr(db)

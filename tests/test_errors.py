@@ -62,10 +62,8 @@ def test_unreachable_server_says_what_to_check(tmp_path: Path) -> None:
     from servers import free_port
 
     port = free_port()
-    db = Database(
-        DatabaseConfig(name="nowhere", url=f"postgresql://u:{CANARY}@127.0.0.1:{port}/x")
-    )
-    with pytest.raises(ConnectError, match="'nowhere'.*server is running") as info:
+    db = Database(DatabaseConfig(name="nowhere", url=f"postgresql://u:{CANARY}@127.0.0.1:{port}/x"))
+    with pytest.raises(ConnectError, match=r"'nowhere'.*server is running") as info:
         db.execute_query("SELECT 1")
     assert CANARY not in _everything_printed(info.value)
     db.close()

@@ -1,8 +1,5 @@
 """dbwire: one place for every database connection of an application."""
 
-from __future__ import annotations
-
-# from dbwire import credentials as credentials  # TODO re-enable
 from dbwire.backends import Backend, register_backend
 from dbwire.config import Config, DatabaseConfig, load_config
 from dbwire.database import Database, connect
@@ -27,20 +24,19 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConnectError",
-    "credentials",
     "CredentialsError",
     "Database",
     "DatabaseClosedError",
     "DatabaseConfig",
     "DbwireError",
-    "connect",
-    "get_engine",
-    "load_config",
     "MissingDependencyError",
     "PoolTimeoutError",
     "ReadOnlyError",
-    "register_backend",
     "SourceInfo",
     "UnknownBackendError",
     "UnknownDatabaseError",
+    "connect",
+    "get_engine",
+    "load_config",
+    "register_backend",
 ]

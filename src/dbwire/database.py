@@ -15,14 +15,15 @@ from sqlalchemy.engine import Connection, Engine, ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
-    AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Session, scoped_session, sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession as OrmAsyncSession
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import scoped_session, sessionmaker
 
 from dbwire.backends import registry
-from dbwire.backends.base import Backend
+from dbwire.backends.base import Backend, ConnectParams
 from dbwire.config import Config, DatabaseConfig, load_config, validate_database
 from dbwire.errors import (
     ConfigError,
@@ -61,11 +62,11 @@ class Database:
         self._closed = False
         self._engine: Engine | None = None
         self._async_engine: AsyncEngine | None = None
-        self._session_factory: sessionmaker[Session] | None = None
-        self._readonly_session_factory: sessionmaker[Session] | None = None
-        self._async_session_factory: async_sessionmaker[AsyncSession] | None = None
-        self._async_readonly_session_factory: async_sessionmaker[AsyncSession] | None = None
-        self._scoped: scoped_session[Session] | None = None
+        self._session_factory: sessionmaker[OrmSession] | None = None
+        self._readonly_session_factory: sessionmaker[OrmSession] | None = None
+        self._async_session_factory: async_sessionmaker[OrmAsyncSession] | None = None
+        self._async_readonly_session_factory: async_sessionmaker[OrmAsyncSession] | None = None
+        self._scoped: scoped_session[OrmSession] | None = None
         self._metadata: MetaData | None = None
 
     # -- identity --------------------------------------------------------------
@@ -87,8 +88,7 @@ class Database:
     def __repr__(self) -> str:
         state = " closed" if self._closed else ""
         return (
-            f"<Database name={self.name!r} backend={self.backend.name!r} "
-            f"url={self.url!r}{state}>"
+            f"<Database name={self.name!r} backend={self.backend.name!r} url={self.url!r}{state}>"
         )
 
     # -- engines ---------------------------------------------------------------
@@ -187,11 +187,13 @@ class Database:
 
         backend.configure_engine(engine, is_async=is_async)
 
+    def connect_params(self) -> ConnectParams:
+        """Host, port, user, database and password as a new connection would use them now."""
+        return self.backend.resolve_params()
+
     def current_password(self) -> str | None:
         """The password to log in with right now (never logged or shown)."""
-        if self.config.password is not None:
-            return self.config.password.get_secret_value()
-        return self.backend.password_from_url()
+        return self.connect_params().password_value()
 
     def _translate_error(self, ctx: ExceptionContext) -> BaseException | None:
         original = ctx.original_exception
@@ -229,7 +231,7 @@ class Database:
 
     # -- sessions --------------------------------------------------------------
     @property
-    def Session(self) -> sessionmaker[Session]:  # noqa: N802 - the seeds' name for the factory
+    def Session(self) -> sessionmaker[OrmSession]:
         """The session factory (expire_on_commit=False, autoflush=False)."""
         factory = self._session_factory
         if factory is None:
@@ -242,7 +244,7 @@ class Database:
         return factory
 
     @property
-    def AsyncSession(self) -> async_sessionmaker[AsyncSession]:  # noqa: N802
+    def AsyncSession(self) -> async_sessionmaker[OrmAsyncSession]:
         """The async session factory (expire_on_commit=False, autoflush=False)."""
         factory = self._async_session_factory
         if factory is None:
@@ -254,7 +256,7 @@ class Database:
                 factory = self._async_session_factory
         return factory
 
-    def _readonly_factory(self) -> sessionmaker[Session]:
+    def _readonly_factory(self) -> sessionmaker[OrmSession]:
         with self._lock:
             if self._readonly_session_factory is None:
                 bind = self.engine.execution_options(**{READONLY_OPTION: True})
@@ -263,7 +265,7 @@ class Database:
                 )
             return self._readonly_session_factory
 
-    def _async_readonly_factory(self) -> async_sessionmaker[AsyncSession]:
+    def _async_readonly_factory(self) -> async_sessionmaker[OrmAsyncSession]:
         with self._lock:
             if self._async_readonly_session_factory is None:
                 bind = self.async_engine.execution_options(**{READONLY_OPTION: True})
@@ -273,7 +275,7 @@ class Database:
             return self._async_readonly_session_factory
 
     @contextmanager
-    def session(self, readonly: bool = False, auto_commit: bool = True) -> Iterator[Session]:
+    def session(self, readonly: bool = False, auto_commit: bool = True) -> Iterator[OrmSession]:
         """A transactional ORM Session: commit on success, rollback on any exception, always closed.
 
         Args:
@@ -294,11 +296,11 @@ class Database:
 
     session_scope = session
 
-    def get_session(self) -> Session:
+    def get_session(self) -> OrmSession:
         """A new Session the caller must close (seed 001's get_session())."""
         return self.Session()
 
-    def scoped_session(self) -> scoped_session[Session]:
+    def scoped_session(self) -> scoped_session[OrmSession]:
         """A thread-local session registry: each thread gets, and reuses, its own Session."""
         with self._lock:
             if self._scoped is None:
@@ -308,7 +310,7 @@ class Database:
     @asynccontextmanager
     async def async_session(
         self, readonly: bool = False, auto_commit: bool = True
-    ) -> AsyncIterator[AsyncSession]:
+    ) -> AsyncIterator[OrmAsyncSession]:
         """The async twin of session(): same commit, rollback and close semantics."""
         factory = self._async_readonly_factory() if readonly else self.AsyncSession
         async with factory() as session:

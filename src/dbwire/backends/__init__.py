@@ -1,4 +1,4 @@
-"""The backend registry: built-in backends, @register_backend, and the 'dbwire.backends' entry points.
+"""The backend registry: built-ins, @register_backend, and 'dbwire.backends' entry points.
 
 Lookups try backends registered in this process, then the built-in ones (imported on
 first use, so a missing optional driver costs nothing until that backend is used), then
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import TypeVar
 
@@ -104,7 +103,5 @@ def get_backend(scheme: str) -> type[Backend]:
     """Shorthand for registry.get(scheme)."""
     return registry.get(scheme)
 
-
-BackendFactory = Callable[..., Backend]
 
 __all__ = ["Backend", "BackendRegistry", "get_backend", "register_backend", "registry"]

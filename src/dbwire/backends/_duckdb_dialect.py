@@ -8,6 +8,7 @@ DuckDB releases the GIL while it works, so the event loop stays responsive.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,8 +18,6 @@ from sqlalchemy import pool
 from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection
 from sqlalchemy.engine import URL
 from sqlalchemy.util.concurrency import await_
-
-import threading
 
 from dbwire.backends.duckdb import MEMORY_PREFIX, READONLY_TXN_FLAG, shared_memory
 
@@ -133,7 +132,10 @@ class _AdaptedConnection(AsyncAdapt_dbapi_connection):
                 raise
 
 
-class _AsyncExecutionContext(DuckDBEngineDialect.execution_ctx_cls):  # type: ignore[misc,name-defined]
+_BaseExecutionContext: Any = DuckDBEngineDialect.execution_ctx_cls
+
+
+class _AsyncExecutionContext(_BaseExecutionContext):  # type: ignore[misc]
     def post_exec(self) -> None:
         pass  # psycopg2's notice logging reads cursor.connection, which adapted cursors lack
 
@@ -158,7 +160,8 @@ class DbwireAsyncDuckDBDialect(DbwireDuckDBDialect):
             sync = await asyncio.to_thread(parent_connect, *cargs, **cparams)
             return _AsyncConnection(sync)
 
-        return await_(_AdaptedConnection.create(DBAPI, open_connection()))
+        awaitable: Any = open_connection()
+        return await_(_AdaptedConnection.create(DBAPI, awaitable))
 
     def do_begin(self, connection: Any) -> None:
         if connection.info.pop(READONLY_TXN_FLAG, False):

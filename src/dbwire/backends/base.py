@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from pydantic import SecretStr
 from sqlalchemy.engine import URL, Engine
 
 from dbwire.config import DatabaseConfig
 from dbwire.errors import MissingDependencyError
 from dbwire.url import parse_url
+
+
+@dataclass(frozen=True)
+class ConnectParams:
+    """Where and as whom to log in, resolved right now; `sources` says where each came from."""
+
+    host: str | None
+    port: int | None
+    user: str | None
+    database: str | None
+    password: SecretStr | None = field(default=None, repr=False)
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def password_value(self) -> str | None:
+        """The password in clear, for a driver's connect() call only."""
+        return self.password.get_secret_value() if self.password is not None else None
 
 
 class Backend:
@@ -61,8 +80,8 @@ class Backend:
         backend_name = url.get_backend_name()
         url = url.set(drivername=backend_name)
         updates: dict[str, Any] = {}
-        for field, attr in (("host", "host"), ("port", "port"), ("user", "username")):
-            value = getattr(cfg, field)
+        for name, attr in (("host", "host"), ("port", "port"), ("user", "username")):
+            value = getattr(cfg, name)
             if value is not None:
                 updates[attr] = value
         if cfg.database is not None:
@@ -73,11 +92,31 @@ class Backend:
             url = url.update_query_dict(cfg.options)
         return url
 
+    def resolve_params(self) -> ConnectParams:
+        """Resolve host, port, user, database and password for a new physical connection."""
+        url = self.base_url()
+        cfg = self.config
+        password: SecretStr | None = None
+        sources: dict[str, str] = {}
+        if cfg.password is not None:
+            password, sources["password"] = cfg.password, "config password"
+        elif (from_url := self.password_from_url()) is not None:
+            password, sources["password"] = SecretStr(from_url), "URL"
+        return ConnectParams(
+            host=url.host,
+            port=url.port or self.default_port,
+            user=url.username,
+            database=url.database,
+            password=password,
+            sources=sources,
+        )
+
     def password_from_url(self) -> str | None:
         """A password written inside the configured URL, if any."""
         if self.config.url is None:
             return None
-        return parse_url(self.config.url, database=self.config.name).password  # type: ignore[return-value]
+        password = parse_url(self.config.url, database=self.config.name).password
+        return None if password is None else str(password)
 
     def engine_url(self, *, is_async: bool) -> URL:
         """The URL given to SQLAlchemy: the driver set, the password left out.
@@ -100,7 +139,7 @@ class Backend:
 
     # -- engines ---------------------------------------------------------------
     def engine_options(self, *, is_async: bool) -> dict[str, Any]:
-        """Keyword arguments for create_engine: backend defaults, then the config's pool settings."""
+        """create_engine() keyword arguments: backend defaults, then the config's pool settings."""
         cfg = self.config
         options: dict[str, Any] = {}
         pool = {

@@ -1,0 +1,24 @@
+"""The `dbwire` command: typer + rich, one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from dbwire.cli import inspect as inspect_commands
+from dbwire.cli import store as store_commands
+
+app = typer.Typer(
+    name="dbwire",
+    help="Inspect, check and query the databases of a dbwire configuration.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+inspect_commands.register(app)
+store_commands.register(app)
+
+
+def main() -> None:
+    """Entry point of the `dbwire` console script."""
+    app()

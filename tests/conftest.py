@@ -1,0 +1,81 @@
+"""Shared fixtures for the dbwire test suite."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from servers import (
+    DatabaseServer,
+    ExternalServer,
+    MariaDBServer,
+    PostgresServer,
+    ServerUnavailable,
+)
+
+# --------------------------------------------------------------------------- database servers
+# Started lazily (only when a test asks for them), once per session.  Set
+# DBWIRE_TEST_POSTGRES_URL / DBWIRE_TEST_MYSQL_URL to use an existing server instead.
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+
+
+def _session_server(
+    from_env: Callable[[], ExternalServer | None],
+    factory: Callable[[], PostgresServer | MariaDBServer],
+) -> Iterator[DatabaseServer]:
+    external = from_env()
+    if external is not None:
+        yield external
+        return
+    try:
+        server = factory()
+    except ServerUnavailable as exc:
+        reason = str(exc)
+    else:
+        reason = ""
+    if reason:
+        if _in_ci():
+            pytest.fail(f"CI must run the database tests: {reason}", pytrace=False)
+        pytest.skip(reason)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+def _running_url(server: DatabaseServer) -> str:
+    """The server's URL, restarting it first if a fault test left it stopped or killed."""
+    if not server.is_running():
+        server.start()
+    assert server.is_running(), f"{server!r} is not running"
+    return server.url
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[DatabaseServer]:
+    """The session's PostgreSQL server (throwaway, or external via the env var)."""
+    yield from _session_server(PostgresServer.from_env, PostgresServer)
+
+
+@pytest.fixture(scope="session")
+def mysql_server() -> Iterator[DatabaseServer]:
+    """The session's MariaDB server (throwaway, or external via the env var)."""
+    yield from _session_server(MariaDBServer.from_env, MariaDBServer)
+
+
+@pytest.fixture
+def pg_url(pg_server: DatabaseServer) -> str:
+    """``postgresql://dbwire:<pw>@127.0.0.1:<port>/dbwire`` of a running server."""
+    return _running_url(pg_server)
+
+
+@pytest.fixture
+def mysql_url(mysql_server: DatabaseServer) -> str:
+    """``mysql://dbwire:<pw>@127.0.0.1:<port>/dbwire`` of a running server."""
+    return _running_url(mysql_server)
