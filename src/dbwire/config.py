@@ -11,7 +11,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from dbwire.errors import ConfigError
 from dbwire.url import mask_text, mask_url, parse_url
@@ -26,6 +34,8 @@ class DatabaseConfig(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
     name: str = "default"
     url: str | None = None
@@ -103,7 +113,12 @@ class DatabaseConfig(BaseModel):
         if self.password is not None:
             data["password"] = self.password
         data.update(overrides)
-        return validate_database(data, name=self.name, origin="arguments")
+        sources = {**self._sources, **dict.fromkeys(overrides, "argument")}
+        return validate_database(data, name=self.name, origin="arguments", sources=sources)
+
+    def field_source(self, field: str) -> str:
+        """Where a field's value came from: 'argument', 'env VAR', 'FILE:LINE', or 'default'."""
+        return self._sources.get(field, "default")
 
     def __repr__(self) -> str:
         return f"DatabaseConfig(name={self.name!r}, url={self.display_url!r})"
@@ -147,25 +162,55 @@ def _suggest(word: str, choices: Any) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
-def validate_database(data: Mapping[str, Any], *, name: str, origin: str) -> DatabaseConfig:
-    """Validate one database's fields, turning pydantic errors into one clear ConfigError."""
+_SECRET_FIELDS = {"password", "password_command", "connect_args"}
+
+
+def validate_database(
+    data: Mapping[str, Any],
+    *,
+    name: str,
+    origin: str,
+    sources: Mapping[str, str] | None = None,
+) -> DatabaseConfig:
+    """Validate one database's fields, turning pydantic errors into one clear ConfigError.
+
+    Args:
+        data: the field values.
+        name: the database's name.
+        origin: where the values came from, for messages ("dbwire.toml", "arguments").
+        sources: per field, a finer origin ("env DBWIRE_MAIN__POOL_SIZE", "dbwire.toml:7"),
+            kept on the result for `dbwire url --explain`.
+    """
     payload = dict(data)
     payload["name"] = name
+    where = dict(sources or {})
     try:
-        return DatabaseConfig.model_validate(payload)
+        config = DatabaseConfig.model_validate(payload)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"]) or "?"
+            top = str(err["loc"][0]) if err["loc"] else "?"
             if err["type"] == "extra_forbidden":
                 hint = _suggest(field, _FIELD_NAMES)
                 problems.append(f"unknown field {field!r}{hint}")
+                continue
+            secret = top in _SECRET_FIELDS
+            shown = "***" if secret else mask_text(repr(err.get("input")))
+            source = where.get(top, origin)
+            if source.startswith("env "):
+                kind = _EXPECTED.get(err["type"].split("_", 1)[0], err["msg"])
+                problems.append(f"{source[4:]}={shown} is not a valid {kind}")
             else:
-                shown = "***" if field in {"password"} else mask_text(repr(err.get("input")))
-                problems.append(f"field {field!r}: {err['msg']} (got {shown})")
+                problems.append(f"field {field!r}: {err['msg']} (got {shown}; from {source})")
         raise ConfigError(
             f"{origin}: database {name!r}: " + "; ".join(problems), database=name
         ) from None
+    config._sources.update({k: where.get(k, origin) for k in payload if k != "name"})
+    return config
+
+
+_EXPECTED = {"int": "int", "float": "float", "bool": "bool", "greater": "value (too small)"}
 
 
 def interpolate(value: Any, environ: Mapping[str, str], *, where: str) -> Any:
@@ -191,23 +236,28 @@ def interpolate(value: Any, environ: Mapping[str, str], *, where: str) -> Any:
     return value
 
 
-def _env_overrides(name: str, prefix: str | None, environ: Mapping[str, str]) -> dict[str, Any]:
+def _env_overrides(
+    name: str, prefix: str | None, environ: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
     """Fields set by DBWIRE_<NAME>__<FIELD>, or by <PREFIX>_<FIELD> for a database with env_prefix.
 
-    DBWIRE_<NAME>__* wins over the env_prefix variables when both set the same field.
+    Returns the values and, per field, the variable that set it. DBWIRE_<NAME>__* wins
+    over the env_prefix variables when both set the same field.
     """
     found: dict[str, Any] = {}
-    sources: list[tuple[str, str]] = []
+    origins: dict[str, str] = {}
+    heads: list[tuple[str, str]] = []
     if prefix:
-        sources.append((prefix.upper().rstrip("_") + "_", "prefix"))
-    sources.append(("DBWIRE_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper() + "__", "dbwire"))
-    for head, kind in sources:
-        for key, raw in environ.items():
+        heads.append((prefix.upper().rstrip("_") + "_", "prefix"))
+    heads.append(("DBWIRE_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper() + "__", "dbwire"))
+    for head, kind in heads:
+        for key, raw in sorted(environ.items()):
             if not key.startswith(head):
                 continue
             field = key[len(head) :].lower()
             field = _PREFIX_FIELD_ALIASES.get(field, field) if kind == "prefix" else field
-            if field not in DatabaseConfig.model_fields and field != "username":
+            field = "user" if field == "username" else field
+            if field not in DatabaseConfig.model_fields or field == "name":
                 if kind == "prefix":
                     continue  # a project's own variable that merely shares the prefix
                 raise ConfigError(
@@ -218,7 +268,8 @@ def _env_overrides(name: str, prefix: str | None, environ: Mapping[str, str]) ->
             if field == "password" and raw == "":
                 continue  # seed 001: an empty password means "look in .pgpass"
             found[field] = _cast_env(key, field, raw, name)
-    return found
+            origins[field] = f"env {key}"
+    return found, origins
 
 
 def _cast_env(key: str, field: str, raw: str, name: str) -> Any:
@@ -281,20 +332,43 @@ def _databases_table(document: Mapping[str, Any], origin: str) -> dict[str, Any]
     return table
 
 
+def _field_lines(text: str) -> dict[tuple[str, str], int]:
+    """(database, field) -> line number of its assignment, for `dbwire url --explain`.
+
+    tomllib keeps no positions; a light scan of [databases.NAME] headers is enough here.
+    """
+    lines: dict[tuple[str, str], int] = {}
+    current: str | None = None
+    header = re.compile(
+        r"^\s*\[\s*(?:tool\s*\.\s*dbwire\s*\.\s*)?(?:databases|dbs)\s*\.\s*"
+        r"\"?([^\]\"]+)\"?\s*\]"
+    )
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.lstrip().startswith("["):
+            match = header.match(line)
+            current = match.group(1).strip() if match else None
+            continue
+        if current is not None and "=" in line:
+            key = line.split("=", 1)[0].strip().strip('"')
+            lines.setdefault((current, key), number)
+    return lines
+
+
 def load_config(
     path: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Config:
-    """Load the configuration: an explicit path or dict, $DBWIRE_CONFIG, ./dbwire.toml,
-    [tool.dbwire] in ./pyproject.toml, and $DATABASE_URL as a database named 'default'.
+    """Load the configuration.
 
-    Environment overrides (DBWIRE_<NAME>__<FIELD> and each database's env_prefix) are
-    applied on top of the file.
+    Sources, first found wins: an explicit path or dict, $DBWIRE_CONFIG, ./dbwire.toml,
+    [tool.dbwire] in ./pyproject.toml; $DATABASE_URL adds a database named 'default'.
+    On top of the file, DBWIRE_<NAME>__<FIELD> (or each database's env_prefix) wins.
     """
     env = os.environ if environ is None else environ
     raw: dict[str, Any] = {}
     origin = "config"
     source: str | None = None
+    lines: dict[tuple[str, str], int] = {}
     if isinstance(path, Mapping):
         raw = _databases_table(path, "config dict")
         origin, source = "config dict", "dict"
@@ -303,14 +377,26 @@ def load_config(
         if file is not None:
             source = origin = str(file)
             raw = _databases_table(_read_toml(file), origin)
+            lines = _field_lines(file.read_text(encoding="utf-8"))
     if "default" not in raw and env.get("DATABASE_URL"):
         raw["default"] = {"url": env["DATABASE_URL"]}
+        lines[("default", "url")] = 0
         source = source or "DATABASE_URL"
     databases: dict[str, DatabaseConfig] = {}
     for name, fields in raw.items():
         where = f"{origin}: database {name!r}"
         expanded = interpolate(fields, env, where=where)
-        overrides = _env_overrides(name, expanded.get("env_prefix"), env)
-        merged = {**expanded, **overrides}
-        databases[name] = validate_database(merged, name=name, origin=origin)
+        sources = {
+            key: (f"{origin}:{lines[(name, key)]}" if lines.get((name, key)) else origin)
+            for key in expanded
+        }
+        if name == "default" and lines.get(("default", "url")) == 0:
+            sources["url"] = "env DATABASE_URL"
+        overrides, env_sources = _env_overrides(name, expanded.get("env_prefix"), env)
+        databases[name] = validate_database(
+            {**expanded, **overrides},
+            name=name,
+            origin=origin,
+            sources={**sources, **env_sources},
+        )
     return Config(databases=databases, source=source)
