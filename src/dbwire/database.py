@@ -68,6 +68,7 @@ class Database:
         self._async_readonly_session_factory: async_sessionmaker[OrmAsyncSession] | None = None
         self._scoped: scoped_session[OrmSession] | None = None
         self._metadata: MetaData | None = None
+        self._last_password: str | None = None
 
     # -- identity --------------------------------------------------------------
     @property
@@ -160,14 +161,13 @@ class Database:
     def _install_hooks(self, engine: Engine, *, is_async: bool) -> None:
         """Per-connection credentials, database-enforced read-only, and error translation."""
         backend = self.backend
-        password_key = backend.password_param(is_async=is_async)
 
         @event.listens_for(engine, "do_connect")
         def _credentials(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
             # Resolved per physical connection, so a rotated secret needs no new engine.
-            password = self.current_password()
-            if password:
-                cparams[password_key] = password
+            params = self.connect_params()
+            self._last_password = params.password_value()
+            backend.apply_params(cparams, params, is_async=is_async)
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Connection) -> None:
@@ -195,6 +195,15 @@ class Database:
         """The password to log in with right now (never logged or shown)."""
         return self.connect_params().password_value()
 
+    def known_secrets(self) -> list[str]:
+        """Every password this Database knows of, for scrubbing text before it is shown."""
+        secrets = [self._last_password]
+        try:
+            secrets.append(self.current_password())
+        except Exception:  # scrubbing must never fail, even when a password source is down
+            secrets.append(self.backend.password_from_url())
+        return [s for s in secrets if s]
+
     def _translate_error(self, ctx: ExceptionContext) -> BaseException | None:
         original = ctx.original_exception
         if ctx.is_pre_ping:
@@ -213,7 +222,7 @@ class Database:
 
     def _driver_detail(self, exc: BaseException) -> str:
         text_ = " ".join(str(exc).split())
-        return scrub(text_, [self.current_password()])[:500]
+        return scrub(text_, self.known_secrets())[:500]
 
     def _connect_error(self, exc: BaseException, detail: str) -> ConnectError:
         if self.backend.is_auth_failure(exc):

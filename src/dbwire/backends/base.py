@@ -25,6 +25,8 @@ class ConnectParams:
     database: str | None
     password: SecretStr | None = field(default=None, repr=False)
     sources: Mapping[str, str] = field(default_factory=dict)
+    # Other driver settings a native source chose (e.g. sslmode from pg_service.conf).
+    options: Mapping[str, str] = field(default_factory=dict)
 
     def password_value(self) -> str | None:
         """The password in clear, for a driver's connect() call only."""
@@ -93,15 +95,19 @@ class Backend:
         return url
 
     def resolve_params(self) -> ConnectParams:
-        """Resolve host, port, user, database and password for a new physical connection."""
+        """Resolve host, port, user, database and password for a new physical connection.
+
+        Called by the engine's do_connect hook for every new connection, so a rotated
+        password file, command output or .pgpass line is used without a new engine.
+        Backends with native sources (.pgpass, option files) extend this.
+        """
         url = self.base_url()
-        cfg = self.config
-        password: SecretStr | None = None
-        sources: dict[str, str] = {}
-        if cfg.password is not None:
-            password, sources["password"] = cfg.password, "config password"
-        elif (from_url := self.password_from_url()) is not None:
-            password, sources["password"] = SecretStr(from_url), "URL"
+        password, password_source = self.configured_password()
+        sources = {
+            field: self._field_origin(field) for field in ("host", "port", "user", "database")
+        }
+        if password_source:
+            sources["password"] = password_source
         return ConnectParams(
             host=url.host,
             port=url.port or self.default_port,
@@ -110,6 +116,53 @@ class Backend:
             password=password,
             sources=sources,
         )
+
+    def _field_origin(self, field: str) -> str:
+        """Where a host/port/user/database value came from in dbwire's own config."""
+        cfg = self.config
+        if getattr(cfg, field, None) is not None:
+            return cfg.field_source(field)
+        return f"url ({cfg.field_source('url')})" if cfg.url is not None else "default"
+
+    def configured_password(self) -> tuple[SecretStr | None, str | None]:
+        """The password from dbwire's own sources, highest first, and where it came from.
+
+        Order: the password field, a password inside the URL, password_file (read at
+        every new connection), password_command (output cached for its TTL).
+        """
+        cfg = self.config
+        if cfg.password is not None:
+            return cfg.password, f"password ({cfg.field_source('password')})"
+        from_url = self.password_from_url()
+        if from_url is not None:
+            return SecretStr(from_url), f"url ({cfg.field_source('url')})"
+        if cfg.password_file is not None:
+            from dbwire.credentials import read_password_file
+
+            return read_password_file(cfg.password_file), f"password_file {cfg.password_file}"
+        if cfg.password_command is not None:
+            return self._password_command().get(), "password_command"
+        return None, None
+
+    def _password_command(self) -> Any:
+        command = getattr(self, "_command", None)
+        if command is None:
+            from dbwire.credentials import PasswordCommand
+
+            assert self.config.password_command is not None
+            command = PasswordCommand(
+                self.config.password_command, ttl=self.config.password_command_ttl
+            )
+            self._command = command
+        return command
+
+    def apply_params(
+        self, cparams: dict[str, Any], params: ConnectParams, *, is_async: bool
+    ) -> None:
+        """Put resolved parameters into the driver's connect() keyword arguments."""
+        password = params.password_value()
+        if password is not None:
+            cparams[self.password_param(is_async=is_async)] = password
 
     def password_from_url(self) -> str | None:
         """A password written inside the configured URL, if any."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, ClassVar
 
+from pydantic import SecretStr
 from sqlalchemy.engine import URL
 
-from dbwire.backends.base import Backend
+from dbwire.backends.base import Backend, ConnectParams
 
 # 1792: cannot execute in a READ ONLY transaction; 1290: server runs with --read-only.
 _READONLY_CODES = {1792, 1290}
@@ -56,6 +58,42 @@ class MySQLBackend(Backend):
             cursor.execute("SET TRANSACTION READ ONLY")
         finally:
             cursor.close()
+
+    def resolve_params(self) -> ConnectParams:
+        """dbwire's config first, then [client] of the MySQL option files (~/.my.cnf, or
+        mysql_option_file) for whatever is still unset, as the mysql client would."""
+        from dbwire.credentials import read_mysql_option_files
+
+        params = super().resolve_params()
+        path = self.config.mysql_option_file
+        options = read_mysql_option_files([path] if path else None)
+        if not options:
+            return params
+        origin = f"option file {path or '~/.my.cnf'} [client]"
+        updates: dict[str, Any] = {}
+        sources = dict(params.sources)
+        for field, key in (("host", "host"), ("user", "user"), ("database", "database")):
+            if getattr(params, field) is None and options.get(key):
+                updates[field], sources[field] = options[key], origin
+        if self.base_url().port is None and options.get("port", "").isdigit():
+            updates["port"], sources["port"] = int(options["port"]), origin
+        if params.password is None and "password" in options:
+            updates["password"], sources["password"] = SecretStr(options["password"]), origin
+        return replace(params, sources=sources, **updates)
+
+    def apply_params(
+        self, cparams: dict[str, Any], params: ConnectParams, *, is_async: bool
+    ) -> None:
+        # aiomysql names the database "db", PyMySQL "database" (SQLAlchemy's translation).
+        keys = {"host": "host", "port": "port", "user": "user"}
+        keys["database"] = "db" if is_async else "database"
+        for field, key in keys.items():
+            value = getattr(params, field)
+            if value is not None and key not in cparams:
+                cparams[key] = value
+        password = params.password_value()
+        if password is not None:
+            cparams["password"] = password
 
     def is_readonly_violation(self, exc: BaseException) -> bool:
         return mysql_error_code(exc) in _READONLY_CODES

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
+from pydantic import SecretStr
 from sqlalchemy.engine import URL
 
-from dbwire.backends.base import Backend
+from dbwire.backends.base import Backend, ConnectParams
+
+# URL query parameters that are libpq keywords; resolve_pg applies them exactly as libpq.
+_LIBPQ_QUERY_KEYWORDS = (
+    "service",
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "target_session_attrs",
+    "application_name",
+    "options",
+    "connect_timeout",
+    "hostaddr",
+)
 
 # SQLSTATEs: 25006 read_only_sql_transaction; 28P01 invalid_password; 28000 invalid authorization.
 _READONLY_SQLSTATE = "25006"
@@ -74,3 +90,61 @@ class PostgresBackend(Backend):
             return True
         text = str(exc).lower()
         return "password authentication failed" in text or "no password supplied" in text
+
+    def resolve_params(self) -> ConnectParams:
+        """libpq-exact resolution: dbwire's config first, then PG* variables, the service
+        file and .pgpass, exactly as libpq would choose (dbwire.credentials.resolve_pg).
+
+        psycopg would find the same values through libpq itself; asyncpg would not (it has
+        its own partial .pgpass logic), so dbwire resolves once and hands both drivers the
+        result, making them behave alike.
+        """
+        from dbwire.credentials import resolve_pg
+
+        url = self.base_url()
+        password, password_source = self.configured_password()
+        params: dict[str, str | None] = {
+            "host": url.host,
+            "port": str(url.port) if url.port else None,
+            "user": url.username,
+            "dbname": url.database,
+            "password": password.get_secret_value() if password is not None else None,
+            "passfile": self.config.passfile,
+        }
+        for key in _LIBPQ_QUERY_KEYWORDS:
+            value = url.query.get(key)
+            if isinstance(value, str):
+                params[key] = value
+        resolved = resolve_pg(params, os.environ)
+        ours = {"host": "host", "port": "port", "user": "user", "dbname": "database"}
+        sources: dict[str, str] = {}
+        for libpq_key, field in ours.items():
+            origin = resolved.sources.get(libpq_key, "default")
+            sources[field] = self._field_origin(field) if origin == "argument" else origin
+        if password is not None:
+            sources["password"] = password_source or "config"
+        elif resolved.password is not None:
+            sources["password"] = resolved.sources.get("password", ".pgpass")
+        return ConnectParams(
+            host=resolved.host,
+            port=resolved.port,
+            user=resolved.user,
+            database=resolved.dbname,
+            password=resolved.password if password is None else SecretStr(params["password"] or ""),
+            sources=sources,
+            options=resolved.options,
+        )
+
+    def apply_params(
+        self, cparams: dict[str, Any], params: ConnectParams, *, is_async: bool
+    ) -> None:
+        cparams["host"] = params.host
+        cparams["port"] = params.port
+        cparams["user"] = params.user
+        cparams["database" if is_async else "dbname"] = params.database
+        password = params.password_value()
+        if password is not None:
+            cparams["password"] = password
+        sslmode = params.options.get("sslmode")
+        if is_async and sslmode and "ssl" not in cparams:
+            cparams["ssl"] = sslmode  # asyncpg's name for libpq's sslmode
