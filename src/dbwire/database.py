@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
 import threading
+import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -61,11 +63,15 @@ class Database:
         self._lock = threading.RLock()
         self._closed = False
         self._engine: Engine | None = None
-        self._async_engine: AsyncEngine | None = None
+        # One async engine per event loop: asyncpg/aiomysql connections belong to the loop
+        # that opened them, so a Database used from several asyncio.run() calls (or
+        # pytest-asyncio tests) would otherwise hand out connections of a dead loop.
+        self._async_sides: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AsyncSide] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._async_side_no_loop: _AsyncSide | None = None
         self._session_factory: sessionmaker[OrmSession] | None = None
         self._readonly_session_factory: sessionmaker[OrmSession] | None = None
-        self._async_session_factory: async_sessionmaker[OrmAsyncSession] | None = None
-        self._async_readonly_session_factory: async_sessionmaker[OrmAsyncSession] | None = None
         self._scoped: scoped_session[OrmSession] | None = None
         self._metadata: MetaData | None = None
         self._last_password: str | None = None
@@ -107,15 +113,38 @@ class Database:
 
     @property
     def async_engine(self) -> AsyncEngine:
-        """The AsyncEngine on the backend's async driver, created on first use."""
-        engine = self._async_engine
-        if engine is None:
-            with self._lock:
-                self._check_open()
-                if self._async_engine is None:
-                    self._async_engine = self._create_async_engine()
-                engine = self._async_engine
-        return engine
+        """The AsyncEngine for the running event loop, on the backend's async driver."""
+        return self._async_side().engine
+
+    def _async_side(self) -> _AsyncSide:
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        side = self._async_sides.get(loop) if loop is not None else self._async_side_no_loop
+        if side is not None:
+            return side
+        with self._lock:
+            self._check_open()
+            side = self._async_sides.get(loop) if loop is not None else self._async_side_no_loop
+            if side is None:
+                side = _AsyncSide(self._create_async_engine())
+                if loop is None:
+                    self._async_side_no_loop = side
+                else:
+                    self._async_sides[loop] = side
+            return side
+
+    def _async_engines(self) -> list[AsyncEngine]:
+        sides = list(self._async_sides.values())
+        if self._async_side_no_loop is not None:
+            sides.append(self._async_side_no_loop)
+        return [side.engine for side in sides]
+
+    def engines(self) -> list[Engine]:
+        """Every sync Engine this Database has created, async ones by their sync_engine."""
+        engines = [self._engine] if self._engine is not None else []
+        return engines + [engine.sync_engine for engine in self._async_engines()]
 
     def _check_open(self) -> None:
         if self._closed:
@@ -254,16 +283,8 @@ class Database:
 
     @property
     def AsyncSession(self) -> async_sessionmaker[OrmAsyncSession]:
-        """The async session factory (expire_on_commit=False, autoflush=False)."""
-        factory = self._async_session_factory
-        if factory is None:
-            with self._lock:
-                if self._async_session_factory is None:
-                    self._async_session_factory = async_sessionmaker(
-                        self.async_engine, expire_on_commit=False, autoflush=False
-                    )
-                factory = self._async_session_factory
-        return factory
+        """The running loop's async session factory (expire_on_commit=False, autoflush=False)."""
+        return self._async_side().factory(readonly=False)
 
     def _readonly_factory(self) -> sessionmaker[OrmSession]:
         with self._lock:
@@ -273,15 +294,6 @@ class Database:
                     bind=bind, expire_on_commit=False, autoflush=False
                 )
             return self._readonly_session_factory
-
-    def _async_readonly_factory(self) -> async_sessionmaker[OrmAsyncSession]:
-        with self._lock:
-            if self._async_readonly_session_factory is None:
-                bind = self.async_engine.execution_options(**{READONLY_OPTION: True})
-                self._async_readonly_session_factory = async_sessionmaker(
-                    bind, expire_on_commit=False, autoflush=False
-                )
-            return self._async_readonly_session_factory
 
     @contextmanager
     def session(self, readonly: bool = False, auto_commit: bool = True) -> Iterator[OrmSession]:
@@ -321,7 +333,7 @@ class Database:
         self, readonly: bool = False, auto_commit: bool = True
     ) -> AsyncIterator[OrmAsyncSession]:
         """The async twin of session(): same commit, rollback and close semantics."""
-        factory = self._async_readonly_factory() if readonly else self.AsyncSession
+        factory = self._async_side().factory(readonly=readonly)
         async with factory() as session:
             try:
                 yield session
@@ -395,19 +407,21 @@ class Database:
                 self._scoped.remove()
             if self._engine is not None:
                 self._engine.dispose()
-            if self._async_engine is not None:
+            for async_engine in self._async_engines():
                 # Async connections belong to the event loop that opened them; aclose()
                 # closes them there. From sync code, drop the pool without touching them.
-                self._async_engine.sync_engine.dispose(close=False)
+                async_engine.sync_engine.dispose(close=False)
+            self._async_sides.clear()
+            self._async_side_no_loop = None
             self.backend.close()
         _forget(self)
 
     async def aclose(self) -> None:
-        """Close the async pool on the running event loop, then everything else."""
-        engine = self._async_engine
-        if engine is not None and not self._closed:
-            await engine.dispose()
-            self._async_engine = None
+        """Close the running loop's async pool on that loop, then everything else."""
+        if not self._closed:
+            side = self._async_sides.pop(asyncio.get_running_loop(), None)
+            if side is not None:
+                await side.engine.dispose()
         self.close()
 
     def __enter__(self) -> Database:
@@ -415,6 +429,24 @@ class Database:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _AsyncSide:
+    """The async engine of one event loop and its session factories."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._factories: dict[bool, async_sessionmaker[OrmAsyncSession]] = {}
+
+    def factory(self, *, readonly: bool) -> async_sessionmaker[OrmAsyncSession]:
+        found = self._factories.get(readonly)
+        if found is None:
+            bind = self.engine
+            if readonly:
+                bind = bind.execution_options(**{READONLY_OPTION: True})
+            found = async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
+            self._factories[readonly] = found
+        return found
 
 
 def _collect(result: Any) -> QueryResult:
