@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession as OrmAsyncSession
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import scoped_session, sessionmaker
 
+from dbwire import health, lifecycle
 from dbwire.backends import registry
 from dbwire.backends.base import Backend, ConnectParams
 from dbwire.config import Config, DatabaseConfig, load_config, validate_database
@@ -31,9 +32,13 @@ from dbwire.errors import (
     ConfigError,
     ConnectError,
     DatabaseClosedError,
+    DbwireError,
     ReadOnlyError,
     scrub,
 )
+from dbwire.health import HealthResult, PoolStatus
+from dbwire.observe import QueryObserver, QueryStats
+from dbwire.pool import adopt_pool
 
 READONLY_OPTION = "dbwire_readonly"
 _RO_RECORD_FLAG = "dbwire_readonly_used"
@@ -75,6 +80,17 @@ class Database:
         self._scoped: scoped_session[OrmSession] | None = None
         self._metadata: MetaData | None = None
         self._last_password: str | None = None
+        self._database_ensured = False
+        # -- health, stats, pool, wait (manager issue): query counters, fork safety
+        self._observer = QueryObserver(
+            self.name,
+            logger=self.logger,
+            log_queries=config.log_queries,
+            query_log_level=config.query_log_level,
+            slow_query_ms=config.slow_query_ms,
+            secrets=self.known_secrets,
+        )
+        lifecycle.track(self)
 
     # -- identity --------------------------------------------------------------
     @property
@@ -163,6 +179,7 @@ class Database:
         return url, options
 
     def _create_sync_engine(self) -> Engine:
+        self._ensure_database()
         url, options = self._engine_arguments(is_async=False)
         try:
             engine = create_engine(url, **options)
@@ -172,6 +189,7 @@ class Database:
         return engine
 
     def _create_async_engine(self) -> AsyncEngine:
+        self._ensure_database()
         url, options = self._engine_arguments(is_async=True)
         try:
             engine = create_async_engine(url, **options)
@@ -179,6 +197,38 @@ class Database:
             raise self._bad_engine_option(exc) from None
         self._install_hooks(engine.sync_engine, is_async=True)
         return engine
+
+    def _ensure_database(self) -> None:
+        if self.config.create_db and not self._database_ensured:
+            self.create_database()
+            self._database_ensured = True
+
+    def create_database(self) -> bool:
+        """Create the configured database if it does not exist (`create_db = true` does this
+        before the first engine). Returns True when it was created."""
+        try:
+            created = self.backend.create_database(self.connect_params())
+        except DbwireError:
+            raise
+        except Exception as exc:
+            detail = self._driver_detail(exc)
+            raise ConnectError(
+                f"database {self.name!r} ({self.url}): could not create the database: {detail}. "
+                "Fix: the user needs the right to create databases (PostgreSQL CREATEDB, "
+                "MySQL CREATE), or create it by hand and set create_db = false",
+                database=self.name,
+            ) from None
+        if created:
+            self.logger.info(
+                "created database %r for %r", self.connect_params().database, self.name
+            )
+        return created
+
+    def migrate(self, script_location: str | os.PathLike[str], revision: str = "head") -> None:
+        """Upgrade the schema with Alembic (see dbwire.migrate.migrate)."""
+        from dbwire.migrate import migrate
+
+        migrate(self, script_location, revision)
 
     def _bad_engine_option(self, exc: TypeError) -> ConfigError:
         return ConfigError(
@@ -215,6 +265,7 @@ class Database:
             return self._translate_error(ctx)
 
         backend.configure_engine(engine, is_async=is_async)
+        self._instrument(engine)
 
     def connect_params(self) -> ConnectParams:
         """Host, port, user, database and password as a new connection would use them now."""
@@ -429,6 +480,74 @@ class Database:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- health, stats, pool, wait (manager issue) ---------------------------------
+    def health_check(self, timeout: float | None = None) -> HealthResult:
+        """Run the backend's health query through the pool; answers within timeout seconds
+        (default: health_timeout) even when the server hangs.
+        """
+        return health.check(self, timeout)
+
+    async def async_health_check(self, timeout: float | None = None) -> HealthResult:
+        """The async twin of health_check(), through the async engine."""
+        return await health.async_check(self, timeout)
+
+    def get_pool_status(self, *, is_async: bool = False) -> PoolStatus:
+        """Size, checked in, checked out and overflow of the sync (or this loop's async) pool."""
+        engine = self.async_engine.sync_engine if is_async else self.engine
+        return health.pool_status(engine.pool)
+
+    def get_stats(self) -> QueryStats:
+        """Query count, errors, slow queries, total and max duration since start or reset."""
+        return self._observer.snapshot()
+
+    def reset_stats(self) -> None:
+        """Start the query counters from zero."""
+        self._observer.reset()
+
+    def wait(self, timeout: float = 30.0) -> float:
+        """Block until the server answers, retrying with backoff; the seconds it took.
+
+        Raises ConnectError after timeout, and at once for a rejected login.
+        """
+        return lifecycle.wait_until_ready(self, timeout)
+
+    async def async_wait(self, timeout: float = 30.0) -> float:
+        """The async twin of wait()."""
+        return await lifecycle.async_wait_until_ready(self, timeout)
+
+    def dispose_pools(self, *, close: bool = True) -> None:
+        """Drop the pooled connections; new ones open on next use.
+
+        close=False forgets them without closing, for connections that belong to another
+        process (after fork). Async pools are always dropped without closing here, since
+        their connections belong to an event loop: adispose_pools() closes them there.
+        """
+        sync_engine = self._engine
+        for engine in self.engines():
+            engine.dispose(close=close and engine is sync_engine)
+
+    async def adispose_pools(self) -> None:
+        """dispose_pools(), closing the running event loop's async pool on that loop."""
+        current = self.async_engine
+        await current.dispose()
+        sync_engine = self._engine
+        for engine in self.engines():
+            if engine is not current.sync_engine:
+                engine.dispose(close=engine is sync_engine)
+
+    def _after_fork(self) -> None:
+        """In a forked child: fresh locks, and pools that never hand out the parent's
+        connections (SQLAlchemy's documented engine.dispose(close=False)).
+        """
+        self._lock = threading.RLock()  # a parent thread may have held it at the fork
+        self._observer.reset_after_fork()
+        self.dispose_pools(close=False)
+
+    def _instrument(self, engine: Engine) -> None:
+        """Query timing and counters, and the pool class whose timeout explains itself."""
+        self._observer.install(engine)
+        adopt_pool(engine, self.name)
 
 
 class _AsyncSide:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import SecretStr
 from sqlalchemy.engine import URL, Engine
@@ -13,6 +13,10 @@ from sqlalchemy.engine import URL, Engine
 from dbwire.config import DatabaseConfig
 from dbwire.errors import MissingDependencyError
 from dbwire.url import parse_url
+
+if TYPE_CHECKING:
+    from dbwire.local import DuckDBAttach
+    from dbwire.schema import TableSchema
 
 
 @dataclass(frozen=True)
@@ -233,6 +237,13 @@ class Backend:
     def close(self) -> None:
         """Release per-database resources (called when the Database closes)."""
 
+    def create_database(self, params: ConnectParams) -> bool:
+        """Create the configured database when it does not exist; True if it was created.
+
+        Embedded backends create their file on first connect, so the default does nothing.
+        """
+        return False
+
     # -- read-only -------------------------------------------------------------
     def begin_readonly(self, dbapi_connection: Any) -> None:
         """Make the transaction that is about to begin read-only, enforced by the database."""
@@ -248,3 +259,28 @@ class Backend:
     def is_auth_failure(self, exc: BaseException) -> bool:
         """True when exc is the server rejecting the login."""
         return False
+
+    # -- the local DuckDB store and engine-less backends (DuckDB store issue) ---
+    #: False for a backend without a SQLAlchemy engine (s3): Database sends execute_query()
+    #: and get_schema() to the backend's own methods below.
+    has_engine: ClassVar[bool] = True
+
+    def duckdb_attach(self, readonly: bool) -> DuckDBAttach:
+        """How a LocalStore attaches this database: extensions, secret and ATTACH target."""
+        from dbwire.errors import DbwireError
+
+        raise DbwireError(
+            f"database {self.config.name!r}: the {self.name} backend cannot be attached to "
+            "a DuckDB store; copy its data with store.collect() instead",
+            database=self.config.name,
+        )
+
+    def execute_query(
+        self, sql: str, params: Mapping[str, Any] | None = None
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        """Run a query without SQLAlchemy; only backends with has_engine = False implement it."""
+        raise NotImplementedError
+
+    def get_schema(self) -> list[TableSchema] | None:
+        """The backend's own schema listing, or None to use SQLAlchemy's inspector."""
+        return None

@@ -81,6 +81,24 @@ class MySQLBackend(Backend):
             updates["password"], sources["password"] = SecretStr(options["password"]), origin
         return replace(params, sources=sources, **updates)
 
+    def create_database(self, params: ConnectParams) -> bool:
+        import pymysql
+
+        conn = pymysql.connect(
+            host=params.host or "localhost",
+            port=params.port or 3306,
+            user=params.user or "",
+            password=params.password_value() or "",
+            connect_timeout=max(1, round(self.config.connect_timeout or 10.0)),
+        )
+        try:
+            with conn.cursor() as cursor:
+                name = (params.database or "").replace("`", "``")
+                created = cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{name}`")
+            return bool(created)
+        finally:
+            conn.close()
+
     def apply_params(
         self, cparams: dict[str, Any], params: ConnectParams, *, is_async: bool
     ) -> None:

@@ -135,6 +135,30 @@ class PostgresBackend(Backend):
             options=resolved.options,
         )
 
+    def create_database(self, params: ConnectParams) -> bool:
+        import psycopg
+        from psycopg import sql
+
+        # CREATE DATABASE cannot run inside a transaction or in the database it creates:
+        # connect to the maintenance database with the same credentials, autocommit.
+        with psycopg.connect(
+            host=params.host,
+            port=params.port,
+            user=params.user,
+            password=params.password_value(),
+            dbname="postgres",
+            autocommit=True,
+            connect_timeout=max(2, round(self.config.connect_timeout or 10.0)),
+        ) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (params.database,)
+            ).fetchone()
+            if exists:
+                return False
+            name = sql.Identifier(params.database or "")
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+            return True
+
     def apply_params(
         self, cparams: dict[str, Any], params: ConnectParams, *, is_async: bool
     ) -> None:

@@ -1,0 +1,1 @@
+"""Integrations of dbwire with frameworks: FastAPI dependencies."""
