@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import SecretStr
 from sqlalchemy.engine import URL
 
 from dbwire.backends.base import Backend, ConnectParams
+
+if TYPE_CHECKING:
+    from dbwire.local import DuckDBAttach
 
 # URL query parameters that are libpq keywords; resolve_pg applies them exactly as libpq.
 _LIBPQ_QUERY_KEYWORDS = (
@@ -22,6 +25,7 @@ _LIBPQ_QUERY_KEYWORDS = (
     "options",
     "connect_timeout",
     "hostaddr",
+    "passfile",
 )
 
 # SQLSTATEs: 25006 read_only_sql_transaction; 28P01 invalid_password; 28000 invalid authorization.
@@ -57,9 +61,10 @@ class PostgresBackend(Backend):
 
     def engine_url(self, *, is_async: bool) -> URL:
         url = super().engine_url(is_async=is_async)
-        if is_async and "sslmode" in url.query:
-            # asyncpg takes ssl=, not libpq's sslmode=; connect_args() moves the value over.
-            url = url.difference_update_query(["sslmode"])
+        if is_async:
+            # asyncpg knows none of libpq's keywords (service=, passfile=, sslmode= ...);
+            # resolve_params() applies them and apply_params() passes on what asyncpg takes.
+            url = url.difference_update_query(_LIBPQ_QUERY_KEYWORDS)
         return url
 
     def connect_args(self, *, is_async: bool) -> dict[str, Any]:
@@ -113,7 +118,7 @@ class PostgresBackend(Backend):
         }
         for key in _LIBPQ_QUERY_KEYWORDS:
             value = url.query.get(key)
-            if isinstance(value, str):
+            if isinstance(value, str) and params.get(key) is None:
                 params[key] = value
         resolved = resolve_pg(params, os.environ)
         ours = {"host": "host", "port": "port", "user": "user", "dbname": "database"}
@@ -169,6 +174,61 @@ class PostgresBackend(Backend):
         password = params.password_value()
         if password is not None:
             cparams["password"] = password
-        sslmode = params.options.get("sslmode")
-        if is_async and sslmode and "ssl" not in cparams:
-            cparams["ssl"] = sslmode  # asyncpg's name for libpq's sslmode
+        if is_async:
+            sslmode = params.options.get("sslmode")
+            if sslmode and "ssl" not in cparams:
+                cparams["ssl"] = sslmode  # asyncpg's name for libpq's sslmode
+            application_name = params.options.get("application_name")
+            if application_name:
+                settings = cparams.setdefault("server_settings", {})
+                settings.setdefault("application_name", application_name)
+
+    # -- the local DuckDB store (DuckDB store issue) ---
+    def duckdb_attach(self, readonly: bool) -> DuckDBAttach:
+        """DuckDB's postgres extension; host, user and password travel in a secret."""
+        from dbwire.local import DuckDBAttach
+
+        params = self.resolve_params()
+        # Only connection options go into the ATTACH string (SQL text); never credentials.
+        options = {k: v for k, v in params.options.items() if k in _DUCKDB_CONNINFO_KEYS}
+        if self.config.connect_timeout and "connect_timeout" not in options:
+            options["connect_timeout"] = str(max(2, round(self.config.connect_timeout)))
+        target = " ".join(f"{k}={_conninfo_value(v)}" for k, v in sorted(options.items()))
+        return DuckDBAttach(
+            target=target,
+            attach_type="postgres",
+            extensions=("postgres_scanner",),
+            secret_type="postgres",
+            secret={
+                "host": params.host,
+                "port": params.port,
+                "database": params.database,
+                "user": params.user,
+                "password": params.password_value(),
+            },
+        )
+
+
+# libpq keywords that may appear in the ATTACH connection string (no secrets among them).
+_DUCKDB_CONNINFO_KEYS = frozenset(
+    {
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "target_session_attrs",
+        "application_name",
+        "options",
+        "connect_timeout",
+        "hostaddr",
+        "gssencmode",
+        "channel_binding",
+    }
+)
+
+
+def _conninfo_value(value: str) -> str:
+    """A libpq conninfo value, quoted when it holds spaces, quotes or backslashes."""
+    if value and not any(c in value for c in " '\\"):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
