@@ -295,3 +295,36 @@ def test_metadata_is_reflected_and_refreshed(tmp_path: Path) -> None:
         assert set(db.refresh_metadata().tables) == {"first", "second"}
     finally:
         db.close()
+
+
+def test_metadata_cache_file_survives_a_new_process_and_refreshes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    cache = tmp_path / "cache" / "meta.pickle"
+    first = Database(DatabaseConfig(name="meta", url=url, metadata_cache=str(cache)))
+    with first.session() as s:
+        s.execute(text("CREATE TABLE one (id INTEGER PRIMARY KEY)"))
+    assert set(first.metadata.tables) == {"one"}
+    assert cache.is_file()
+    with first.session() as s:
+        s.execute(text("CREATE TABLE two (id INTEGER PRIMARY KEY)"))
+    first.close()
+    # A new Database (as a new process would) reads the cache instead of reflecting.
+    second = Database(DatabaseConfig(name="meta", url=url, metadata_cache=str(cache)))
+    try:
+        assert set(second.metadata.tables) == {"one"}
+        assert set(second.refresh_metadata().tables) == {"one", "two"}
+    finally:
+        second.close()
+    third = Database(DatabaseConfig(name="meta", url=url, metadata_cache=str(cache)))
+    try:
+        assert set(third.metadata.tables) == {"one", "two"}  # the refresh rewrote the file
+    finally:
+        third.close()
+    # A cache written for another URL is ignored, not trusted.
+    other = Database(
+        DatabaseConfig(name="meta", url=f"sqlite:///{tmp_path / 'd.db'}", metadata_cache=str(cache))
+    )
+    try:
+        assert set(other.metadata.tables) == set()
+    finally:
+        other.close()

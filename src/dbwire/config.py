@@ -71,6 +71,10 @@ class DatabaseConfig(BaseModel):
     slow_query_ms: float | None = Field(default=None, ge=0)
     connect_retries: int = Field(default=0, ge=0)
     health_timeout: float = Field(default=5.0, gt=0)
+    # Seed 001: reflected metadata pickled here (a file, or a directory for one file per
+    # database), keyed by URL and schema; db.refresh_metadata() rewrites it.
+    metadata_cache: str | None = None
+    metadata_schema: str | None = None
 
     @field_validator("query_log_level", mode="before")
     @classmethod
