@@ -5,12 +5,15 @@ from __future__ import annotations
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy.dialects import registry as dialect_registry
 from sqlalchemy.engine import URL
 
 from dbwire.backends.base import Backend
+
+if TYPE_CHECKING:
+    from dbwire.local import DuckDBAttach
 
 _MEMORY_NAMES = {None, "", ":memory:"}
 READONLY_TXN_FLAG = "dbwire_readonly_txn"
@@ -87,3 +90,22 @@ class DuckDBBackend(Backend):
             anchor = shared_memory.pop(self._memory_name or "", None)
             if anchor is not None:
                 anchor.close()
+
+    # -- the local DuckDB store (DuckDB store issue) ---
+    def duckdb_attach(self, readonly: bool) -> DuckDBAttach:
+        """DuckDB attaches another DuckDB file natively."""
+        from dbwire.errors import DbwireError
+        from dbwire.local import DuckDBAttach
+
+        if self.in_memory:
+            raise DbwireError(
+                f"database {self.config.name!r}: an in-memory DuckDB database lives inside "
+                "its own connection and cannot be attached to a DuckDB store; use a file "
+                "database, or copy its tables with store.collect()",
+                database=self.config.name,
+            )
+        raw = self.base_url().database or ""
+        if raw.startswith("file:"):
+            raw = raw.removeprefix("file:").split("?", 1)[0]
+        path = Path(raw).expanduser().resolve()
+        return DuckDBAttach(target=str(path), attach_type=None)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import SecretStr
 from sqlalchemy.engine import URL
 
 from dbwire.backends.base import Backend, ConnectParams
+
+if TYPE_CHECKING:
+    from dbwire.local import DuckDBAttach
 
 # 1792: cannot execute in a READ ONLY transaction; 1290: server runs with --read-only.
 _READONLY_CODES = {1792, 1290}
@@ -118,6 +121,32 @@ class MySQLBackend(Backend):
 
     def is_auth_failure(self, exc: BaseException) -> bool:
         return mysql_error_code(exc) in _AUTH_CODES
+
+    # -- the local DuckDB store (DuckDB store issue) ---
+    def duckdb_attach(self, readonly: bool) -> DuckDBAttach:
+        """DuckDB's mysql extension; host, user and password travel in a secret."""
+        from dbwire.local import DuckDBAttach
+
+        params = self.resolve_params()
+        host = params.host or "127.0.0.1"
+        socket = self.base_url().query.get("unix_socket")
+        if host == "localhost" and not socket:
+            # libmysqlclient reads "localhost" as "use the Unix socket"; PyMySQL (and so
+            # db.engine) connects over TCP. Keep both on the same path.
+            host = "127.0.0.1"
+        return DuckDBAttach(
+            attach_type="mysql",
+            extensions=("mysql_scanner",),
+            secret_type="mysql",
+            secret={
+                "host": host,
+                "port": params.port,
+                "database": params.database,
+                "user": params.user,
+                "password": params.password_value(),
+                "socket": socket if isinstance(socket, str) else None,
+            },
+        )
 
 
 class MariaDBBackend(MySQLBackend):

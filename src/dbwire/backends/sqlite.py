@@ -7,12 +7,15 @@ import sqlite3
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine
 
 from dbwire.backends.base import Backend
+
+if TYPE_CHECKING:
+    from dbwire.local import DuckDBAttach
 
 _MEMORY_NAMES = {None, "", ":memory:"}
 
@@ -121,3 +124,22 @@ class SQLiteBackend(Backend):
             if self._anchor is not None:
                 self._anchor.close()
                 self._anchor = None
+
+    # -- the local DuckDB store (DuckDB store issue) ---
+    def duckdb_attach(self, readonly: bool) -> DuckDBAttach:
+        """DuckDB's sqlite extension reads the file directly."""
+        from dbwire.errors import DbwireError
+        from dbwire.local import DuckDBAttach
+
+        if self.in_memory:
+            raise DbwireError(
+                f"database {self.config.name!r}: an in-memory SQLite database lives inside "
+                "its own connection and cannot be attached to a DuckDB store; use a file "
+                "database, or copy its tables with store.collect()",
+                database=self.config.name,
+            )
+        raw = self.base_url().database or ""
+        if raw.startswith("file:"):
+            raw = raw.removeprefix("file:").split("?", 1)[0]
+        path = Path(raw).expanduser().resolve()
+        return DuckDBAttach(target=str(path), attach_type="sqlite", extensions=("sqlite_scanner",))

@@ -1,0 +1,224 @@
+"""The S3 backend: a bucket (and prefix) of parquet, CSV and JSON files, used through DuckDB."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from dbwire.backends.base import Backend
+from dbwire.errors import ConfigError, DbwireError
+
+if TYPE_CHECKING:
+    from dbwire.local import DuckDBAttach, LocalStore
+    from dbwire.schema import TableSchema
+
+_DATA_SUFFIXES = (
+    ".parquet",
+    ".csv",
+    ".tsv",
+    ".json",
+    ".jsonl",
+    ".ndjson",
+    ".csv.gz",
+    ".tsv.gz",
+    ".json.gz",
+    ".jsonl.gz",
+    ".ndjson.gz",
+)
+_OPTIONS = ("region", "endpoint", "url_style", "use_ssl", "provider", "chain", "profile")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class S3Backend(Backend):
+    """`s3://bucket/prefix`: files in object storage, queried and written by DuckDB.
+
+    S3 has no SQL server, so there is no SQLAlchemy engine: `Database.engine` raises a
+    DbwireError. Instead the backend answers `execute_query()` itself, running DuckDB SQL
+    (parameters as `$name`) in a private in-memory DuckDB that holds the bucket's secret,
+    so `SELECT * FROM 's3://bucket/prefix/orders.parquet'` just works; `get_schema()`
+    lists the data files under the prefix with their columns. Attached to a LocalStore
+    it becomes a DuckDB secret scoped to the bucket, and `s3://` paths in that store
+    read and write directly (parquet, CSV, JSON).
+
+    Credentials: the user (`user` or the URL's user) is the access key id and the password
+    the secret access key, so every dbwire password source (config, *_FILE, command) works
+    for them. Without them, the AWS credential chain is used (environment, config files,
+    instance role), through DuckDB's aws extension (`pip install 'dbwire[s3]'`).
+    Options, in `options` or the URL query: region, endpoint (`host:port`, for S3-
+    compatible servers), url_style (`path` or `vhost`), use_ssl (`true`/`false`),
+    provider (`config` or `credential_chain`), chain (e.g. `env;config`), profile.
+    """
+
+    name: ClassVar[str] = "s3"
+    dialect_name: ClassVar[str] = "s3"
+    schemes: ClassVar[tuple[str, ...]] = ("s3",)
+    extra: ClassVar[str] = "s3"
+    sync_driver: ClassVar[str] = "duckdb"
+    sync_modules: ClassVar[tuple[str, ...]] = ("duckdb",)
+    is_server: ClassVar[bool] = False
+    has_engine: ClassVar[bool] = False
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self._store: LocalStore | None = None
+        self._lock = threading.RLock()
+
+    # -- where -----------------------------------------------------------------
+    @property
+    def bucket(self) -> str:
+        """The bucket name (the URL's host part)."""
+        bucket = self.base_url().host
+        if not bucket:
+            raise ConfigError(
+                f"database {self.config.name!r}: an s3 URL needs a bucket: 's3://bucket/prefix'",
+                database=self.config.name,
+            )
+        return bucket
+
+    @property
+    def prefix(self) -> str:
+        """The key prefix under the bucket, without slashes at either end ('' for none)."""
+        return (self.base_url().database or "").strip("/")
+
+    @property
+    def base_path(self) -> str:
+        """`s3://bucket/prefix` (no trailing slash)."""
+        prefix = self.prefix
+        return f"s3://{self.bucket}/{prefix}" if prefix else f"s3://{self.bucket}"
+
+    def path_of(self, key: str) -> str:
+        """The s3:// URL of `key`, relative to the prefix."""
+        return f"{self.base_path}/{key.lstrip('/')}"
+
+    # -- no SQLAlchemy ---------------------------------------------------------
+    def require_driver(self, *, is_async: bool) -> None:
+        raise DbwireError(
+            f"database {self.config.name!r} is an S3 bucket, which has no SQLAlchemy engine "
+            "or sessions; use db.execute_query() and db.get_schema() (DuckDB SQL), or "
+            "attach it to a store: dbwire.get_duckdb_connection().attach(db)",
+            database=self.config.name,
+        )
+
+    def _options(self) -> dict[str, str]:
+        query = self.base_url().query
+        found: dict[str, str] = {}
+        for key in _OPTIONS:
+            value = query.get(key)
+            if isinstance(value, str) and value != "":
+                found[key] = value
+        return found
+
+    def _bool_option(self, key: str, value: str) -> bool:
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ConfigError(
+            f"database {self.config.name!r}: option {key}={value!r} is not a boolean; "
+            "use true or false",
+            database=self.config.name,
+        )
+
+    # -- the local DuckDB store --------------------------------------------------
+    def duckdb_attach(self, readonly: bool) -> DuckDBAttach:
+        """A DuckDB S3 secret scoped to the bucket; nothing is ATTACHed."""
+        from dbwire.local import DuckDBAttach
+
+        options = self._options()
+        params = self.resolve_params()
+        key_id, secret = params.user, params.password_value()
+        provider = options.get("provider") or ("config" if key_id else "credential_chain")
+        values: dict[str, object] = {"provider": provider}
+        extensions: tuple[str, ...] = ("httpfs",)
+        if provider == "config":
+            if not key_id or not secret:
+                raise ConfigError(
+                    f"database {self.config.name!r}: S3 needs both an access key id (user) "
+                    "and a secret access key (password), or no key at all for the AWS "
+                    "credential chain",
+                    database=self.config.name,
+                )
+            values.update(key_id=key_id, secret=secret)
+        elif provider == "credential_chain":
+            extensions = ("httpfs", "aws")
+            values.update(chain=options.get("chain"), profile=options.get("profile"))
+        else:
+            raise ConfigError(
+                f"database {self.config.name!r}: unknown S3 provider {provider!r}; "
+                "use config or credential_chain",
+                database=self.config.name,
+            )
+        for key in ("region", "endpoint", "url_style"):
+            values[key] = options.get(key)
+        if "use_ssl" in options:
+            values["use_ssl"] = self._bool_option("use_ssl", options["use_ssl"])
+        return DuckDBAttach(
+            attach=False,
+            extensions=extensions,
+            secret_type="s3",
+            secret=values,
+            scope=f"s3://{self.bucket}",
+        )
+
+    def _ready_store(self) -> LocalStore:
+        """The private in-memory store, with this bucket's secret as currently configured."""
+        from dbwire.local import LocalStore
+
+        with self._lock:
+            if self._store is None or self._store.closed:
+                self._store = LocalStore.open(None, threads=2)
+            self._store._attach_spec(
+                self.config.name,
+                self.config.name,
+                self.duckdb_attach(readonly=True),
+                readonly=True,
+                url=self.config.display_url,
+            )
+            return self._store
+
+    def execute_query(
+        self, sql: str, params: Mapping[str, Any] | None = None
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        """Run DuckDB SQL (`$name` parameters) against the bucket; (columns, rows as dicts)."""
+        with self._lock:
+            store = self._ready_store()
+            cursor = store.execute(sql, dict(params) if params else None)
+            if cursor.description is None:
+                return [], []
+            columns = [str(d[0]) for d in cursor.description]
+            rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+            return columns, rows
+
+    def get_schema(self) -> list[TableSchema]:
+        """Each data file under the prefix (parquet, CSV, JSON) as a table with its columns."""
+        from dbwire.local import quote_literal
+        from dbwire.schema import ColumnSchema, TableSchema
+
+        with self._lock:
+            store = self._ready_store()
+            base = self.base_path
+            files = store.execute(
+                "SELECT file FROM glob($pattern) ORDER BY file", {"pattern": f"{base}/**"}
+            ).fetchall()
+            found: list[TableSchema] = []
+            for (file,) in files:
+                name = str(file)
+                if not name.lower().endswith(_DATA_SUFFIXES):
+                    continue
+                described = store.execute(f"DESCRIBE SELECT * FROM {quote_literal(name)}")
+                columns = tuple(
+                    ColumnSchema(name=str(row[0]), type=str(row[1]), nullable=row[2] != "NO")
+                    for row in described.fetchall()
+                )
+                relative = name[len(base) :].lstrip("/")
+                found.append(TableSchema(name=relative, schema=base, columns=columns, kind="file"))
+            return found
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
