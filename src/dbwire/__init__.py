@@ -15,6 +15,12 @@ from dbwire.errors import (
     UnknownBackendError,
     UnknownDatabaseError,
 )
+from dbwire.health import HealthResult, PoolStatus
+from dbwire.local import LocalStore, get_duckdb_connection
+from dbwire.manager import Manager
+from dbwire.migrate import migrate, seed
+from dbwire.observe import QueryStats
+from dbwire.schema import TableSchema
 from dbwire.sources import SourceInfo, get_engine
 
 __version__ = "0.1.0"
@@ -29,14 +35,23 @@ __all__ = [
     "DatabaseClosedError",
     "DatabaseConfig",
     "DbwireError",
+    "HealthResult",
+    "LocalStore",
+    "Manager",
     "MissingDependencyError",
+    "PoolStatus",
     "PoolTimeoutError",
+    "QueryStats",
     "ReadOnlyError",
     "SourceInfo",
+    "TableSchema",
     "UnknownBackendError",
     "UnknownDatabaseError",
     "connect",
+    "get_duckdb_connection",
     "get_engine",
     "load_config",
+    "migrate",
     "register_backend",
+    "seed",
 ]

@@ -6,11 +6,13 @@ import asyncio
 import hashlib
 import logging
 import os
+import pickle
 import threading
 import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
@@ -40,7 +42,14 @@ from dbwire.health import HealthResult, PoolStatus
 from dbwire.observe import QueryObserver, QueryStats
 from dbwire.pool import adopt_pool
 
+if TYPE_CHECKING:
+    from dbwire.schema import TableSchema
+
 READONLY_OPTION = "dbwire_readonly"
+# create_engine() imports the dialect on first use; SQLAlchemy's MySQL dialect modules
+# import each other, and two threads doing that at once deadlock in CPython's import
+# machinery (_DeadlockError). Engines are created rarely, so one lock costs nothing.
+_ENGINE_CREATION_LOCK = threading.Lock()
 _RO_RECORD_FLAG = "dbwire_readonly_used"
 
 QueryResult = tuple[list[str], list[dict[str, Any]]]
@@ -182,7 +191,8 @@ class Database:
         self._ensure_database()
         url, options = self._engine_arguments(is_async=False)
         try:
-            engine = create_engine(url, **options)
+            with _ENGINE_CREATION_LOCK:
+                engine = create_engine(url, **options)
         except TypeError as exc:
             raise self._bad_engine_option(exc) from None
         self._install_hooks(engine, is_async=False)
@@ -192,7 +202,8 @@ class Database:
         self._ensure_database()
         url, options = self._engine_arguments(is_async=True)
         try:
-            engine = create_async_engine(url, **options)
+            with _ENGINE_CREATION_LOCK:
+                engine = create_async_engine(url, **options)
         except TypeError as exc:
             raise self._bad_engine_option(exc) from None
         self._install_hooks(engine.sync_engine, is_async=True)
@@ -414,6 +425,8 @@ class Database:
 
         A statement that changes data is committed.
         """
+        if not self.backend.has_engine:  # s3: DuckDB SQL, run by the backend itself
+            return self._backend_query(sql, params)
         with self.engine.connect() as conn:
             result = conn.execute(text(sql), dict(params or {}))
             columns, rows = _collect(result)
@@ -424,6 +437,8 @@ class Database:
         self, sql: str, params: Mapping[str, Any] | None = None
     ) -> QueryResult:
         """The async twin of execute_query()."""
+        if not self.backend.has_engine:
+            return await asyncio.to_thread(self._backend_query, sql, params)
         async with self.async_engine.connect() as conn:
             result = await conn.execute(text(sql), dict(params or {}))
             columns, rows = _collect(result)
@@ -433,19 +448,59 @@ class Database:
     # -- metadata --------------------------------------------------------------
     @property
     def metadata(self) -> MetaData:
-        """The database's tables, reflected on first use and cached until refresh_metadata()."""
+        """The database's tables, reflected on first use and cached until refresh_metadata().
+
+        With `metadata_cache` set, the reflection is also pickled to that file (keyed by the
+        URL and schema, as seed 001's cache), so a new process skips reflecting.
+        """
         with self._lock:
             if self._metadata is None:
-                metadata = MetaData()
-                metadata.reflect(bind=self.engine)
-                self._metadata = metadata
+                self._metadata = self._cached_metadata() or self._reflect()
             return self._metadata
 
     def refresh_metadata(self) -> MetaData:
-        """Drop the cached reflection and reflect again."""
+        """Reflect again, replacing the in-memory and on-disk caches."""
         with self._lock:
-            self._metadata = None
-        return self.metadata
+            self._metadata = self._reflect()
+            return self._metadata
+
+    def _reflect(self) -> MetaData:
+        metadata = MetaData(schema=self.config.metadata_schema)
+        metadata.reflect(bind=self.engine, schema=self.config.metadata_schema)
+        path = self._metadata_cache_path()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(pickle.dumps((self._metadata_cache_key(), metadata)))
+            tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+        return metadata
+
+    def _metadata_cache_key(self) -> str:
+        return f"{self.url}#{self.config.metadata_schema or ''}"
+
+    def _metadata_cache_path(self) -> Path | None:
+        location = self.config.metadata_cache
+        if location is None:
+            return None
+        path = Path(location).expanduser()
+        if path.is_dir() or location.endswith(("/", os.sep)):
+            digest = hashlib.sha256(self._metadata_cache_key().encode()).hexdigest()[:16]
+            return path / f"{self.name}-{digest}.metadata.pickle"
+        return path
+
+    def _cached_metadata(self) -> MetaData | None:
+        path = self._metadata_cache_path()
+        if path is None or not path.is_file():
+            return None
+        try:
+            # The cache is a file this application wrote itself (seed 001's pickle).
+            key, metadata = pickle.loads(path.read_bytes())
+        except Exception:  # a stale or foreign file: reflect instead, and overwrite it
+            self.logger.warning("metadata cache %s unreadable; reflecting again", path)
+            return None
+        if key != self._metadata_cache_key() or not isinstance(metadata, MetaData):
+            return None  # written for another URL or schema
+        return metadata
 
     # -- lifecycle -------------------------------------------------------------
     def close(self) -> None:
@@ -494,6 +549,8 @@ class Database:
 
     def get_pool_status(self, *, is_async: bool = False) -> PoolStatus:
         """Size, checked in, checked out and overflow of the sync (or this loop's async) pool."""
+        if not getattr(self.backend, "has_engine", True):
+            return PoolStatus(None, None, None, None, pool_class="none (no SQLAlchemy engine)")
         engine = self.async_engine.sync_engine if is_async else self.engine
         return health.pool_status(engine.pool)
 
@@ -548,6 +605,26 @@ class Database:
         """Query timing and counters, and the pool class whose timeout explains itself."""
         self._observer.install(engine)
         adopt_pool(engine, self.name)
+
+    # -- schema and the local store (DuckDB store issue) ---
+    def get_schema(self) -> list[TableSchema]:
+        """Every table and view of the application's schemas, with columns (dbwire.schema)."""
+        from dbwire.schema import get_schema
+
+        self._check_open()
+        return get_schema(self)
+
+    async def async_get_schema(self) -> list[TableSchema]:
+        """The async twin of get_schema()."""
+        from dbwire.schema import async_get_schema
+
+        self._check_open()
+        return await async_get_schema(self)
+
+    def _backend_query(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult:
+        """execute_query() for a backend without a SQLAlchemy engine (has_engine = False)."""
+        self._check_open()
+        return self.backend.execute_query(sql, params)
 
 
 class _AsyncSide:

@@ -8,7 +8,7 @@ DbwireError
 ├── UnknownDatabaseError (LookupError) no database of that name; lists the known ones
 ├── MissingDependencyError (ImportError) a driver is not installed; names the extra
 ├── ConnectError (ConnectionError)     the server refused or could not be reached
-├── PoolTimeoutError (TimeoutError)    no pooled connection became free in time
+├── PoolTimeoutError (TimeoutError, sqlalchemy.exc.TimeoutError) no pooled connection in time
 ├── ReadOnlyError (PermissionError)    a write in a read-only session or database
 └── DatabaseClosedError                the Database was closed
 ```
@@ -20,6 +20,8 @@ and pass driver text through `scrub()` when it could echo a secret.
 from __future__ import annotations
 
 from collections.abc import Iterable
+
+from sqlalchemy import exc as _sa_exc
 
 
 class DbwireError(Exception):
@@ -54,8 +56,12 @@ class ConnectError(DbwireError, ConnectionError):
     """The database could not be reached, or refused the login."""
 
 
-class PoolTimeoutError(DbwireError, TimeoutError):
-    """No pooled connection became free within pool_timeout."""
+class PoolTimeoutError(DbwireError, TimeoutError, _sa_exc.TimeoutError):
+    """No pooled connection became free within pool_timeout.
+
+    Also a `sqlalchemy.exc.TimeoutError`, so code written against SQLAlchemy's pool
+    timeout keeps catching it.
+    """
 
 
 class ReadOnlyError(DbwireError, PermissionError):

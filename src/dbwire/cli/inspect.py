@@ -2,8 +2,478 @@
 
 from __future__ import annotations
 
+import csv
+import enum
+import io
+import json
+import sys
+import traceback
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.engine import make_url
+
+from dbwire.backends.base import ConnectParams
+from dbwire.config import Config, DatabaseConfig, load_config
+from dbwire.database import Database
+from dbwire.errors import (
+    ConfigError,
+    DbwireError,
+    UnknownBackendError,
+    UnknownDatabaseError,
+    scrub,
+)
+from dbwire.health import HealthResult, check_many
+from dbwire.manager import Manager
+from dbwire.url import MASK, mask_text
+
+# Exit codes, like pg_isready: 0 all is well, 1 a database is not, 2 bad config or usage.
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+_CONFIG_ERRORS = (ConfigError, UnknownDatabaseError, UnknownBackendError)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file (default: $DBWIRE_CONFIG, ./dbwire.toml, \\[tool.dbwire] in "
+        "./pyproject.toml, $DATABASE_URL).",
+        dir_okay=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the data as JSON.")]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
+
+
+class Output:
+    """Everything the commands print passes through here, so no known password gets out."""
+
+    def __init__(self) -> None:
+        self.secrets: set[str] = set()
+        # Piped output (CI logs, grep) gets wide tables instead of rich's 80 columns.
+        width = None if sys.stdout.isatty() else 160
+        self.out = Console(highlight=False, soft_wrap=False, width=width)
+        self.err = Console(stderr=True, highlight=False, width=width)
+
+    def learn(self, secrets: Iterable[str | None]) -> None:
+        """Remember passwords to mask wherever they would appear."""
+        self.secrets.update(s for s in secrets if s)
+
+    def learn_config(self, config: Config) -> None:
+        """Remember every password written in the configuration."""
+        for db_config in config.databases.values():
+            self.learn(_config_secrets(db_config))
+
+    def clean(self, text: str) -> str:
+        """Text with known passwords and URL passwords masked."""
+        # Longest first, so a password containing another one is masked whole.
+        ordered: list[str] = sorted(self.secrets, key=len, reverse=True)
+        return mask_text(scrub(text, ordered))
+
+    def cell(self, value: object) -> Text:
+        """A table cell: cleaned, and never read as rich markup."""
+        return Text("" if value is None else self.clean(str(value)))
+
+    def line(self, text: str, *, clean: bool = True) -> None:
+        """Print one plain line on stdout."""
+        sys.stdout.write((self.clean(text) if clean else text) + "\n")
+
+    def json(self, data: Any) -> None:
+        """Print data as JSON on stdout."""
+        self.line(json.dumps(data, indent=2, default=str))
+
+    def table(self, table: Table) -> None:
+        """Print a rich table on stdout (its cells were cleaned when added)."""
+        self.out.print(table)
+
+    def error(self, message: str) -> None:
+        """Print one error line on stderr, never wrapped."""
+        line = " ".join(self.clean(message).split())
+        sys.stderr.write(f"error: {line}\n")
+
+
+def _config_secrets(db_config: DatabaseConfig) -> list[str | None]:
+    found: list[str | None] = []
+    if db_config.password is not None:
+        found.append(db_config.password.get_secret_value())
+    for raw in (db_config.url, *db_config.replicas):
+        if raw and "://" in raw:
+            try:
+                found.append(make_url(raw).password)
+            except Exception:  # an unparsable URL is masked by mask_text instead
+                continue
+    return found
+
+
+@contextmanager
+def _handled(output: Output, debug: bool, where: str | None = None) -> Iterator[None]:
+    """One clean error line instead of a traceback; exit 2 for config errors, else 1.
+
+    `where` names the database a driver error came from.
+    """
+    try:
+        yield
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:
+        if debug:
+            output.err.print(Text(output.clean("".join(traceback.format_exc()))))
+        if isinstance(exc, DbwireError):
+            message = str(exc)
+        else:
+            # SQLAlchemy's first line names the driver error; the rest is SQL and a link.
+            lines = str(exc).strip().splitlines()
+            first = lines[0] if lines else ""
+            message = first if first.startswith("(") else f"{type(exc).__name__}: {first}"
+            if where:
+                message = f"database {where!r}: {message}"
+        if not debug:
+            message += " (--debug shows the traceback)"
+        output.error(message)
+        raise typer.Exit(EXIT_CONFIG if isinstance(exc, _CONFIG_ERRORS) else EXIT_FAILED) from None
+
+
+def _load(output: Output, config: Path | None) -> Config:
+    loaded = load_config(config)
+    output.learn_config(loaded)
+    return loaded
+
+
+def _database(output: Output, manager: Manager, name: str) -> Database:
+    db = manager.db(name)
+    output.learn(db.known_secrets())
+    return db
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f} ms"
+
+
+def _pool_text(pool: dict[str, Any] | None) -> str:
+    if not pool:
+        return "-"
+    if pool.get("checked_out") is None:
+        return str(pool.get("pool_class") or "-")
+    text = f"{pool['checked_out']} out / {pool['checked_in']} in / size {pool['size']}"
+    if pool.get("overflow"):
+        text += f" (+{pool['overflow']} overflow)"
+    return text
+
+
+class Format(enum.StrEnum):
+    """Output formats of `dbwire query`."""
+
+    table = "table"
+    json = "json"
+    csv = "csv"
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    for command in (list_command, check, wait, url, query, schema):
+        name = "list" if command is list_command else command.__name__
+        app.command(name)(command)
+
+
+def list_command(
+    config: ConfigOption = None, as_json: JsonOption = False, debug: DebugOption = False
+) -> None:
+    """List the configured databases (passwords masked)."""
+    output = Output()
+    with _handled(output, debug):
+        loaded = _load(output, config)
+        rows = [
+            {
+                "name": name,
+                "backend": cfg.backend or cfg.scheme,
+                "url": cfg.display_url,
+                "readonly": cfg.readonly,
+            }
+            for name, cfg in loaded.databases.items()
+        ]
+        if as_json:
+            output.json({"config": loaded.source, "databases": rows})
+            return
+        table = Table(title=f"databases ({loaded.source or 'no config found'})")
+        for column in ("name", "backend", "url", "readonly"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(
+                *(output.cell(row[key]) for key in ("name", "backend", "url")),
+                output.cell("yes" if row["readonly"] else ""),
+            )
+        output.table(table)
+
+
+def check(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Databases to check (default: all).")
+    ] = None,
+    config: ConfigOption = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", help="Seconds per database (default: its health_timeout)."),
+    ] = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Check databases concurrently: status, latency, pool, error.
+
+    Exit 0 when all are healthy, 1 when any is not, 2 for a config error.
+    """
+    output = Output()
+    with _handled(output, debug):
+        manager = Manager(_load(output, config))
+        selected = names or manager.list_databases()
+        targets: dict[str, Database | BaseException] = {}
+        for name in selected:
+            manager.config.database(name)  # UnknownDatabaseError: exit 2
+            try:
+                targets[name] = _database(output, manager, name)
+            except DbwireError as exc:
+                targets[name] = exc
+        results = check_many(targets, timeout)
+        report = {name: _check_entry(targets[name], result) for name, result in results.items()}
+        manager.close_all()
+    if as_json:
+        output.json(report)
+    else:
+        output.table(_check_table(output, report))
+    healthy = all(entry["status"] == "healthy" for entry in report.values())
+    raise typer.Exit(EXIT_OK if healthy else EXIT_FAILED)
+
+
+def _check_entry(db: Database | BaseException, result: HealthResult) -> dict[str, Any]:
+    entry = result.as_dict()
+    entry["pool"] = None
+    if isinstance(db, Database):
+        with suppress(DbwireError):
+            entry["pool"] = db.get_pool_status().as_dict()
+    return entry
+
+
+def _check_table(output: Output, report: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title="dbwire check")
+    for column in ("database", "status", "latency", "pool", "error"):
+        table.add_column(column, overflow="fold")
+    for name, entry in report.items():
+        ok = entry["status"] == "healthy"
+        status = Text("healthy" if ok else "UNHEALTHY", style="green" if ok else "bold red")
+        table.add_row(
+            output.cell(name),
+            status,
+            output.cell(_ms(entry["response_time_ms"])),
+            output.cell(_pool_text(entry["pool"])),
+            output.cell(entry["error"] or ""),
+        )
+    return table
+
+
+def wait(
+    name: Annotated[str, typer.Argument(help="The database to wait for.")],
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait.")] = 30.0,
+    config: ConfigOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Wait until a database accepts connections (exit 1 if it does not in time)."""
+    output = Output()
+    with _handled(output, debug):
+        manager = Manager(_load(output, config))
+        db = _database(output, manager, name)
+        waited = db.wait(timeout)
+        manager.close_all()
+        output.line(f"{name}: ready after {waited:.2f}s")
+
+
+def url(
+    name: Annotated[str, typer.Argument(help="The database.")],
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Show each field's value and where it came from.")
+    ] = False,
+    show_password: Annotated[
+        bool, typer.Option("--show-password", help="Print the password in clear.")
+    ] = False,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Print the resolved connection URL (password masked unless --show-password)."""
+    output = Output()
+    with _handled(output, debug):
+        loaded = _load(output, config)
+        manager = Manager(loaded)
+        db = _database(output, manager, name)
+        params = db.connect_params()
+        password = params.password_value()
+        output.learn([password])
+        resolved = db.backend.base_url().set(
+            host=params.host,
+            port=params.port,
+            username=params.user,
+            database=params.database,
+            password=password,
+        )
+        shown_url = resolved.render_as_string(hide_password=not show_password)
+        fields = _explain_rows(db, params, show_password) if explain else []
+        manager.close_all()
+    if as_json:
+        data: dict[str, Any] = {"name": name, "url": shown_url, "config": loaded.source}
+        if explain:
+            data["fields"] = [{"field": f, "value": v, "source": s} for f, v, s in fields]
+        text = json.dumps(data, indent=2, default=str)
+        output.line(text, clean=not show_password)
+        return
+    output.line(shown_url, clean=not show_password)
+    if explain:
+        table = Table(title=f"{name} (config: {loaded.source or 'none'})")
+        for column in ("field", "value", "source"):
+            table.add_column(column, overflow="fold")
+        for field, value, source in fields:
+            shown = Text(value) if field == "password" and show_password else output.cell(value)
+            table.add_row(output.cell(field), shown, output.cell(source))
+        output.table(table)
+
+
+def _explain_rows(
+    db: Database, params: ConnectParams, show_password: bool
+) -> list[tuple[str, str, str]]:
+    """(field, value, source) rows: the resolved connection fields, then the config's."""
+    cfg = db.config
+    sources = params.sources
+    password = params.password_value()
+    shown_password = "(none)" if password is None else (password if show_password else MASK)
+
+    def source_of(field: str) -> str:
+        found = sources.get(field)
+        if found:
+            return str(found)
+        if getattr(cfg, field, None) is not None:
+            return cfg.field_source(field)
+        if cfg.url is not None:
+            return f"url ({cfg.field_source('url')})"
+        return "default"
+
+    rows: list[tuple[str, str, str]] = [
+        ("backend", db.backend.name, source_of("backend")),
+        ("driver", f"{db.backend.sync_driver} / {db.backend.async_driver or '-'}", "backend"),
+    ]
+    values: dict[str, object] = {
+        "host": params.host,
+        "port": params.port,
+        "user": params.user,
+        "database": params.database,
+    }
+    for field, value in values.items():
+        rows.append((field, "" if value is None else str(value), source_of(field)))
+    rows.append(("password", shown_password, sources.get("password") or "none"))
+    for key, value in params.options.items():
+        rows.append((key, str(value), str(sources.get(key, "native source"))))
+    skip = {"name", "url", "backend", "host", "port", "user", "password", "database"}
+    for field in sorted(cfg.model_fields_set - skip):
+        rows.append((field, str(getattr(cfg, field)), cfg.field_source(field)))
+    for key, value in sorted(db.backend.engine_options(is_async=False).items()):
+        if (key.startswith("pool_") or key == "max_overflow") and key not in cfg.model_fields_set:
+            rows.append((key, str(value), f"{db.backend.name} backend default"))
+    return rows
+
+
+def query(
+    name: Annotated[str, typer.Argument(help="The database.")],
+    sql: Annotated[str, typer.Argument(help="One SQL statement.")],
+    output_format: Annotated[
+        Format, typer.Option("--format", "-f", help="Output format.")
+    ] = Format.table,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    config: ConfigOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Run one SQL statement and print its rows (a statement that changes data is committed)."""
+    output = Output()
+    with _handled(output, debug, name):
+        manager = Manager(_load(output, config))
+        db = _database(output, manager, name)
+        columns, rows = db.execute_query(sql)
+        manager.close_all()
+    fmt = Format.json if as_json else output_format
+    if fmt is Format.json:
+        output.json(rows)
+    elif fmt is Format.csv:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([[row[c] for c in columns] for row in rows])
+        sys.stdout.write(buffer.getvalue())
+    else:
+        table = Table(show_lines=False)
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(Text("NULL" if row[c] is None else str(row[c])) for c in columns))
+        output.table(table)
+        output.err.print(Text(f"({len(rows)} rows)"))
+
+
+def schema(
+    name: Annotated[str, typer.Argument(help="The database.")],
+    db_schema: Annotated[
+        str | None, typer.Option("--schema", help="Schema to read (default: the default one).")
+    ] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Show tables and their columns, read with SQLAlchemy's inspector."""
+    output = Output()
+    with _handled(output, debug, name):
+        manager = Manager(_load(output, config))
+        db = _database(output, manager, name)
+        tables = _read_schema(db, db_schema)
+        manager.close_all()
+    if as_json:
+        output.json(tables)
+        return
+    if not tables:
+        output.line(f"{name}: no tables")
+    for table_name, columns in tables.items():
+        table = Table(title=table_name, title_justify="left")
+        for column in ("column", "type", "nullable", "default", "key"):
+            table.add_column(column, overflow="fold")
+        for col in columns:
+            table.add_row(
+                output.cell(col["name"]),
+                output.cell(col["type"]),
+                output.cell("yes" if col["nullable"] else "no"),
+                output.cell(col["default"] or ""),
+                output.cell("PK" if col["primary_key"] else ""),
+            )
+        output.table(table)
+
+
+def _read_schema(db: Database, db_schema: str | None) -> dict[str, list[dict[str, Any]]]:
+    inspector = sa_inspect(db.engine)
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for table_name in sorted(inspector.get_table_names(schema=db_schema)):
+        primary = set(
+            inspector.get_pk_constraint(table_name, schema=db_schema).get("constrained_columns")
+            or []
+        )
+        tables[table_name] = [
+            {
+                "name": col["name"],
+                "type": str(col["type"]),
+                "nullable": bool(col.get("nullable", True)),
+                "default": None if col.get("default") is None else str(col.get("default")),
+                "primary_key": col["name"] in primary,
+            }
+            for col in inspector.get_columns(table_name, schema=db_schema)
+        ]
+    return tables

@@ -1,0 +1,208 @@
+"""Process lifecycle: fork safety for pooled connections, and waiting for a server with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Protocol
+
+from dbwire.errors import (
+    ConfigError,
+    ConnectError,
+    CredentialsError,
+    DatabaseClosedError,
+    MissingDependencyError,
+    UnknownBackendError,
+)
+from dbwire.health import Probe, async_outcome, describe_error
+
+if TYPE_CHECKING:
+    from dbwire.database import Database
+
+logger = logging.getLogger("dbwire")
+
+
+# -- fork safety -------------------------------------------------------------------
+class ForkAware(Protocol):
+    """An object that resets its pools and locks in a forked child (Database, Manager)."""
+
+    name: str
+
+    def _after_fork(self) -> None: ...
+
+
+# Every live Database and Manager, so a forked child can drop the pools and locks it
+# inherited. Weak: tracking must not keep anything alive.
+_live: weakref.WeakSet[ForkAware] = weakref.WeakSet()
+_live_lock = threading.Lock()
+_hook_installed = False
+_fork_safety = True
+
+
+def track(obj: ForkAware) -> None:
+    """Make obj fork-safe: a forked child never reuses the parent's pooled connections."""
+    global _hook_installed
+    with _live_lock:
+        _live.add(obj)
+        if not _hook_installed and hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_after_fork_in_child)
+            _hook_installed = True
+
+
+def set_fork_safety(enabled: bool) -> None:
+    """Turn the after-fork pool reset on (the default) or off for this process."""
+    global _fork_safety
+    _fork_safety = enabled
+
+
+def fork_safety_enabled() -> bool:
+    """True when forked children reset the pools they inherit."""
+    return _fork_safety
+
+
+def reset_after_fork() -> None:
+    """What a forked child runs: new pools and locks for every live Database and Manager.
+
+    SQLAlchemy's documented recipe, `engine.dispose(close=False)`: the child forgets the
+    inherited connections without closing them, since they still belong to the parent.
+    Called automatically after os.fork(); call it yourself in a worker that was started
+    some other way with inherited state.
+    """
+    for obj in list(_live):
+        try:
+            obj._after_fork()
+        except Exception as exc:  # a fork must never fail because of one database
+            logger.warning("%r: could not reset pools after fork: %s", obj.name, exc)
+
+
+def _after_fork_in_child() -> None:
+    global _live_lock
+    # Another parent thread may have held the lock at the moment of fork; in the child
+    # that thread is gone and the lock would stay taken forever.
+    _live_lock = threading.Lock()
+    if _fork_safety:
+        reset_after_fork()
+
+
+# -- waiting and retrying ----------------------------------------------------------
+def backoff_delays(
+    base: float = 0.05, cap: float = 2.0, rng: random.Random | None = None
+) -> Iterator[float]:
+    """Exponential backoff with jitter: attempt n sleeps between half and all of
+    min(cap, base * 2**n), so many clients waiting for one server do not retry in step.
+    """
+    draw = rng or random.Random()
+    attempt = 0
+    while True:
+        ceiling = min(cap, base * (2**attempt))
+        yield draw.uniform(ceiling / 2, ceiling)
+        attempt = min(attempt + 1, 30)
+
+
+# Errors that retrying cannot fix: report them at once.
+_PERMANENT = (
+    ConfigError,
+    CredentialsError,
+    DatabaseClosedError,
+    MissingDependencyError,
+    UnknownBackendError,
+)
+
+
+def is_permanent(db: Database, exc: BaseException) -> bool:
+    """True for errors that waiting will not cure: bad config, a missing driver, a bad login."""
+    if isinstance(exc, _PERMANENT):
+        return True
+    try:
+        return db.backend.is_auth_failure(exc)
+    except Exception:
+        return False
+
+
+def _not_ready(db: Database, timeout: float, attempts: int, last: BaseException) -> ConnectError:
+    # A translated ConnectError repeats the database and its own fix; the driver's
+    # message underneath says what happened.
+    cause = last.__cause__ if isinstance(last, ConnectError) and last.__cause__ else last
+    return ConnectError(
+        f"database {db.name!r} ({db.url}) did not accept connections within {timeout:g}s "
+        f"({attempts} attempts); last error: {describe_error(db, cause)}. Fix: start the "
+        "server or check host and port, or wait longer",
+        database=db.name,
+    )
+
+
+def wait_until_ready(db: Database, timeout: float = 30.0) -> float:
+    """Retry the health query with backoff until it answers; the seconds it took.
+
+    Raises ConnectError when timeout passes, and at once for errors that retrying
+    cannot fix (a rejected password, bad config, a missing driver).
+    """
+    started = time.monotonic()
+    deadline = started + timeout
+    for attempts, delay in enumerate(backoff_delays(), start=1):
+        remaining = deadline - time.monotonic()
+        attempt_timeout = max(0.05, min(remaining, db.config.health_timeout))
+        result, error = Probe(db, attempt_timeout).outcome()
+        if result.healthy:
+            return time.monotonic() - started
+        assert error is not None
+        if is_permanent(db, error):
+            raise error
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _not_ready(db, timeout, attempts, error)
+        time.sleep(min(delay, remaining))  # the last try lands on the deadline
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def async_wait_until_ready(db: Database, timeout: float = 30.0) -> float:
+    """The async twin of wait_until_ready(), through the async engine."""
+    started = time.monotonic()
+    deadline = started + timeout
+    for attempts, delay in enumerate(backoff_delays(), start=1):
+        remaining = deadline - time.monotonic()
+        attempt_timeout = max(0.05, min(remaining, db.config.health_timeout))
+        result, error = await async_outcome(db, attempt_timeout)
+        if result.healthy:
+            return time.monotonic() - started
+        assert error is not None
+        if is_permanent(db, error):
+            raise error
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _not_ready(db, timeout, attempts, error)
+        await asyncio.sleep(min(delay, remaining))  # the last try lands on the deadline
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def connect_with_retries(db: Database, retries: int | None = None) -> BaseException | None:
+    """Try the health query 1 + retries times (default: the config's connect_retries) with
+    backoff; None on success, else the last error.
+    """
+    tries = 1 + (db.config.connect_retries if retries is None else retries)
+    delays = backoff_delays()
+    error: BaseException | None = None
+    for attempt in range(tries):
+        result, error = Probe(db, db.config.health_timeout).outcome()
+        if result.healthy:
+            return None
+        assert error is not None
+        if is_permanent(db, error):
+            return error
+        if attempt + 1 < tries:
+            delay = next(delays)
+            logger.info(
+                "database %r: attempt %d of %d failed; retrying in %.2fs",
+                db.name,
+                attempt + 1,
+                tries,
+                delay,
+            )
+            time.sleep(delay)
+    return error

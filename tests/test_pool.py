@@ -1,0 +1,176 @@
+"""Pool exhaustion: no deadlock under contention, and PoolTimeoutError that says what to raise."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy.exc
+from sqlalchemy import pool as sa_pool
+
+from dbwire import Database, DatabaseConfig, PoolStatus, PoolTimeoutError
+from dbwire.health import pool_status
+from dbwire.pool import DbwireAsyncQueuePool, DbwireQueuePool, adopt_pool
+
+
+@pytest.fixture
+def small_pg(pg_url: str) -> Iterator[Database]:
+    """A PostgreSQL Database with a pool of 5 and no overflow."""
+    db = Database(
+        DatabaseConfig(name="small", url=pg_url, pool_size=5, max_overflow=0, pool_timeout=10)
+    )
+    yield db
+    db.close()
+
+
+def _run_threads(count: int, target: object, timeout: float) -> list[threading.Thread]:
+    threads = [threading.Thread(target=target, daemon=True) for _ in range(count)]  # type: ignore[arg-type]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [t for t in threads if t.is_alive()]
+
+
+def test_fifty_threads_share_five_connections_without_deadlock(small_pg: Database) -> None:
+    backend_pids: set[int] = set()
+    errors: list[BaseException] = []
+    done = []
+
+    def work() -> None:
+        try:
+            for _ in range(5):
+                with small_pg.connect() as conn:
+                    pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+                    conn.exec_driver_sql("SELECT pg_sleep(0.005)")
+                    backend_pids.add(pid)
+            done.append(1)
+        except BaseException as exc:
+            errors.append(exc)
+
+    stuck = _run_threads(50, work, timeout=30)
+    assert not stuck, f"{len(stuck)} threads deadlocked"
+    assert not errors, errors[:3]
+    assert len(done) == 50
+    assert len(backend_pids) <= 5, "max_overflow=0 must never open a sixth connection"
+    status = small_pg.get_pool_status()
+    assert status == PoolStatus(
+        size=5,
+        checked_in=status.checked_in,
+        checked_out=0,
+        overflow=0,
+        max_overflow=0,
+        timeout=10,
+        pool_class="DbwireQueuePool",
+    )
+    assert small_pg.get_stats().queries == 50 * 5 * 2
+
+
+def test_short_pool_timeout_raises_pool_timeout_error_with_the_fix(pg_url: str) -> None:
+    db = Database(
+        DatabaseConfig(name="dry", url=pg_url, pool_size=5, max_overflow=0, pool_timeout=0.3)
+    )
+    failures: list[BaseException] = []
+    successes = []
+    start = threading.Barrier(50)
+
+    def work() -> None:
+        start.wait()
+        try:
+            with db.connect() as conn:
+                conn.exec_driver_sql("SELECT pg_sleep(1.0)")
+            successes.append(1)
+        except BaseException as exc:
+            failures.append(exc)
+
+    try:
+        stuck = _run_threads(50, work, timeout=30)
+        assert not stuck
+        # Five hold a connection for a second; everyone else gives up after 0.3 s.
+        assert len(successes) == 5
+        assert len(failures) == 45
+        for exc in failures:
+            assert isinstance(exc, PoolTimeoutError)
+            assert isinstance(exc, sqlalchemy.exc.TimeoutError)
+            assert isinstance(exc, TimeoutError)
+            assert exc.database == "dry"
+        message = str(failures[0])
+        assert "database 'dry'" in message
+        assert "pool_size=5" in message
+        assert "max_overflow=0" in message
+        assert "5 connections are checked out" in message
+        assert "pool_timeout=0.3s" in message
+        assert "raise pool_size or max_overflow" in message
+        assert db.get_pool_status().checked_out == 0
+    finally:
+        db.close()
+
+
+def test_pool_class_survives_dispose_and_recreate(pg_url: str) -> None:
+    db = Database(
+        DatabaseConfig(name="again", url=pg_url, pool_size=1, max_overflow=0, pool_timeout=0.1)
+    )
+    try:
+        db.engine.dispose()  # Engine.dispose() swaps in pool.recreate()
+        db.dispose_pools()
+        assert type(db.engine.pool) is DbwireQueuePool
+        with db.connect(), pytest.raises(PoolTimeoutError, match="database 'again'"):
+            db.connect()
+    finally:
+        db.close()
+
+
+async def test_async_pool_raises_pool_timeout_error(pg_url: str) -> None:
+    db = Database(
+        DatabaseConfig(name="adry", url=pg_url, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    )
+    try:
+        assert type(db.async_engine.sync_engine.pool) is DbwireAsyncQueuePool
+        async with db.async_connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+            with pytest.raises(PoolTimeoutError, match="pool_size=1, max_overflow=0"):
+                await asyncio.wait_for(db.async_connect().start(), timeout=5)
+        status = db.get_pool_status(is_async=True)
+        assert (status.size, status.checked_out) == (1, 0)
+    finally:
+        await db.aclose()
+
+
+def test_other_pool_kinds_are_left_alone(tmp_path: Path) -> None:
+    db = Database(DatabaseConfig(name="lite", url=f"sqlite:///{tmp_path / 'a.db'}"))
+    try:
+        # A file SQLite database gets SQLAlchemy's QueuePool, hence dbwire's subclass ...
+        assert type(db.engine.pool) is DbwireQueuePool
+        assert db.get_pool_status().pool_class == "DbwireQueuePool"
+    finally:
+        db.close()
+    # ... while a pool SQLAlchemy would not pick as a queue pool is never replaced.
+    engine = sqlalchemy.create_engine("sqlite://", poolclass=sa_pool.StaticPool)
+    adopt_pool(engine, "static")
+    assert type(engine.pool) is sa_pool.StaticPool
+    status = pool_status(engine.pool)
+    assert (status.pool_class, status.checked_out) == ("StaticPool", None)
+    engine.dispose()
+
+
+def test_pool_status_counts_checked_out_and_overflow(pg_url: str) -> None:
+    db = Database(DatabaseConfig(name="count", url=pg_url, pool_size=2, max_overflow=3))
+    try:
+        conns = [db.connect() for _ in range(4)]
+        for conn in conns:
+            conn.exec_driver_sql("SELECT 1")
+        status = db.get_pool_status()
+        assert (status.size, status.checked_out, status.checked_in, status.overflow) == (2, 4, 0, 2)
+        assert status["checked_out"] == 4  # seed 003 reads it as a mapping
+        for conn in conns:
+            conn.close()
+        status = db.get_pool_status()
+        # The two overflow connections are closed on return; the pool keeps its size.
+        assert (status.checked_out, status.checked_in, status.overflow) == (0, 2, 0)
+    finally:
+        db.close()
