@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -64,13 +66,49 @@ def test_read_password_file_not_utf8_does_not_echo(tmp_path: Path) -> None:
     assert "secret" not in str(caught.value).replace(str(path), "")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_read_password_file_unreadable(tmp_path: Path) -> None:
-    path = tmp_path / "locked"
-    path.write_text("pw")
-    path.chmod(0)
-    with pytest.raises(CredentialsError, match="not readable by this user"):
-        read_password_file(path)
+def _read_as_nobody(path: Path) -> str:
+    """read_password_file(path) in a forked child that dropped root; return the message."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: become 'nobody', try, report, exit without pytest's teardown
+        code = 3
+        try:
+            os.close(read_end)
+            os.setgid(65534)
+            os.setuid(65534)
+            read_password_file(path)
+        except CredentialsError as exc:
+            os.write(write_end, str(exc).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        message = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "no CredentialsError in the child"
+    return message
+
+
+def test_read_password_file_unreadable() -> None:
+    # Root reads any file, so when the suite runs as root (as CI does) the read happens in
+    # a forked child that became 'nobody', for whom the file really is unreadable.
+    base = Path(tempfile.mkdtemp(prefix="dbwire-unreadable-"))
+    try:
+        base.chmod(0o755)
+        path = base / "locked"
+        path.write_text("pw-unreadable")
+        path.chmod(0)
+        if os.geteuid() == 0:
+            message = _read_as_nobody(path)
+        else:
+            with pytest.raises(CredentialsError) as caught:
+                read_password_file(path)
+            message = str(caught.value)
+        assert "not readable by this user" in message
+        assert "pw-unreadable" not in message
+    finally:
+        shutil.rmtree(base)
 
 
 def test_read_password_file_loop_is_credentials_error(tmp_path: Path) -> None:

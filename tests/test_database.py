@@ -328,3 +328,12 @@ def test_metadata_cache_file_survives_a_new_process_and_refreshes(tmp_path: Path
         assert set(other.metadata.tables) == set()
     finally:
         other.close()
+
+
+def test_metadata_reflects_on_every_backend(db: TableDatabase) -> None:
+    # DuckDB needs dbwire's dialect fixes: SQLAlchemy 2.1's PostgreSQL reflection queries
+    # catalogs DuckDB does not have (pg_collation, REGCLASS).
+    table = db.refresh_metadata().tables[db.table]
+    assert [c.name for c in table.columns] == ["id", "name"]
+    assert [c.name for c in table.primary_key.columns] == ["id"]
+    assert table.columns["name"].nullable

@@ -66,12 +66,10 @@ def test_seed_in_dependency_order_and_idempotent(db: Database) -> None:
         assert s.scalar(select(Member.team_id).where(Member.id == 2)) == uuid.UUID(int=2)
 
 
-def test_seed_is_all_or_nothing(db: Database) -> None:
-    class Broken(Member):
-        seed_list: ClassVar[list[dict[str, Any]]] = [{"id": 9, "team_id": uuid.UUID(int=99)}]
-
+def test_seed_is_all_or_nothing(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Member, "seed_list", [{"id": 9, "team_id": uuid.UUID(int=99)}])
     with pytest.raises(Exception, match=r"(?i)foreign key"):
-        dbwire.seed(db, [Team, Broken])
+        dbwire.seed(db, [Team, Member])
     with db.session() as s:
         assert s.scalar(select(Team).limit(1)) is None  # the teams were rolled back too
 

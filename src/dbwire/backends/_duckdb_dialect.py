@@ -14,8 +14,9 @@ from typing import Any
 
 from duckdb_engine import DBAPI, ConnectionWrapper
 from duckdb_engine import Dialect as DuckDBEngineDialect
-from sqlalchemy import pool
+from sqlalchemy import pool, sql
 from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection
+from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.engine import URL
 from sqlalchemy.util.concurrency import await_
 
@@ -46,6 +47,113 @@ class DbwireDuckDBDialect(DuckDBEngineDialect):
             connection.execute("BEGIN TRANSACTION READ ONLY")
         else:
             connection.begin()
+
+    def _columns_query(  # type: ignore[override]
+        self, schema: Any, has_filter_names: Any, scope: Any, kind: Any
+    ) -> Any:
+        # SQLAlchemy 2.1's PostgreSQL reflection reads column collations from
+        # pg_catalog.pg_collation, which DuckDB does not have; duckdb-engine reuses that
+        # query, so reflection (db.metadata, inspect()) fails. DuckDB has no per-column
+        # collations to report: select NULL in that column instead.
+        query = super()._columns_query(schema, has_filter_names, scope, kind)
+        columns = [
+            sql.null().label("collation") if column.name == "collation" else column
+            for column in query.selected_columns
+        ]
+        return query.with_only_columns(*columns, maintain_column_froms=False)
+
+    def get_multi_columns(self, connection: Any, *args: Any, **kw: Any) -> Any:
+        # duckdb-engine 0.17's copy of this method calls a private PGDialect helper with
+        # SQLAlchemy 2.0's signature; SQLAlchemy 2.1's own method works once the two
+        # catalog queries DuckDB cannot answer are avoided (_columns_query, _load_domains).
+        return PGDialect.get_multi_columns(self, connection, *args, **kw)  # type: ignore[no-untyped-call]
+
+    def _load_domains(self, connection: Any, schema: Any = None, **kw: Any) -> list[Any]:
+        return []  # DuckDB has no domains, and the query needs pg_collation
+
+    # Constraints: PostgreSQL's catalog queries need REGCLASS and pg_constraint details
+    # DuckDB lacks; duckdb_constraints() has the same facts.
+    def _duckdb_constraints(
+        self, connection: Any, schema: str | None, filter_names: Any, kind: str
+    ) -> dict[tuple[str | None, str], list[Any]]:
+        query = (
+            "SELECT t.table_name, c.constraint_name, c.constraint_column_names, "
+            "c.referenced_table, c.referenced_column_names, c.expression "
+            "FROM duckdb_tables() t LEFT JOIN duckdb_constraints() c "
+            "ON c.database_oid = t.database_oid AND c.schema_oid = t.schema_oid "
+            "AND c.table_oid = t.table_oid AND c.constraint_type = $1 "
+            "WHERE t.database_name = current_database() AND t.schema_name = $2 "
+            "ORDER BY t.table_name, c.constraint_index"
+        )
+        rows = connection.exec_driver_sql(query, (kind, schema or "main")).all()
+        wanted = set(filter_names) if filter_names else None
+        found: dict[tuple[str | None, str], list[Any]] = {}
+        for table, name, columns, ref_table, ref_columns, expression in rows:
+            if wanted is not None and table not in wanted:
+                continue
+            entries = found.setdefault((schema, table), [])
+            if name is not None:
+                entries.append((name, list(columns), ref_table, list(ref_columns), expression))
+        return found
+
+    def get_multi_pk_constraint(self, connection: Any, *args: Any, **kw: Any) -> Any:
+        schema = kw.get("schema")
+        found = self._duckdb_constraints(connection, schema, kw.get("filter_names"), "PRIMARY KEY")
+        return [
+            (
+                key,
+                {"constrained_columns": e[0][1], "name": e[0][0]}
+                if e
+                else {"constrained_columns": [], "name": None},
+            )
+            for key, e in found.items()
+        ]
+
+    def get_multi_foreign_keys(self, connection: Any, *args: Any, **kw: Any) -> Any:
+        schema = kw.get("schema")
+        found = self._duckdb_constraints(connection, schema, kw.get("filter_names"), "FOREIGN KEY")
+        return [
+            (
+                key,
+                [
+                    {
+                        "name": name,
+                        "constrained_columns": columns,
+                        "referred_schema": schema,
+                        "referred_table": ref_table,
+                        "referred_columns": ref_columns,
+                        "options": {},
+                    }
+                    for name, columns, ref_table, ref_columns, _ in entries
+                ],
+            )
+            for key, entries in found.items()
+        ]
+
+    def get_multi_unique_constraints(self, connection: Any, *args: Any, **kw: Any) -> Any:
+        schema = kw.get("schema")
+        found = self._duckdb_constraints(connection, schema, kw.get("filter_names"), "UNIQUE")
+        return [
+            (key, [{"name": e[0], "column_names": e[1]} for e in entries])
+            for key, entries in found.items()
+        ]
+
+    def get_multi_check_constraints(self, connection: Any, *args: Any, **kw: Any) -> Any:
+        schema = kw.get("schema")
+        found = self._duckdb_constraints(connection, schema, kw.get("filter_names"), "CHECK")
+        return [
+            (key, [{"name": e[0], "sqltext": e[4]} for e in entries])
+            for key, entries in found.items()
+        ]
+
+    def get_multi_indexes(self, connection: Any, *args: Any, **kw: Any) -> Any:
+        return []  # DuckDB's ART indexes are not reflected (duckdb-engine does the same)
+
+    def get_multi_table_options(self, connection: Any, *args: Any, **kw: Any) -> Any:
+        return []  # no storage options, tablespaces or inheritance in DuckDB
+
+    def get_multi_table_comment(self, connection: Any, *args: Any, **kw: Any) -> Any:
+        return []
 
 
 class _AsyncCursor:
