@@ -1,0 +1,1 @@
+"""dbwire's benchmarks: dbwire against the raw libraries beneath it (`python -m bench`)."""

@@ -1,0 +1,163 @@
+"""Observability on against off, and health checks of 20 databases at once."""
+
+from __future__ import annotations
+
+import logging
+import select
+from typing import Any
+
+from sqlalchemy import text
+
+import dbwire
+from bench.cases_sync import SAME_POOL, database
+from bench.context import SELECT_ONE, Context
+from bench.harness import (
+    Budget,
+    Row,
+    Stats,
+    compared,
+    format_time,
+    interleave,
+    time_one,
+)
+from dbwire.manager import Manager
+
+OBSERVE_BUDGET = Budget(1.10, "<= 1.10x observability off")
+HEALTH_BUDGET = Budget(1.5, "<= 1.5x the slowest single check", metric="reference")
+HEALTH_DATABASES = 20
+
+_STATEMENT = text(SELECT_ONE)
+
+
+def case_observe(ctx: Context) -> list[Row]:
+    operation = "`db.session()` + `SELECT 1`: stats, slow-query tracking, query log on"
+    # Records are really made (the level lets them through) and dropped by a NullHandler.
+    ctx.null_logger.setLevel(logging.INFO)
+    observed = database(
+        ctx,
+        "bench_observe_on",
+        log_queries=True,
+        query_log_level="INFO",
+        slow_query_ms=60_000.0,
+        **SAME_POOL,
+    )
+    plain = database(ctx, "bench_observe_off", **SAME_POOL)
+
+    def op(db: dbwire.Database) -> Any:
+        def run() -> None:
+            with db.session() as session:
+                session.execute(_STATEMENT).all()
+
+        return run
+
+    try:
+        timing = interleave(op(observed), op(plain), ctx.iterations)
+    finally:
+        ctx.null_logger.setLevel(logging.NOTSET)
+    queries = observed.get_stats().queries
+    return [
+        compared(
+            "observe",
+            operation,
+            "the same with log_queries and slow_query_ms off",
+            timing,
+            floor=ctx.floor(),
+            budget=OBSERVE_BUDGET,
+            note=(
+                f"dbwire always keeps query stats, so off still counts; {queries:,} statements "
+                "counted by get_stats() on the observed side"
+            ),
+        )
+    ]
+
+
+def case_health(ctx: Context) -> list[Row]:
+    operation = f"`manager.health_check()` over {HEALTH_DATABASES} databases"
+    names = [f"health_{i:02d}" for i in range(HEALTH_DATABASES)]
+    manager = Manager.from_config(
+        {"databases": {name: {"url": ctx.pg_url, **SAME_POOL} for name in names}},
+        ctx.null_logger,
+        environ={},
+    )
+    ctx.on_close(manager.close_all)
+    manager.setup()
+    _require_healthy(manager.health_check())
+
+    singles = [manager.db(name).health_check for name in names]
+
+    def concurrent() -> None:
+        manager.health_check()
+
+    def one_after_another() -> None:
+        for check in singles:
+            check()
+
+    timing = interleave(concurrent, one_after_another, ctx.iterations.scaled(0.05, minimum=4))
+    single_stats: list[Stats] = [
+        time_one(check, ctx.iterations.scaled(0.02, minimum=3)) for check in singles
+    ]
+    slowest = max(single.median for single in single_stats)
+    raw_all, raw_one = _raw_pings(ctx)
+    return [
+        compared(
+            "health",
+            operation,
+            f"`health_check()` of each of the {HEALTH_DATABASES} in turn",
+            timing,
+            reference=slowest,
+            floor=raw_all,
+            budget=HEALTH_BUDGET,
+            note=(
+                f"the slowest single check takes {format_time(slowest)}; the budget value is "
+                "concurrent / slowest single. x floor is against raw libpq sending "
+                f"`SELECT 1` on {HEALTH_DATABASES} open connections at once "
+                f"({format_time(raw_all.median)}, {raw_all.median / raw_one.median:.1f}x one "
+                f"raw ping of {format_time(raw_one.median)}): the physical limit of "
+                "concurrency on this machine"
+            ),
+        )
+    ]
+
+
+def _raw_pings(ctx: Context) -> tuple[Stats, Stats]:
+    """Raw psycopg: one ping, and HEALTH_DATABASES pings in flight at once (non-blocking)."""
+    import psycopg
+
+    conns = [psycopg.connect(ctx.pg_url, autocommit=True) for _ in range(HEALTH_DATABASES)]
+    try:
+        pgconns = [conn.pgconn for conn in conns]
+
+        def all_at_once() -> None:
+            for pgconn in pgconns:
+                pgconn.send_query(b"SELECT 1")
+            waiting = {pgconn.socket: pgconn for pgconn in pgconns}
+            while waiting:
+                ready, _, _ = select.select(list(waiting), [], [], 5.0)
+                if not ready:
+                    raise TimeoutError("no answer to SELECT 1 within 5 s")
+                for fd in ready:
+                    pgconn = waiting[fd]
+                    pgconn.consume_input()
+                    if not pgconn.is_busy():
+                        while pgconn.get_result() is not None:
+                            pass
+                        del waiting[fd]
+
+        def one() -> None:
+            conns[0].execute("SELECT 1").fetchall()
+
+        iterations = ctx.iterations.scaled(0.1, minimum=4)
+        return time_one(all_at_once, iterations), time_one(one, iterations)
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def _require_healthy(results: Any) -> None:
+    bad = {
+        name: result
+        for name, result in dict(results).items()
+        if str(getattr(result, "status", "")).lower() not in ("ok", "healthy", "up")
+    }
+    if bad:
+        raise RuntimeError(f"health checks failed before timing: {bad}")

@@ -1,0 +1,73 @@
+"""SQLite (a file in WAL mode): the same rows where they cost nothing to add; no budgets."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import sessionmaker
+
+import dbwire
+from bench.cases_sync import core_execute_query
+from bench.context import SELECT_ONE, Context
+from bench.harness import Row, compared, interleave, time_one
+
+_STATEMENT = text(SELECT_ONE)
+
+
+def case_sqlite(ctx: Context) -> list[Row]:
+    path = ctx.tmp / "bench.sqlite"
+    url = f"sqlite:///{path}"
+    db = dbwire.connect(url, name="bench_sqlite", logger=ctx.null_logger)
+    ctx.on_close(db.close)
+    engine = create_engine(url, connect_args={"check_same_thread": False})
+    ctx.on_close(engine.dispose)
+    factory = sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    db.execute_query(SELECT_ONE)  # creates the file, WAL on
+    raw = sqlite3.connect(path, check_same_thread=False)
+    ctx.on_close(raw.close)
+
+    def floor_op() -> None:
+        cursor = raw.cursor()
+        cursor.execute(SELECT_ONE)
+        cursor.fetchall()
+        cursor.close()
+
+    def session_dbwire() -> None:
+        with db.session() as session:
+            session.execute(_STATEMENT).all()
+
+    def session_sqlalchemy() -> None:
+        with factory.begin() as session:
+            session.execute(_STATEMENT).all()
+
+    floor = time_one(floor_op, ctx.iterations)
+    sessions = interleave(session_dbwire, session_sqlalchemy, ctx.iterations)
+    queries = interleave(
+        lambda: db.execute_query(SELECT_ONE),
+        lambda: core_execute_query(engine, SELECT_ONE),
+        ctx.iterations,
+    )
+    return [
+        Row(
+            case="sqlite",
+            operation="—",
+            baseline_name="SQLite floor: raw sqlite3 `SELECT 1` on one connection",
+            baseline=floor,
+            floor=floor,
+        ),
+        compared(
+            "sqlite",
+            "SQLite: `db.session()` + `SELECT 1` + commit",
+            "`sessionmaker(engine).begin()`, default pool",
+            sessions,
+            floor=floor,
+        ),
+        compared(
+            "sqlite",
+            'SQLite: `db.execute_query("SELECT 1")`',
+            "SQLAlchemy Core, as for PostgreSQL",
+            queries,
+            floor=floor,
+        ),
+    ]

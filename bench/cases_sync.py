@@ -1,0 +1,361 @@
+"""PostgreSQL over psycopg: the floor, connect(), session(), execute_query(), pre-ping, threads."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
+
+import dbwire
+from bench.context import SELECT_ONE, Context
+from bench.harness import Budget, Comparison, Iterations, Row, Stats, compared, interleave
+from bench.proposals import DialectLevelHooks, fast_execute_query, install_idle_ping
+
+# dbwire's server-backend pool defaults, passed explicitly to both sides so the baseline
+# engine always has exactly the pool dbwire builds.
+SAME_POOL: dict[str, Any] = {
+    "pool_size": 5,
+    "max_overflow": 10,
+    "pool_timeout": 30.0,
+    "pool_recycle": 3600,
+    "pool_pre_ping": True,
+}
+
+SESSION_BUDGET = Budget(1.10, "<= 1.10x raw SQLAlchemy")
+CONNECT_BUDGET = Budget(1.05, "<= 1.05x raw SQLAlchemy")
+EXECUTE_QUERY_BUDGET = Budget(2.5, "<= 2.5x the floor", metric="floor")
+PRE_PING_BUDGET = Budget(1.05, "<= 1.05x pre-ping off")
+
+_STATEMENT = text(SELECT_ONE)
+PROTOTYPE = "a prototype of the proposed fix (bench/proposals.py), not dbwire's code"
+
+
+def share(ctx: Context, engine: Engine) -> None:
+    """Fill the engine's pool with the run's shared connections, in a fixed order.
+
+    The queue pool hands connections out first in, first out, so a one-thread loop rotates
+    over the whole pool, and two engines filled alike stay in step: in every A/B pair both
+    sides use the same server process. (One connection per side would leave each side's
+    time resting on one backend's luck with the scheduler; on a loaded 2-CPU machine that
+    alone moved a ratio by 30%.)
+    """
+    size = engine.pool.size() if isinstance(engine.pool, QueuePool) else 1
+    shared = ctx.shared_connections(size)
+    turn = iter(shared)
+    # A do_connect listener that returns a connection replaces the driver's connect();
+    # dbwire's own do_connect hook (credentials) still runs first.
+    event.listen(engine, "do_connect", lambda *_args: next(turn))
+    held = [engine.connect() for _ in range(size)]
+    used = [conn.connection.driver_connection for conn in held]
+    assert all(a is b for a, b in zip(used, shared, strict=True)), "pool not on shared conns"
+    for conn in held:
+        conn.close()
+
+
+def database(ctx: Context, name: str, **overrides: Any) -> dbwire.Database:
+    """A dbwire Database on the run's server, its pool filled with the shared connections."""
+    db = dbwire.connect(ctx.pg_url, name=name, logger=ctx.null_logger, **overrides)
+    ctx.on_close(db.close)
+    share(ctx, db.engine)
+    return db
+
+
+def _engine(ctx: Context, **options: Any) -> Engine:
+    engine = create_engine(ctx.sa_url("psycopg"), **options)
+    ctx.on_close(engine.dispose)
+    share(ctx, engine)
+    return engine
+
+
+def case_floor(ctx: Context) -> list[Row]:
+    floor = ctx.floor()
+    return [
+        Row(
+            case="floor",
+            operation="—",
+            baseline_name="raw psycopg `SELECT 1` on an open connection (autocommit)",
+            baseline=floor,
+            floor=floor,
+            note="the physical floor: one round trip over loopback",
+        )
+    ]
+
+
+def case_connect(ctx: Context) -> list[Row]:
+    db = database(ctx, "bench_connect", **SAME_POOL)
+    engine = _engine(ctx, **SAME_POOL)
+
+    def with_dbwire() -> None:
+        with db.connect() as conn:
+            conn.execute(_STATEMENT).all()
+
+    def with_sqlalchemy() -> None:
+        with engine.connect() as conn:
+            conn.execute(_STATEMENT).all()
+
+    timing = interleave(with_dbwire, with_sqlalchemy, ctx.iterations)
+    proposal = _engine(ctx, **SAME_POOL)
+    DialectLevelHooks(proposal)
+
+    def with_proposal() -> None:
+        with proposal.connect() as conn:
+            conn.execute(_STATEMENT).all()
+
+    return [
+        compared(
+            "connect",
+            "`db.connect()` + `SELECT 1`",
+            "`engine.connect()` + `SELECT 1`, same pool",
+            timing,
+            floor=ctx.floor(),
+            budget=CONNECT_BUDGET,
+        ),
+        compared(
+            "connect",
+            "proposal: dbwire's hooks as dialect/pool events only",
+            "`engine.connect()` + `SELECT 1`, same pool",
+            interleave(with_proposal, with_sqlalchemy, ctx.iterations),
+            floor=ctx.floor(),
+            budget=CONNECT_BUDGET,
+            note=PROTOTYPE,
+        ),
+    ]
+
+
+def case_session(ctx: Context) -> list[Row]:
+    db = database(ctx, "bench_session", **SAME_POOL)
+    engine = _engine(ctx, **SAME_POOL)
+    factory = sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+    def with_dbwire() -> None:
+        with db.session() as session:
+            session.execute(_STATEMENT).all()
+
+    def with_sqlalchemy() -> None:
+        with factory.begin() as session:
+            session.execute(_STATEMENT).all()
+
+    timing = interleave(with_dbwire, with_sqlalchemy, ctx.iterations)
+    proposal = _engine(ctx, **SAME_POOL)
+    DialectLevelHooks(proposal)
+    proposal_factory = sessionmaker(proposal, expire_on_commit=False, autoflush=False)
+
+    def with_proposal() -> None:
+        # db.session()'s own body: commit on success, rollback on error, always close.
+        session = proposal_factory()
+        try:
+            session.execute(_STATEMENT).all()
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    return [
+        compared(
+            "session",
+            "`db.session()` + `SELECT 1` + commit",
+            "`sessionmaker(engine).begin()` + `SELECT 1`, same pool",
+            timing,
+            floor=ctx.floor(),
+            budget=SESSION_BUDGET,
+        ),
+        compared(
+            "session",
+            "proposal: dbwire's hooks as dialect/pool events only",
+            "`sessionmaker(engine).begin()` + `SELECT 1`, same pool",
+            interleave(with_proposal, with_sqlalchemy, ctx.iterations),
+            floor=ctx.floor(),
+            budget=SESSION_BUDGET,
+            note=PROTOTYPE,
+        ),
+    ]
+
+
+def core_execute_query(engine: Engine, sql: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """What execute_query() does by hand with SQLAlchemy Core."""
+    with engine.connect() as conn:
+        result = conn.execute(text(sql))
+        columns = list(result.keys())
+        rows = [dict(zip(columns, row, strict=True)) for row in result]
+        conn.commit()
+    return columns, rows
+
+
+def case_execute_query(ctx: Context) -> list[Row]:
+    db = database(ctx, "bench_execute_query", **SAME_POOL)
+    engine = _engine(ctx, **SAME_POOL)
+    # The proposed fast path (bench/proposals.py) on a dbwire engine with the idle-time
+    # pre-ping: what execute_query would cost once both proposals land.
+    proposal_db = database(
+        ctx, "bench_execute_query_proposal", **{**SAME_POOL, "pool_pre_ping": False}
+    )
+    install_idle_ping(proposal_db.engine)
+
+    def with_dbwire() -> None:
+        db.execute_query(SELECT_ONE)
+
+    def with_core() -> None:
+        core_execute_query(engine, SELECT_ONE)
+
+    def with_proposal() -> None:
+        fast_execute_query(proposal_db.engine, SELECT_ONE)
+
+    # The budget is against the floor, so the floor is timed next to each side too.
+    floor_op = ctx.floor_op()
+    rows = []
+    for operation, op, note in (
+        ('`db.execute_query("SELECT 1")`', with_dbwire, ""),
+        (
+            "proposal: pooled driver connection in autocommit, idle-time pre-ping",
+            with_proposal,
+            PROTOTYPE,
+        ),
+    ):
+        against_floor = interleave(op, floor_op, ctx.iterations)
+        row = compared(
+            "execute_query",
+            operation,
+            "SQLAlchemy Core: `connect()`, `execute(text())`, dict rows, commit",
+            interleave(op, with_core, ctx.iterations),
+            floor=against_floor.b,
+            paired_floor_ratio=against_floor.ratio,
+            budget=EXECUTE_QUERY_BUDGET,
+            note=note,
+        )
+        rows.append(row)
+    return rows
+
+
+def case_pre_ping(ctx: Context) -> list[Row]:
+    on = database(ctx, "bench_pre_ping_on", **SAME_POOL)
+    off = database(ctx, "bench_pre_ping_off", **{**SAME_POOL, "pool_pre_ping": False})
+    proposal = database(ctx, "bench_pre_ping_idle", **{**SAME_POOL, "pool_pre_ping": False})
+    install_idle_ping(proposal.engine)
+
+    def checkout(db: dbwire.Database) -> Callable[[], None]:
+        def op() -> None:
+            with db.connect() as conn:
+                conn.execute(_STATEMENT).all()
+
+        return op
+
+    return [
+        compared(
+            "pre_ping",
+            "checkout + `SELECT 1`, `pool_pre_ping=True` (dbwire's default)",
+            "the same with `pool_pre_ping=False`",
+            interleave(checkout(on), checkout(off), ctx.iterations),
+            floor=ctx.floor(),
+            budget=PRE_PING_BUDGET,
+        ),
+        compared(
+            "pre_ping",
+            "proposal: ping only after 1 s idle, or when the socket shows a hang-up",
+            "the same with `pool_pre_ping=False`",
+            interleave(checkout(proposal), checkout(off), ctx.iterations),
+            floor=ctx.floor(),
+            budget=PRE_PING_BUDGET,
+            note=PROTOTYPE,
+        ),
+    ]
+
+
+# -- 8 threads ------------------------------------------------------------------------------
+THREADS = 8
+
+
+class _Crew:
+    """Eight parked threads that run `ops_each` calls of one function per round."""
+
+    def __init__(self, threads: int) -> None:
+        self._start = threading.Barrier(threads + 1)
+        self._done = threading.Barrier(threads + 1)
+        self._op: Callable[[], object] = lambda: None
+        self._ops_each = 0
+        self._stop = False
+        self._errors: list[BaseException] = []
+        self._threads = [
+            threading.Thread(target=self._work, name=f"bench-{i}", daemon=True)
+            for i in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _work(self) -> None:
+        while True:
+            self._start.wait()
+            if self._stop:
+                return
+            try:
+                for _ in range(self._ops_each):
+                    self._op()
+            except BaseException as exc:
+                self._errors.append(exc)
+            self._done.wait()
+
+    def round(self, op: Callable[[], object], ops_each: int) -> None:
+        """Run `ops_each` calls of `op` on every thread; return when all are done."""
+        self._op, self._ops_each = op, ops_each
+        self._start.wait()
+        self._done.wait()
+        if self._errors:
+            raise self._errors[0]
+
+    def close(self) -> None:
+        self._stop = True
+        self._start.wait()
+        for thread in self._threads:
+            thread.join()
+
+
+def case_threads(ctx: Context) -> list[Row]:
+    pool = {**SAME_POOL, "pool_size": THREADS, "max_overflow": 0}
+    db = database(ctx, "bench_threads", **pool)
+    engine = _engine(ctx, **pool)
+    factory = sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+    def with_dbwire() -> None:
+        with db.session() as session:
+            session.execute(_STATEMENT).all()
+
+    def with_sqlalchemy() -> None:
+        session: Session
+        with factory.begin() as session:
+            session.execute(_STATEMENT).all()
+
+    ops_each = 4 if ctx.quick else 40
+    rounds: Iterations = ctx.iterations.scaled(0.05, minimum=4)
+    crew = _Crew(THREADS)
+    try:
+        timing = interleave(
+            lambda: crew.round(with_dbwire, ops_each),
+            lambda: crew.round(with_sqlalchemy, ops_each),
+            rounds,
+        )
+    finally:
+        crew.close()
+    per_round = THREADS * ops_each
+    timing = Comparison(_per_op(timing.a, per_round), _per_op(timing.b, per_round), timing.ratio)
+    return [
+        compared(
+            "threads",
+            f"`db.session()` round trip, {THREADS} threads, pool of {THREADS}",
+            "`sessionmaker(engine).begin()`, same threads and pool",
+            timing,
+            floor=ctx.floor(),
+            note=(
+                f"wall time per operation; {1e9 / timing.a.median:,.0f} vs "
+                f"{1e9 / timing.b.median:,.0f} operations/s"
+            ),
+        )
+    ]
+
+
+def _per_op(stats: Stats, ops: int) -> Stats:
+    return Stats(stats.median / ops, stats.p10 / ops, stats.p90 / ops, stats.n)

@@ -1,0 +1,139 @@
+"""What every case shares: the iteration counts, one PostgreSQL server, the floors, cleanup."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.harness import FULL, QUICK, Iterations, Stats, time_one
+
+REPO = Path(__file__).resolve().parent.parent
+# tests/servers.py starts the same throwaway servers the test suite uses (no pytest needed).
+if str(REPO / "tests") not in sys.path:
+    sys.path.insert(0, str(REPO / "tests"))
+
+SELECT_ONE = "SELECT 1"
+FLOOR_CONNECTIONS = 5
+
+
+class Context:
+    """Shared state of one run; the PostgreSQL server starts on first use."""
+
+    def __init__(self, *, quick: bool) -> None:
+        self.quick = quick
+        self.iterations: Iterations = QUICK if quick else FULL
+        self._tmp = tempfile.TemporaryDirectory(prefix="dbwire-bench-")
+        self.tmp = Path(self._tmp.name)
+        self._server: Any = None
+        self._floor: Stats | None = None
+        self._floor_op: Callable[[], None] | None = None
+        self._shared: dict[int, list[Any]] = {}
+        self._closers: list[Callable[[], None]] = []
+        self.null_logger = _null_logger()
+
+    # -- the server ---------------------------------------------------------------------
+    @property
+    def pg_url(self) -> str:
+        """postgresql://user:password@127.0.0.1:PORT/db of the run's server."""
+        if self._server is None:
+            from servers import PostgresServer
+
+            server = PostgresServer.from_env() or PostgresServer()
+            self._server = server
+            server.start()
+        url: str = self._server.url
+        return url
+
+    def sa_url(self, driver: str) -> str:
+        """The server's URL for SQLAlchemy with an explicit driver, e.g. 'psycopg'."""
+        return self.pg_url.replace("postgresql://", f"postgresql+{driver}://", 1)
+
+    # -- shared measurements -----------------------------------------------------------
+    def shared_connections(self, count: int) -> list[Any]:
+        """`count` open psycopg connections that every engine of a comparison pools.
+
+        Both sides of a comparison then talk to the same server processes in the same
+        order (see bench.cases_sync.share), so the scheduler cannot favour one side's
+        backends; on a loaded 2-CPU machine that alone moved a ratio by 10% between runs.
+        """
+        if count not in self._shared:
+            import psycopg
+
+            conns = [psycopg.connect(self.pg_url) for _ in range(count)]
+            for conn in conns:
+                self.on_close(conn.close)
+            self._shared[count] = conns
+        return self._shared[count]
+
+    def floor_op(self) -> Callable[[], None]:
+        """One raw psycopg `SELECT 1` on an open connection.
+
+        Five connections, kept open for the run, take turns like the pools' connections do
+        (bench.cases_sync.fill_pool), so no ratio rests on one server process's scheduling.
+        """
+        if self._floor_op is None:
+            import psycopg
+
+            conns = [
+                psycopg.connect(self.pg_url, autocommit=True) for _ in range(FLOOR_CONNECTIONS)
+            ]
+            for conn in conns:
+                self.on_close(conn.close)
+            turn = itertools.cycle(conns)
+
+            def op() -> None:
+                with next(turn).cursor() as cur:
+                    cur.execute(SELECT_ONE)
+                    cur.fetchall()
+
+            self._floor_op = op
+        return self._floor_op
+
+    def floor(self) -> Stats:
+        """The floor every sync PostgreSQL row is compared with, measured once per run."""
+        if self._floor is None:
+            self._floor = time_one(self.floor_op(), self.iterations)
+        return self._floor
+
+    def server_version(self) -> str | None:
+        """The PostgreSQL server's version, if this run started (or used) one."""
+        if self._server is None:
+            return None
+        import psycopg
+
+        with psycopg.connect(self.pg_url, autocommit=True) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+        return None if row is None else str(row[0])
+
+    # -- cleanup ------------------------------------------------------------------------
+    def on_close(self, closer: Callable[[], None]) -> None:
+        self._closers.append(closer)
+
+    def close(self) -> None:
+        errors: list[BaseException] = []
+        for closer in reversed(self._closers):
+            try:
+                closer()
+            except Exception as exc:  # keep closing the rest; report afterwards
+                errors.append(exc)
+        self._closers.clear()
+        try:
+            if self._server is not None:
+                self._server.cleanup()
+        finally:
+            self._tmp.cleanup()
+        if errors:
+            raise errors[0]
+
+
+def _null_logger() -> logging.Logger:
+    """dbwire's loggers, sent to a NullHandler: records are made and dropped, nothing printed."""
+    logger = logging.getLogger("dbwire")
+    logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+    return logger
