@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy import text
 
 import dbwire
@@ -260,11 +261,19 @@ def test_pool_options_reach_the_engine(pg_url: str) -> None:
 
 def test_server_backends_default_to_pre_ping_and_recycle(pg_url: str) -> None:
     db = Database(DatabaseConfig(name="defaults", url=pg_url))
+    always = Database(DatabaseConfig(name="always", url=pg_url, pre_ping_idle=0))
     try:
-        assert db.engine.pool._pre_ping is True
+        # dbwire's idle-window ping replaces SQLAlchemy's ping-every-checkout by default
+        # (tests/reliability/test_server_recovery.py proves the recovery it keeps) ...
+        assert db.engine.pool._pre_ping is False
+        assert db._idle_ping and db.config.pre_ping_idle == 1.0
         assert db.engine.pool._recycle == 3600
+        # ... and pre_ping_idle = 0 gives SQLAlchemy's behaviour back.
+        assert always.engine.pool._pre_ping is True
+        assert not always._idle_ping
     finally:
         db.close()
+        always.close()
 
 
 def test_repr_masks_the_password(pg_url: str, pg_server: object) -> None:
@@ -337,3 +346,31 @@ def test_metadata_reflects_on_every_backend(db: TableDatabase) -> None:
     assert [c.name for c in table.columns] == ["id", "name"]
     assert [c.name for c in table.primary_key.columns] == ["id"]
     assert table.columns["name"].nullable
+
+
+def test_execute_query_direct_path_keeps_core_semantics(pg_url: str) -> None:
+    # On psycopg, execute_query() runs on the pooled driver connection in autocommit.
+    db = Database(DatabaseConfig(name="direct", url=pg_url))
+    try:
+        assert db.execute_query(
+            "SELECT '100%' AS pct, 'a:b' AS colon, CAST(:n AS int) AS n", {"n": "7"}
+        ) == (
+            ["pct", "colon", "n"],
+            [{"pct": "100%", "colon": "a:b", "n": 7}],
+        )
+        db.execute_query("CREATE TABLE direct_t (x int)")
+        db.execute_query("INSERT INTO direct_t VALUES (:x)", {"x": 1})  # committed at once
+        with db.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM direct_t")).scalar_one() == 1
+        with pytest.raises(sqlalchemy_exc.ProgrammingError, match="no_such_table"):
+            db.execute_query("SELECT * FROM no_such_table")
+        before = db.get_stats()
+        db.execute_query("SELECT 1")
+        assert db.get_stats().queries == before.queries + 1
+        assert db.get_stats().errors >= 1
+        # The connection went back to the pool in its normal (transactional) mode.
+        with db.connect() as conn:
+            assert conn.connection.driver_connection.autocommit is False
+        db.execute_query("DROP TABLE direct_t")
+    finally:
+        db.close()

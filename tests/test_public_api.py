@@ -15,3 +15,17 @@ def test_all_is_complete() -> None:
     # The order of __all__ is ruff's (RUF022, checked by the test command).
     for name in dbwire.__all__:
         assert hasattr(dbwire, name), name
+
+
+def test_names_load_on_first_use_in_a_fresh_interpreter() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, dbwire\n"
+        "assert 'sqlalchemy.orm' not in sys.modules, 'the ORM loaded at import'\n"
+        "assert 'dbwire.local' not in sys.modules\n"
+        "assert dbwire.credentials.resolve_pg and dbwire.Manager and dbwire.connect\n"
+        "assert callable(dbwire.get_duckdb_connection)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

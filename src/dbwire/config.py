@@ -63,6 +63,9 @@ class DatabaseConfig(BaseModel):
     pool_timeout: float | None = Field(default=None, gt=0)
     pool_recycle: int | None = None
     pool_pre_ping: bool | None = None
+    # With pool_pre_ping on, ping only connections idle longer than this many seconds (or
+    # whose socket shows the server hung up); 0 pings on every checkout, as SQLAlchemy does.
+    pre_ping_idle: float = Field(default=1.0, ge=0)
     echo: bool = False
     connect_timeout: float | None = Field(default=None, gt=0)
 

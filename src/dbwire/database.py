@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import os
@@ -12,19 +13,12 @@ import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import MetaData, create_engine, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
-from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
-    AsyncEngine,
-    async_sessionmaker,
-    create_async_engine,
-)
-from sqlalchemy.ext.asyncio import AsyncSession as OrmAsyncSession
-from sqlalchemy.orm import Session as OrmSession
-from sqlalchemy.orm import scoped_session, sessionmaker
 
 from dbwire import health, lifecycle
 from dbwire.backends import registry
@@ -40,9 +34,16 @@ from dbwire.errors import (
 )
 from dbwire.health import HealthResult, PoolStatus
 from dbwire.observe import QueryObserver, QueryStats
-from dbwire.pool import adopt_pool
+from dbwire.pool import adopt_pool, install_idle_ping
 
 if TYPE_CHECKING:
+    # The ORM and asyncio extensions cost ~120 ms to import; they load on first use of
+    # sessions or async engines, so `dbwire check` or execute_query() never pays it.
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
+    from sqlalchemy.ext.asyncio import AsyncSession as OrmAsyncSession
+    from sqlalchemy.orm import Session as OrmSession
+    from sqlalchemy.orm import scoped_session, sessionmaker
+
     from dbwire.schema import TableSchema
 
 READONLY_OPTION = "dbwire_readonly"
@@ -86,10 +87,12 @@ class Database:
         self._async_side_no_loop: _AsyncSide | None = None
         self._session_factory: sessionmaker[OrmSession] | None = None
         self._readonly_session_factory: sessionmaker[OrmSession] | None = None
+        self._readonly_sync_engine: Engine | None = None
         self._scoped: scoped_session[OrmSession] | None = None
         self._metadata: MetaData | None = None
         self._last_password: str | None = None
         self._database_ensured = False
+        self._direct_queries = True  # execute_query's one-round-trip path, where possible
         # -- health, stats, pool, wait (manager issue): query counters, fork safety
         self._observer = QueryObserver(
             self.name,
@@ -153,7 +156,12 @@ class Database:
             self._check_open()
             side = self._async_sides.get(loop) if loop is not None else self._async_side_no_loop
             if side is None:
-                side = _AsyncSide(self._create_async_engine())
+                engine = self._create_async_engine()
+                readonly = engine
+                if not self.config.readonly:
+                    readonly = engine.execution_options(**{READONLY_OPTION: True})
+                    self._listen_readonly(readonly.sync_engine)
+                side = _AsyncSide(engine, readonly)
                 if loop is None:
                     self._async_side_no_loop = side
                 else:
@@ -185,7 +193,16 @@ class Database:
         options = self.backend.engine_options(is_async=is_async)
         if self.config.readonly:
             options["execution_options"] = {READONLY_OPTION: True}
+        if options.get("pool_pre_ping") and self.config.pre_ping_idle > 0:
+            options["pool_pre_ping"] = False  # dbwire's idle-window ping replaces it
         return url, options
+
+    @property
+    def _idle_ping(self) -> bool:
+        pre_ping = self.config.pool_pre_ping
+        if pre_ping is None:
+            pre_ping = bool(self.backend.pool_defaults().get("pool_pre_ping"))
+        return pre_ping and self.config.pre_ping_idle > 0
 
     def _create_sync_engine(self) -> Engine:
         self._ensure_database()
@@ -202,6 +219,8 @@ class Database:
         self._ensure_database()
         url, options = self._engine_arguments(is_async=True)
         try:
+            from sqlalchemy.ext.asyncio import create_async_engine
+
             with _ENGINE_CREATION_LOCK:
                 engine = create_async_engine(url, **options)
         except TypeError as exc:
@@ -259,12 +278,8 @@ class Database:
             self._last_password = params.password_value()
             backend.apply_params(cparams, params, is_async=is_async)
 
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Connection) -> None:
-            if conn.get_execution_options().get(READONLY_OPTION):
-                fairy = conn.connection
-                backend.begin_readonly(fairy)
-                fairy.info[_RO_RECORD_FLAG] = True
+        if self.config.readonly:
+            self._listen_readonly(engine)
 
         @event.listens_for(engine.pool, "checkin")
         def _checkin(dbapi_connection: Any, record: Any) -> None:
@@ -275,8 +290,40 @@ class Database:
         def _translate(ctx: ExceptionContext) -> BaseException | None:
             return self._translate_error(ctx)
 
+        if self._idle_ping:
+            install_idle_ping(engine, self.config.pre_ping_idle, backend.connection_looks_dead)
+
         backend.configure_engine(engine, is_async=is_async)
         self._instrument(engine)
+
+    def _listen_readonly(self, engine: Engine) -> None:
+        """Make every transaction begun on this engine read-only, enforced by the database.
+
+        Only read-only engines get this Connection-level listener (the `begin` event has no
+        dialect-level twin): on the main engine it would put every writable Connection on
+        SQLAlchemy's slower event path. Listeners on an execution_options() engine stay
+        local to it.
+        """
+        backend = self.backend
+
+        def _begin(conn: Connection) -> None:
+            fairy = conn.connection
+            backend.begin_readonly(fairy)
+            fairy.info[_RO_RECORD_FLAG] = True
+
+        event.listen(engine, "begin", _begin)
+
+    def _readonly_engine(self) -> Engine:
+        """The sync engine whose connections run read-only transactions (shares the pool)."""
+        engine = self.engine
+        if self.config.readonly:
+            return engine
+        with self._lock:
+            if self._readonly_sync_engine is None:
+                readonly = engine.execution_options(**{READONLY_OPTION: True})
+                self._listen_readonly(readonly)
+                self._readonly_sync_engine = readonly
+            return self._readonly_sync_engine
 
     def connect_params(self) -> ConnectParams:
         """Host, port, user, database and password as a new connection would use them now."""
@@ -301,15 +348,18 @@ class Database:
             return None  # the pool handles a failed ping by reconnecting
         detail = self._driver_detail(original)
         if self.backend.is_readonly_violation(original):
-            return ReadOnlyError(
-                f"database {self.name!r} refused a write: the session or database is "
-                f"read-only ({detail}). Use session(readonly=False) on a writable "
-                "database for writes",
-                database=self.name,
-            )
+            return self._readonly_error(detail)
         if ctx.connection is None and not ctx.is_disconnect:
             return self._connect_error(original, detail)
         return None
+
+    def _readonly_error(self, detail: str) -> ReadOnlyError:
+        return ReadOnlyError(
+            f"database {self.name!r} refused a write: the session or database is "
+            f"read-only ({detail}). Use session(readonly=False) on a writable "
+            "database for writes",
+            database=self.name,
+        )
 
     def _driver_detail(self, exc: BaseException) -> str:
         text_ = " ".join(str(exc).split())
@@ -337,6 +387,8 @@ class Database:
         if factory is None:
             with self._lock:
                 if self._session_factory is None:
+                    from sqlalchemy.orm import sessionmaker
+
                     self._session_factory = sessionmaker(
                         bind=self.engine, expire_on_commit=False, autoflush=False
                     )
@@ -351,9 +403,10 @@ class Database:
     def _readonly_factory(self) -> sessionmaker[OrmSession]:
         with self._lock:
             if self._readonly_session_factory is None:
-                bind = self.engine.execution_options(**{READONLY_OPTION: True})
+                from sqlalchemy.orm import sessionmaker
+
                 self._readonly_session_factory = sessionmaker(
-                    bind=bind, expire_on_commit=False, autoflush=False
+                    bind=self._readonly_engine(), expire_on_commit=False, autoflush=False
                 )
             return self._readonly_session_factory
 
@@ -387,6 +440,8 @@ class Database:
         """A thread-local session registry: each thread gets, and reuses, its own Session."""
         with self._lock:
             if self._scoped is None:
+                from sqlalchemy.orm import scoped_session
+
                 self._scoped = scoped_session(self.Session)
             return self._scoped
 
@@ -407,17 +462,12 @@ class Database:
 
     def connect(self, readonly: bool = False) -> Connection:
         """A SQLAlchemy Core Connection from the pool; use it as a context manager."""
-        engine = self.engine
-        if readonly:
-            return engine.connect().execution_options(**{READONLY_OPTION: True})
-        return engine.connect()
+        return (self._readonly_engine() if readonly else self.engine).connect()
 
     def async_connect(self, readonly: bool = False) -> AsyncConnection:
         """An AsyncConnection from the async pool; use it with `async with`."""
-        engine = self.async_engine
-        if readonly:
-            engine = engine.execution_options(**{READONLY_OPTION: True})
-        return engine.connect()
+        side = self._async_side()
+        return (side.readonly_engine if readonly else side.engine).connect()
 
     # -- queries ---------------------------------------------------------------
     def execute_query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
@@ -427,10 +477,74 @@ class Database:
         """
         if not self.backend.has_engine:  # s3: DuckDB SQL, run by the backend itself
             return self._backend_query(sql, params)
+        if not self.config.readonly:
+            direct = self._execute_direct(sql, params)
+            if direct is not None:
+                return direct
         with self.engine.connect() as conn:
             result = conn.execute(text(sql), dict(params or {}))
             columns, rows = _collect(result)
             conn.commit()
+        return columns, rows
+
+    def _execute_direct(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult | None:
+        """execute_query() on the pooled driver connection in autocommit: one round trip.
+
+        SQLAlchemy Core spends four round trips on a one-statement query (pre-ping, BEGIN,
+        the statement, COMMIT) plus its execution machinery; the seed 004 query path needs
+        none of it (bench/RESULTS.md). The SQL is compiled by SQLAlchemy exactly as text()
+        would be (`:name`, `\\:` and `%`), errors come out as the same SQLAlchemy/dbwire
+        classes, and the statement is counted by the observer. Returns None where the
+        driver cannot switch autocommit locally (Core's path is used instead).
+        """
+        if not self._direct_queries:
+            return None
+        engine = self.engine
+        dialect = engine.dialect
+        statement, order = _compiled(sql, dialect)
+        values = dict(params or {})
+        if order is not None and not set(order) <= values.keys():
+            return None  # let Core raise its usual "a value is required" error
+        args: Any = tuple(values[name] for name in order) if order is not None else values
+        dbapi_error = dialect.loaded_dbapi.Error
+        try:
+            fairy = engine.raw_connection()
+        except dbapi_error as exc:
+            raise self._connect_error(exc, self._driver_detail(exc)) from exc
+        try:
+            driver: Any = fairy.driver_connection
+            if not self.backend.set_autocommit(driver, True):
+                self._direct_queries = False  # this driver cannot: use Core from now on
+                return None
+            started = perf_counter()
+            failed = True
+            try:
+                cursor = driver.cursor()
+                try:
+                    cursor.execute(statement, args)
+                    description = cursor.description
+                    columns = [column[0] for column in description or ()]
+                    rows = (
+                        [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+                        if description is not None
+                        else []
+                    )
+                finally:
+                    cursor.close()
+                failed = False
+            finally:
+                self._observer.record(statement, perf_counter() - started, failed)
+                if not getattr(driver, "closed", False):
+                    self.backend.set_autocommit(driver, False)
+        except dbapi_error as exc:
+            if dialect.is_disconnect(exc, fairy.dbapi_connection, None):
+                fairy.invalidate(exc)
+            wrapped = sa_exc.DBAPIError.instance(statement, args, exc, dbapi_error, dialect=dialect)
+            if self.backend.is_readonly_violation(exc):
+                raise self._readonly_error(self._driver_detail(exc)) from wrapped
+            raise wrapped from exc
+        finally:
+            fairy.close()
         return columns, rows
 
     async def async_execute_query(
@@ -630,19 +744,28 @@ class Database:
 class _AsyncSide:
     """The async engine of one event loop and its session factories."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, readonly_engine: AsyncEngine) -> None:
         self.engine = engine
+        self.readonly_engine = readonly_engine
         self._factories: dict[bool, async_sessionmaker[OrmAsyncSession]] = {}
 
     def factory(self, *, readonly: bool) -> async_sessionmaker[OrmAsyncSession]:
         found = self._factories.get(readonly)
         if found is None:
-            bind = self.engine
-            if readonly:
-                bind = bind.execution_options(**{READONLY_OPTION: True})
+            from sqlalchemy.ext.asyncio import async_sessionmaker
+
+            bind = self.readonly_engine if readonly else self.engine
             found = async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
             self._factories[readonly] = found
         return found
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(sql: str, dialect: Any) -> tuple[str, tuple[str, ...] | None]:
+    """SQL compiled for a dialect as text() compiles it, and its positional parameter order."""
+    compiled = text(sql).compile(dialect=dialect)
+    order = tuple(compiled.positiontup or ()) if dialect.positional else None
+    return compiled.string, order
 
 
 def _collect(result: Any) -> QueryResult:

@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool, QueuePool
 
 from dbwire.errors import ConnectError, DbwireError, scrub
@@ -130,11 +129,6 @@ def _timeout_error(db: Database, timeout: float) -> ConnectError:
     )
 
 
-def _ping(engine: Engine, query: str) -> None:
-    with engine.connect() as conn:
-        conn.exec_driver_sql(query).all()
-
-
 class Probe:
     """One health check running in its own daemon thread, so a hung server cannot block.
 
@@ -161,15 +155,15 @@ class Probe:
                 # Built here, not in the thread: engine creation does no I/O, and several
                 # threads importing the same SQLAlchemy dialect at once can fail
                 # ("cannot access submodule ... most likely due to a circular import").
-                engine = db.engine
+                _ = db.engine
             except Exception as exc:
                 self._error = exc
                 self._done.set()
                 return
 
             def ping() -> object:
-                _ping(engine, query)
-                return None
+                # execute_query: one round trip on drivers that allow it (bench/RESULTS.md)
+                return db.execute_query(query)
 
         threading.Thread(
             target=self._run, args=(ping,), name=f"dbwire-health-{db.name}", daemon=True

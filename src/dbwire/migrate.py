@@ -6,11 +6,11 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import DeclarativeBase
-
 from dbwire.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import DeclarativeBase
+
     from dbwire.database import Database
 
 
@@ -59,6 +59,8 @@ def seed(db: Database, models: type[DeclarativeBase] | Iterable[type[Any]]) -> i
     Rows are merged by primary key, so running seed() twice inserts nothing new.
     Returns the number of rows merged.
     """
+    from sqlalchemy.orm import DeclarativeBase  # the ORM loads only when seeding
+
     if isinstance(models, type) and issubclass(models, DeclarativeBase):
         classes = [mapper.class_ for mapper in models.registry.mappers]
     else:

@@ -10,7 +10,7 @@ from time import monotonic, perf_counter
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, ExceptionContext
+from sqlalchemy.engine import Engine
 
 from dbwire.errors import scrub
 from dbwire.url import mask_text
@@ -64,7 +64,7 @@ class _Counters:
 class QueryObserver:
     """Times every statement of one database's engines and keeps its counters.
 
-    The hot path is two engine events and one short lock: `+=` on attributes is not
+    The hot path is one dialect event and one short lock: `+=` on attributes is not
     atomic across threads, even under the GIL, so the update is guarded; reads take
     the same lock for a consistent snapshot.
     """
@@ -91,60 +91,79 @@ class QueryObserver:
 
     # -- installation ----------------------------------------------------------
     def install(self, engine: Engine) -> None:
-        """Listen on an engine (a sync engine, or the sync side of an async one)."""
-        obs = self  # the lock and counters are read through it: reset_after_fork() swaps them
-        slow_s = None if self.slow_query_ms is None else self.slow_query_ms / 1000.0
-        log_queries = self.log_queries
-        level = self.query_log_level
-        logger = self.logger
-        slow = self._log_slow
-        log = self._log_query
+        """Time every statement of an engine (a sync engine, or an async one's sync side).
 
-        def before(
-            _conn: Any, _cursor: Any, statement: str, parameters: Any, context: Any, _many: bool
-        ) -> tuple[str, Any]:
-            # The start time rides on the statement's ExecutionContext: no dict, no lock.
-            if context is not None:
-                context._dbwire_started = perf_counter()
-            return statement, parameters
+        The listeners are DialectEvents (do_execute*), not Connection events: a single
+        Connection-level listener sends every Connection of the engine down SQLAlchemy's
+        slower event path (~130 more calls per statement; bench/RESULTS.md). Each listener
+        makes the driver call itself, timed in try/finally, and returns True so that
+        SQLAlchemy does not make it again; a failing statement is counted as an error.
+        """
+        dialect = engine.dialect
+        # SQLAlchemy's first connect runs the dialect's own set-up statements (version,
+        # schema, ...); they are not the application's queries. The engine-level "connect"
+        # listener below is registered after SQLAlchemy's, so it fires once set-up is done.
+        ready = [False]
+        observed = self.record
 
-        def after(
-            _conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
-        ) -> None:
-            started = getattr(context, "_dbwire_started", None)
-            if started is None:
-                return
-            elapsed = perf_counter() - started
-            context._dbwire_started = None  # a later fetch error must not count it twice
-            with obs._lock:
-                counters = obs._counters
-                counters.queries += 1
-                counters.total_s += elapsed
-                if elapsed > counters.max_s:
-                    counters.max_s = elapsed
-            if slow_s is not None and elapsed >= slow_s:
-                slow(statement, elapsed)
-            if log_queries and logger.isEnabledFor(level):
-                log(statement, elapsed)
+        def mark_ready(_dbapi_connection: Any, _record: Any) -> None:
+            ready[0] = True
 
-        def on_error(ctx: ExceptionContext) -> None:
-            context = ctx.execution_context
-            if ctx.is_pre_ping or context is None:
-                return  # a failed ping or connect is not a query
-            started = getattr(context, "_dbwire_started", None)
-            with obs._lock:
-                counters = obs._counters
+        def record(statement: str, elapsed: float, failed: bool) -> None:
+            if ready[0]:
+                observed(statement, elapsed, failed)
+
+        event.listen(engine, "connect", mark_ready, once=True)
+
+        def do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+            started = perf_counter()
+            failed = True
+            try:
+                dialect.do_execute(cursor, statement, parameters, context)
+                failed = False
+            finally:
+                record(statement, perf_counter() - started, failed)
+            return True
+
+        def do_execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
+            started = perf_counter()
+            failed = True
+            try:
+                dialect.do_execute_no_params(cursor, statement, context)
+                failed = False
+            finally:
+                record(statement, perf_counter() - started, failed)
+            return True
+
+        def do_executemany(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+            started = perf_counter()
+            failed = True
+            try:
+                dialect.do_executemany(cursor, statement, parameters, context)
+                failed = False
+            finally:
+                record(statement, perf_counter() - started, failed)
+            return True
+
+        event.listen(engine, "do_execute", do_execute)
+        event.listen(engine, "do_execute_no_params", do_execute_no_params)
+        event.listen(engine, "do_executemany", do_executemany)
+
+    def record(self, statement: str, elapsed: float, failed: bool = False) -> None:
+        """Count one statement that took `elapsed` seconds; log it if slow or asked to."""
+        with self._lock:
+            counters = self._counters
+            counters.queries += 1
+            counters.total_s += elapsed
+            if elapsed > counters.max_s:
+                counters.max_s = elapsed
+            if failed:
                 counters.errors += 1
-                if started is not None:  # the statement failed in the driver: a query too
-                    elapsed = perf_counter() - started
-                    counters.queries += 1
-                    counters.total_s += elapsed
-                    if elapsed > counters.max_s:
-                        counters.max_s = elapsed
-
-        event.listen(engine, "before_cursor_execute", before, retval=True)
-        event.listen(engine, "after_cursor_execute", after)
-        event.listen(engine, "handle_error", on_error)
+        slow_query_ms = self.slow_query_ms
+        if slow_query_ms is not None and elapsed * 1000.0 >= slow_query_ms:
+            self._log_slow(statement, elapsed)
+        if self.log_queries and self.logger.isEnabledFor(self.query_log_level):
+            self._log_query(statement, elapsed)
 
     # -- reading ---------------------------------------------------------------
     def snapshot(self) -> QueryStats:

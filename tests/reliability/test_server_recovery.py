@@ -99,6 +99,14 @@ def _terminate_backends(server: DatabaseServer) -> int:
     return int(rows[0][0])
 
 
+def _client_backends(server: DatabaseServer) -> int:
+    rows = server.query_admin(
+        "SELECT count(*) FROM pg_stat_activity "
+        f"WHERE usename = '{server.user}' AND backend_type = 'client backend'"
+    )
+    return int(rows[0][0])
+
+
 def _until(predicate: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -132,6 +140,9 @@ def test_readers_recover_from_terminated_backends_and_a_restart(
         readers.pause()
         assert db.get_pool_status().checked_in
         assert _terminate_backends(pg_server) >= 1
+        # pg_terminate_backend only signals; wait until the backends are really gone, so
+        # the pooled connections are dead (not dying) when the readers check them out.
+        _until(lambda: _client_backends(pg_server) == 0, 10)
         resumed = readers.resume()
         readers.more_ok(100)
         assert readers.failures_since(resumed) == []

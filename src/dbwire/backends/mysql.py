@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import SecretStr
 from sqlalchemy.engine import URL
 
-from dbwire.backends.base import Backend, ConnectParams
+from dbwire.backends.base import Backend, ConnectParams, socket_readable
 
 if TYPE_CHECKING:
     from dbwire.local import DuckDBAttach
@@ -83,6 +83,19 @@ class MySQLBackend(Backend):
         if params.password is None and "password" in options:
             updates["password"], sources["password"] = SecretStr(options["password"]), origin
         return replace(params, sources=sources, **updates)
+
+    def connection_looks_dead(self, dbapi_connection: Any) -> bool:
+        inner = getattr(dbapi_connection, "_connection", None)  # aiomysql behind the adapter
+        if inner is not None:
+            if getattr(inner, "closed", False):
+                return True
+            writer = getattr(inner, "_writer", None)
+            sock = writer.get_extra_info("socket") if writer is not None else None
+            return sock is not None and socket_readable(sock)
+        if not getattr(dbapi_connection, "open", True):  # PyMySQL
+            return True
+        sock = getattr(dbapi_connection, "_sock", None)
+        return sock is not None and socket_readable(sock)
 
     def create_database(self, params: ConnectParams) -> bool:
         import pymysql

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import SecretStr
 from sqlalchemy.engine import URL
 
-from dbwire.backends.base import Backend, ConnectParams
+from dbwire.backends.base import Backend, ConnectParams, socket_readable
 
 if TYPE_CHECKING:
     from dbwire.local import DuckDBAttach
@@ -155,6 +155,31 @@ class PostgresBackend(Backend):
             sources=sources,
             options=resolved.options,
         )
+
+    def set_autocommit(self, driver_connection: Any, on: bool) -> bool:
+        # psycopg 3 keeps autocommit client-side: flipping it sends nothing to the server.
+        if not hasattr(driver_connection, "pgconn"):
+            return False
+        driver_connection.autocommit = on
+        return True
+
+    def connection_looks_dead(self, dbapi_connection: Any) -> bool:
+        asyncpg_conn = getattr(dbapi_connection, "_connection", None)
+        if asyncpg_conn is not None and hasattr(asyncpg_conn, "is_closed"):  # asyncpg
+            if asyncpg_conn.is_closed():
+                return True
+            transport = getattr(asyncpg_conn, "_transport", None)
+            sock = transport.get_extra_info("socket") if transport is not None else None
+            return sock is not None and socket_readable(sock)
+        if getattr(dbapi_connection, "closed", False) or getattr(dbapi_connection, "broken", False):
+            return True
+        pgconn = getattr(dbapi_connection, "pgconn", None)  # psycopg 3
+        if pgconn is None:
+            return False
+        try:
+            return socket_readable(pgconn.socket)
+        except Exception:  # libpq has no socket any more: the connection is gone
+            return True
 
     def create_database(self, params: ConnectParams) -> bool:
         import psycopg
