@@ -25,6 +25,7 @@ from dbwire.manager import Manager
 OBSERVE_BUDGET = Budget(1.10, "<= 1.10x observability off")
 HEALTH_BUDGET = Budget(1.5, "<= 1.5x the slowest single check", metric="reference")
 HEALTH_DATABASES = 20
+REMOTE_WAIT_S = 0.05
 
 _STATEMENT = text(SELECT_ONE)
 
@@ -114,6 +115,49 @@ def case_health(ctx: Context) -> list[Row]:
                 f"({format_time(raw_all.median)}, {raw_all.median / raw_one.median:.1f}x one "
                 f"raw ping of {format_time(raw_one.median)}): the physical limit of "
                 "concurrency on this machine"
+            ),
+        ),
+        *case_health_remote(ctx),
+    ]
+
+
+def case_health_remote(ctx: Context) -> list[Row]:
+    """The same 20 databases, each check waiting 50 ms as a remote server's answer would."""
+    operation = (
+        f"`manager.health_check()` over {HEALTH_DATABASES} databases, each answer after 50 ms"
+    )
+    names = [f"remote_{i:02d}" for i in range(HEALTH_DATABASES)]
+    fields = {"url": ctx.pg_url, "health_query": f"SELECT pg_sleep({REMOTE_WAIT_S})", **SAME_POOL}
+    manager = Manager.from_config(
+        {"databases": dict.fromkeys(names, fields)}, ctx.null_logger, environ={}
+    )
+    ctx.on_close(manager.close_all)
+    manager.setup()
+    _require_healthy(manager.health_check())
+    singles = [manager.db(name).health_check for name in names]
+
+    def concurrent() -> None:
+        manager.health_check()
+
+    def one_after_another() -> None:
+        for check in singles:
+            check()
+
+    timing = interleave(concurrent, one_after_another, ctx.iterations.scaled(0.002, minimum=3))
+    slowest = max(
+        time_one(check, ctx.iterations.scaled(0.002, minimum=3)).median for check in singles
+    )
+    return [
+        compared(
+            "health",
+            operation,
+            f"`health_check()` of each of the {HEALTH_DATABASES} in turn",
+            timing,
+            reference=slowest,
+            budget=HEALTH_BUDGET,
+            note=(
+                f"a remote server: `health_query = SELECT pg_sleep({REMOTE_WAIT_S})`; the "
+                f"slowest single check takes {format_time(slowest)}"
             ),
         )
     ]

@@ -13,7 +13,6 @@ from sqlalchemy.pool import QueuePool
 import dbwire
 from bench.context import SELECT_ONE, Context
 from bench.harness import Budget, Comparison, Iterations, Row, Stats, compared, interleave
-from bench.proposals import DialectLevelHooks, fast_execute_query, install_idle_ping
 
 # dbwire's server-backend pool defaults, passed explicitly to both sides so the baseline
 # engine always has exactly the pool dbwire builds.
@@ -31,7 +30,10 @@ EXECUTE_QUERY_BUDGET = Budget(2.5, "<= 2.5x the floor", metric="floor")
 PRE_PING_BUDGET = Budget(1.05, "<= 1.05x pre-ping off")
 
 _STATEMENT = text(SELECT_ONE)
-PROTOTYPE = "a prototype of the proposed fix (bench/proposals.py), not dbwire's code"
+IDLE_PING_NOTE = (
+    "both sides have pool_pre_ping=True: SQLAlchemy pings on every checkout, dbwire only a "
+    "connection idle over pre_ping_idle (1 s) or whose socket shows a hang-up"
+)
 
 
 def share(ctx: Context, engine: Engine) -> None:
@@ -97,31 +99,15 @@ def case_connect(ctx: Context) -> list[Row]:
         with engine.connect() as conn:
             conn.execute(_STATEMENT).all()
 
-    timing = interleave(with_dbwire, with_sqlalchemy, ctx.iterations)
-    proposal = _engine(ctx, **SAME_POOL)
-    DialectLevelHooks(proposal)
-
-    def with_proposal() -> None:
-        with proposal.connect() as conn:
-            conn.execute(_STATEMENT).all()
-
     return [
         compared(
             "connect",
             "`db.connect()` + `SELECT 1`",
             "`engine.connect()` + `SELECT 1`, same pool",
-            timing,
+            interleave(with_dbwire, with_sqlalchemy, ctx.iterations),
             floor=ctx.floor(),
             budget=CONNECT_BUDGET,
-        ),
-        compared(
-            "connect",
-            "proposal: dbwire's hooks as dialect/pool events only",
-            "`engine.connect()` + `SELECT 1`, same pool",
-            interleave(with_proposal, with_sqlalchemy, ctx.iterations),
-            floor=ctx.floor(),
-            budget=CONNECT_BUDGET,
-            note=PROTOTYPE,
+            note=IDLE_PING_NOTE,
         ),
     ]
 
@@ -139,40 +125,15 @@ def case_session(ctx: Context) -> list[Row]:
         with factory.begin() as session:
             session.execute(_STATEMENT).all()
 
-    timing = interleave(with_dbwire, with_sqlalchemy, ctx.iterations)
-    proposal = _engine(ctx, **SAME_POOL)
-    DialectLevelHooks(proposal)
-    proposal_factory = sessionmaker(proposal, expire_on_commit=False, autoflush=False)
-
-    def with_proposal() -> None:
-        # db.session()'s own body: commit on success, rollback on error, always close.
-        session = proposal_factory()
-        try:
-            session.execute(_STATEMENT).all()
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
-
     return [
         compared(
             "session",
             "`db.session()` + `SELECT 1` + commit",
             "`sessionmaker(engine).begin()` + `SELECT 1`, same pool",
-            timing,
+            interleave(with_dbwire, with_sqlalchemy, ctx.iterations),
             floor=ctx.floor(),
             budget=SESSION_BUDGET,
-        ),
-        compared(
-            "session",
-            "proposal: dbwire's hooks as dialect/pool events only",
-            "`sessionmaker(engine).begin()` + `SELECT 1`, same pool",
-            interleave(with_proposal, with_sqlalchemy, ctx.iterations),
-            floor=ctx.floor(),
-            budget=SESSION_BUDGET,
-            note=PROTOTYPE,
+            note=IDLE_PING_NOTE,
         ),
     ]
 
@@ -190,12 +151,6 @@ def core_execute_query(engine: Engine, sql: str) -> tuple[list[str], list[dict[s
 def case_execute_query(ctx: Context) -> list[Row]:
     db = database(ctx, "bench_execute_query", **SAME_POOL)
     engine = _engine(ctx, **SAME_POOL)
-    # The proposed fast path (bench/proposals.py) on a dbwire engine with the idle-time
-    # pre-ping: what execute_query would cost once both proposals land.
-    proposal_db = database(
-        ctx, "bench_execute_query_proposal", **{**SAME_POOL, "pool_pre_ping": False}
-    )
-    install_idle_ping(proposal_db.engine)
 
     def with_dbwire() -> None:
         db.execute_query(SELECT_ONE)
@@ -203,40 +158,25 @@ def case_execute_query(ctx: Context) -> list[Row]:
     def with_core() -> None:
         core_execute_query(engine, SELECT_ONE)
 
-    def with_proposal() -> None:
-        fast_execute_query(proposal_db.engine, SELECT_ONE)
-
-    # The budget is against the floor, so the floor is timed next to each side too.
-    floor_op = ctx.floor_op()
-    rows = []
-    for operation, op, note in (
-        ('`db.execute_query("SELECT 1")`', with_dbwire, ""),
-        (
-            "proposal: pooled driver connection in autocommit, idle-time pre-ping",
-            with_proposal,
-            PROTOTYPE,
-        ),
-    ):
-        against_floor = interleave(op, floor_op, ctx.iterations)
-        row = compared(
+    # The budget is against the floor, so the floor is timed next to it too.
+    against_floor = interleave(with_dbwire, ctx.floor_op(), ctx.iterations)
+    return [
+        compared(
             "execute_query",
-            operation,
+            '`db.execute_query("SELECT 1")`',
             "SQLAlchemy Core: `connect()`, `execute(text())`, dict rows, commit",
-            interleave(op, with_core, ctx.iterations),
+            interleave(with_dbwire, with_core, ctx.iterations),
             floor=against_floor.b,
             paired_floor_ratio=against_floor.ratio,
             budget=EXECUTE_QUERY_BUDGET,
-            note=note,
+            note="one round trip: the pooled psycopg connection in autocommit",
         )
-        rows.append(row)
-    return rows
+    ]
 
 
 def case_pre_ping(ctx: Context) -> list[Row]:
     on = database(ctx, "bench_pre_ping_on", **SAME_POOL)
     off = database(ctx, "bench_pre_ping_off", **{**SAME_POOL, "pool_pre_ping": False})
-    proposal = database(ctx, "bench_pre_ping_idle", **{**SAME_POOL, "pool_pre_ping": False})
-    install_idle_ping(proposal.engine)
 
     def checkout(db: dbwire.Database) -> Callable[[], None]:
         def op() -> None:
@@ -253,15 +193,10 @@ def case_pre_ping(ctx: Context) -> list[Row]:
             interleave(checkout(on), checkout(off), ctx.iterations),
             floor=ctx.floor(),
             budget=PRE_PING_BUDGET,
-        ),
-        compared(
-            "pre_ping",
-            "proposal: ping only after 1 s idle, or when the socket shows a hang-up",
-            "the same with `pool_pre_ping=False`",
-            interleave(checkout(proposal), checkout(off), ctx.iterations),
-            floor=ctx.floor(),
-            budget=PRE_PING_BUDGET,
-            note=PROTOTYPE,
+            note=(
+                "dbwire pings a connection idle over pre_ping_idle (1 s) or whose socket shows "
+                "a hang-up; tests/reliability/test_server_recovery.py proves the recovery"
+            ),
         ),
     ]
 

@@ -206,3 +206,25 @@ async def test_a_backend_without_an_engine_is_checked_through_its_own_queries(
         assert status.checked_out is None and status.pool_class.startswith("none")
     finally:
         db.close()
+
+
+def test_configured_health_query_is_the_one_run(pg_url: str) -> None:
+    slow = Database(
+        DatabaseConfig(
+            name="slowcheck", url=pg_url, health_query="SELECT pg_sleep(2)", health_timeout=0.3
+        )
+    )
+    fine = Database(
+        DatabaseConfig(name="tablecheck", url=pg_url, health_query="SELECT count(*) FROM pg_class")
+    )
+    try:
+        started = time.monotonic()
+        result = slow.health_check()
+        assert result.status == "unhealthy" and time.monotonic() - started < 1.5
+        assert fine.health_check().status == "healthy"
+        before = fine.get_stats().queries
+        fine.health_check()
+        assert fine.get_stats().queries == before + 1  # the configured statement ran
+    finally:
+        slow.close()
+        fine.close()

@@ -74,6 +74,8 @@ class DatabaseConfig(BaseModel):
     slow_query_ms: float | None = Field(default=None, ge=0)
     connect_retries: int = Field(default=0, ge=0)
     health_timeout: float = Field(default=5.0, gt=0)
+    # The statement a health check runs; default: the backend's (SELECT 1).
+    health_query: str | None = None
     # Seed 001: reflected metadata pickled here (a file, or a directory for one file per
     # database), keyed by URL and schema; db.refresh_metadata() rewrites it.
     metadata_cache: str | None = None

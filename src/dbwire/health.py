@@ -144,7 +144,7 @@ class Probe:
         self._elapsed = 0.0
         self._started = perf_counter()
         self._deadline = self._started + timeout
-        query = db.backend.health_query
+        query = db.config.health_query or db.backend.health_query
         ping: Callable[[], object]
         if not getattr(db.backend, "has_engine", True):
             # A backend without a SQLAlchemy engine (s3) answers queries itself.
@@ -239,10 +239,12 @@ async def async_outcome(
         async with deadline:
             if getattr(db.backend, "has_engine", True):
                 async with db.async_engine.connect() as conn:
-                    result = await conn.exec_driver_sql(db.backend.health_query)
+                    result = await conn.exec_driver_sql(
+                        db.config.health_query or db.backend.health_query
+                    )
                     result.all()
             else:
-                await db.async_execute_query(db.backend.health_query)
+                await db.async_execute_query(db.config.health_query or db.backend.health_query)
     except Exception as exc:
         # asyncio.timeout raises TimeoutError; so may a driver, and PoolTimeoutError is one
         # too: only an expired deadline means "no answer in time".
