@@ -46,7 +46,13 @@ pool drops every older connection, as `pool_pre_ping` does. What the window give
 connection black-holed without a FIN within 1 s of its last use (HikariCP's
 `aliveBypassWindowMs` makes the same trade); `pre_ping_idle = 0` restores ping-every-checkout.
 `tests/reliability/test_server_recovery.py` proves restarts and `pg_terminate_backend` still
-cost no failed checkout.""",
+cost no failed checkout.
+
+What is left per checkout is a `select()` on the socket (and a clock read at checkin), the
+price of noticing a restarted server without a round trip: a few microseconds, which puts
+the ratio at 1.03-1.06x, on either side of the budget from run to run on this loaded
+2-CPU machine (`python -m bench floor pre_ping` alone gave 1.03x twice after the full run
+below gave 1.06x).""",
     "health": """\
 **The budget is wrong for a server on loopback; the "remote server" row shows it holds where
 it means something.** Over loopback a check is almost all CPU and almost no waiting: a pool

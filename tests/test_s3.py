@@ -313,3 +313,21 @@ def test_dbwire_sql_warns_about_a_database_it_cannot_attach(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     assert "'gone' not attached" in result.output and "Sekrit-pw-42" not in result.output
     assert "one" in result.stdout
+
+
+def test_health_check_lists_the_bucket(s3_endpoint: str, lake: dbwire.Database) -> None:
+    assert lake.health_check().status == "healthy"
+    # (moto accepts any key, so a missing bucket stands in for a refused one)
+    missing = dbwire.connect(
+        f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/data",
+        name=f"missing_{uuid.uuid4().hex[:6]}",
+        user=KEY_ID,
+        password=SECRET_KEY,
+        options=_options(s3_endpoint),
+    )
+    try:
+        result = missing.health_check()
+        assert result.status == "unhealthy"  # SELECT 1 alone would have said healthy
+        assert SECRET_KEY not in (result.error or "")
+    finally:
+        missing.close()

@@ -144,7 +144,7 @@ class Probe:
         self._elapsed = 0.0
         self._started = perf_counter()
         self._deadline = self._started + timeout
-        query = db.config.health_query or db.backend.health_query
+        query = db.config.health_query or db.backend.health_statement()
         ping: Callable[[], object]
         if not getattr(db.backend, "has_engine", True):
             # A backend without a SQLAlchemy engine (s3) answers queries itself.
@@ -240,11 +240,13 @@ async def async_outcome(
             if getattr(db.backend, "has_engine", True):
                 async with db.async_engine.connect() as conn:
                     result = await conn.exec_driver_sql(
-                        db.config.health_query or db.backend.health_query
+                        db.config.health_query or db.backend.health_statement()
                     )
                     result.all()
             else:
-                await db.async_execute_query(db.config.health_query or db.backend.health_query)
+                await db.async_execute_query(
+                    db.config.health_query or db.backend.health_statement()
+                )
     except Exception as exc:
         # asyncio.timeout raises TimeoutError; so may a driver, and PoolTimeoutError is one
         # too: only an expired deadline means "no answer in time".

@@ -237,6 +237,10 @@ class Backend:
     def close(self) -> None:
         """Release per-database resources (called when the Database closes)."""
 
+    def health_statement(self) -> str:
+        """The statement a health check runs when the config sets no health_query."""
+        return self.health_query
+
     def set_autocommit(self, driver_connection: Any, on: bool) -> bool:
         """Switch a driver connection's autocommit without a round trip, if the driver can.
 

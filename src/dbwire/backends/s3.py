@@ -92,6 +92,12 @@ class S3Backend(Backend):
         """The s3:// URL of `key`, relative to the prefix."""
         return f"{self.base_path}/{key.lstrip('/')}"
 
+    def health_statement(self) -> str:
+        # SELECT 1 would not touch the bucket: list the prefix instead, which needs the
+        # endpoint to answer and the credentials to be accepted.
+        pattern = f"{self.base_path}/*".replace("'", "''")
+        return f"SELECT count(*) AS files FROM glob('{pattern}')"
+
     # -- no SQLAlchemy ---------------------------------------------------------
     def require_driver(self, *, is_async: bool) -> None:
         raise DbwireError(
