@@ -115,39 +115,23 @@ class QueryObserver:
 
         event.listen(engine, "connect", mark_ready, once=True)
 
-        def do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-            started = perf_counter()
-            failed = True
-            try:
-                dialect.do_execute(cursor, statement, parameters, context)
-                failed = False
-            finally:
-                record(statement, perf_counter() - started, failed)
-            return True
+        def timed(call: Callable[..., None]) -> Callable[..., bool]:
+            def listener(cursor: Any, statement: str, *rest: Any) -> bool:
+                started = perf_counter()
+                failed = True
+                try:
+                    call(cursor, statement, *rest)
+                    failed = False
+                finally:
+                    record(statement, perf_counter() - started, failed)
+                return True
 
-        def do_execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
-            started = perf_counter()
-            failed = True
-            try:
-                dialect.do_execute_no_params(cursor, statement, context)
-                failed = False
-            finally:
-                record(statement, perf_counter() - started, failed)
-            return True
+            return listener
 
-        def do_executemany(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-            started = perf_counter()
-            failed = True
-            try:
-                dialect.do_executemany(cursor, statement, parameters, context)
-                failed = False
-            finally:
-                record(statement, perf_counter() - started, failed)
-            return True
-
-        event.listen(engine, "do_execute", do_execute)
-        event.listen(engine, "do_execute_no_params", do_execute_no_params)
-        event.listen(engine, "do_executemany", do_executemany)
+        # (cursor, statement, parameters, context), (cursor, statement, context), and
+        # (cursor, statement, parameters, context): the driver call each event replaces.
+        for name in ("do_execute", "do_execute_no_params", "do_executemany"):
+            event.listen(engine, name, timed(getattr(dialect, name)))
 
     def record(self, statement: str, elapsed: float, failed: bool = False) -> None:
         """Count one statement that took `elapsed` seconds; log it if slow or asked to."""

@@ -45,6 +45,8 @@ class Backend:
     """
 
     name: ClassVar[str]
+    # How people write the product's name in prose ("SQLite"); the name when unset.
+    label: ClassVar[str] = ""
     # SQLAlchemy's dialect name; a plugin subclassing a built-in backend keeps its dialect.
     dialect_name: ClassVar[str]
     schemes: ClassVar[tuple[str, ...]]
@@ -236,6 +238,28 @@ class Backend:
 
     def close(self) -> None:
         """Release per-database resources (called when the Database closes)."""
+
+    def attachable_file(self) -> str:
+        """The absolute path of an embedded database's file, for DuckDB to attach.
+
+        An in-memory database lives inside its own connections and cannot be attached.
+        """
+        from pathlib import Path
+
+        from dbwire.errors import DbwireError
+
+        raw = self.base_url().database or ""
+        if raw in ("", ":memory:"):
+            kind = self.label or self.name
+            raise DbwireError(
+                f"database {self.config.name!r}: an in-memory {kind} database lives inside "
+                "its own connection and cannot be attached to a DuckDB store; use a file "
+                "database, or copy its tables with store.collect()",
+                database=self.config.name,
+            )
+        if raw.startswith("file:"):
+            raw = raw.removeprefix("file:").split("?", 1)[0]
+        return str(Path(raw).expanduser().resolve())
 
     def health_statement(self) -> str:
         """The statement a health check runs when the config sets no health_query."""

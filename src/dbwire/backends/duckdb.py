@@ -42,6 +42,7 @@ class DuckDBBackend(Backend):
 
     name: ClassVar[str] = "duckdb"
     dialect_name: ClassVar[str] = "duckdb"
+    label: ClassVar[str] = "DuckDB"
     schemes: ClassVar[tuple[str, ...]] = ("duckdb",)
     extra: ClassVar[str] = "duckdb"
     sync_driver: ClassVar[str] = "dbwire"
@@ -94,18 +95,6 @@ class DuckDBBackend(Backend):
     # -- the local DuckDB store (DuckDB store issue) ---
     def duckdb_attach(self, readonly: bool) -> DuckDBAttach:
         """DuckDB attaches another DuckDB file natively."""
-        from dbwire.errors import DbwireError
         from dbwire.local import DuckDBAttach
 
-        if self.in_memory:
-            raise DbwireError(
-                f"database {self.config.name!r}: an in-memory DuckDB database lives inside "
-                "its own connection and cannot be attached to a DuckDB store; use a file "
-                "database, or copy its tables with store.collect()",
-                database=self.config.name,
-            )
-        raw = self.base_url().database or ""
-        if raw.startswith("file:"):
-            raw = raw.removeprefix("file:").split("?", 1)[0]
-        path = Path(raw).expanduser().resolve()
-        return DuckDBAttach(target=str(path), attach_type=None)
+        return DuckDBAttach(target=self.attachable_file(), attach_type=None)

@@ -36,6 +36,7 @@ class MySQLBackend(Backend):
 
     name: ClassVar[str] = "mysql"
     dialect_name: ClassVar[str] = "mysql"
+    label: ClassVar[str] = "MySQL"
     schemes: ClassVar[tuple[str, ...]] = ("mysql",)
     extra: ClassVar[str] = "mysql"
     sync_driver: ClassVar[str] = "pymysql"
@@ -167,4 +168,5 @@ class MariaDBBackend(MySQLBackend):
 
     name: ClassVar[str] = "mariadb"
     dialect_name: ClassVar[str] = "mariadb"
+    label: ClassVar[str] = "MariaDB"
     schemes: ClassVar[tuple[str, ...]] = ("mariadb",)

@@ -67,6 +67,7 @@ class PostgresBackend(Backend):
 
     name: ClassVar[str] = "postgresql"
     dialect_name: ClassVar[str] = "postgresql"
+    label: ClassVar[str] = "PostgreSQL"
     schemes: ClassVar[tuple[str, ...]] = ("postgresql", "postgres", "pg")
     extra: ClassVar[str] = "postgres"
     sync_driver: ClassVar[str] = "psycopg"

@@ -41,6 +41,7 @@ class SQLiteBackend(Backend):
 
     name: ClassVar[str] = "sqlite"
     dialect_name: ClassVar[str] = "sqlite"
+    label: ClassVar[str] = "SQLite"
     schemes: ClassVar[tuple[str, ...]] = ("sqlite",)
     extra: ClassVar[str] = "sqlite"
     sync_driver: ClassVar[str] = "pysqlite"
@@ -128,18 +129,8 @@ class SQLiteBackend(Backend):
     # -- the local DuckDB store (DuckDB store issue) ---
     def duckdb_attach(self, readonly: bool) -> DuckDBAttach:
         """DuckDB's sqlite extension reads the file directly."""
-        from dbwire.errors import DbwireError
         from dbwire.local import DuckDBAttach
 
-        if self.in_memory:
-            raise DbwireError(
-                f"database {self.config.name!r}: an in-memory SQLite database lives inside "
-                "its own connection and cannot be attached to a DuckDB store; use a file "
-                "database, or copy its tables with store.collect()",
-                database=self.config.name,
-            )
-        raw = self.base_url().database or ""
-        if raw.startswith("file:"):
-            raw = raw.removeprefix("file:").split("?", 1)[0]
-        path = Path(raw).expanduser().resolve()
-        return DuckDBAttach(target=str(path), attach_type="sqlite", extensions=("sqlite_scanner",))
+        return DuckDBAttach(
+            target=self.attachable_file(), attach_type="sqlite", extensions=("sqlite_scanner",)
+        )
