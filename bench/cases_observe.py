@@ -13,6 +13,7 @@ from bench.cases_sync import SAME_POOL, database
 from bench.context import SELECT_ONE, Context
 from bench.harness import (
     Budget,
+    Comparison,
     Row,
     Stats,
     compared,
@@ -74,30 +75,9 @@ def case_observe(ctx: Context) -> list[Row]:
 
 def case_health(ctx: Context) -> list[Row]:
     operation = f"`manager.health_check()` over {HEALTH_DATABASES} databases"
-    names = [f"health_{i:02d}" for i in range(HEALTH_DATABASES)]
-    manager = Manager.from_config(
-        {"databases": {name: {"url": ctx.pg_url, **SAME_POOL} for name in names}},
-        ctx.null_logger,
-        environ={},
+    timing, slowest = _health_timings(
+        ctx, "health", {"url": ctx.pg_url, **SAME_POOL}, scale=(0.05, 0.02), minimum=(4, 3)
     )
-    ctx.on_close(manager.close_all)
-    manager.setup()
-    _require_healthy(manager.health_check())
-
-    singles = [manager.db(name).health_check for name in names]
-
-    def concurrent() -> None:
-        manager.health_check()
-
-    def one_after_another() -> None:
-        for check in singles:
-            check()
-
-    timing = interleave(concurrent, one_after_another, ctx.iterations.scaled(0.05, minimum=4))
-    single_stats: list[Stats] = [
-        time_one(check, ctx.iterations.scaled(0.02, minimum=3)) for check in singles
-    ]
-    slowest = max(single.median for single in single_stats)
     raw_all, raw_one = _raw_pings(ctx)
     return [
         compared(
@@ -126,8 +106,35 @@ def case_health_remote(ctx: Context) -> list[Row]:
     operation = (
         f"`manager.health_check()` over {HEALTH_DATABASES} databases, each answer after 50 ms"
     )
-    names = [f"remote_{i:02d}" for i in range(HEALTH_DATABASES)]
     fields = {"url": ctx.pg_url, "health_query": f"SELECT pg_sleep({REMOTE_WAIT_S})", **SAME_POOL}
+    timing, slowest = _health_timings(ctx, "remote", fields, scale=(0.002, 0.002), minimum=(3, 3))
+    return [
+        compared(
+            "health",
+            operation,
+            f"`health_check()` of each of the {HEALTH_DATABASES} in turn",
+            timing,
+            reference=slowest,
+            budget=HEALTH_BUDGET,
+            note=(
+                f"a remote server: `health_query = SELECT pg_sleep({REMOTE_WAIT_S})`; the "
+                f"slowest single check takes {format_time(slowest)}"
+            ),
+        )
+    ]
+
+
+def _health_timings(
+    ctx: Context,
+    prefix: str,
+    fields: dict[str, Any],
+    *,
+    scale: tuple[float, float],
+    minimum: tuple[int, int],
+) -> tuple[Comparison, float]:
+    """HEALTH_DATABASES alike databases: manager.health_check() against checking them one
+    after another (interleaved), and the median of the slowest single check."""
+    names = [f"{prefix}_{i:02d}" for i in range(HEALTH_DATABASES)]
     manager = Manager.from_config(
         {"databases": dict.fromkeys(names, fields)}, ctx.null_logger, environ={}
     )
@@ -143,24 +150,14 @@ def case_health_remote(ctx: Context) -> list[Row]:
         for check in singles:
             check()
 
-    timing = interleave(concurrent, one_after_another, ctx.iterations.scaled(0.002, minimum=3))
-    slowest = max(
-        time_one(check, ctx.iterations.scaled(0.002, minimum=3)).median for check in singles
+    timing = interleave(
+        concurrent, one_after_another, ctx.iterations.scaled(scale[0], minimum=minimum[0])
     )
-    return [
-        compared(
-            "health",
-            operation,
-            f"`health_check()` of each of the {HEALTH_DATABASES} in turn",
-            timing,
-            reference=slowest,
-            budget=HEALTH_BUDGET,
-            note=(
-                f"a remote server: `health_query = SELECT pg_sleep({REMOTE_WAIT_S})`; the "
-                f"slowest single check takes {format_time(slowest)}"
-            ),
-        )
-    ]
+    slowest = max(
+        time_one(check, ctx.iterations.scaled(scale[1], minimum=minimum[1])).median
+        for check in singles
+    )
+    return timing, slowest
 
 
 def _raw_pings(ctx: Context) -> tuple[Stats, Stats]:

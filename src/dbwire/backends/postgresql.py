@@ -251,22 +251,12 @@ class PostgresBackend(Backend):
         )
 
 
-# libpq keywords that may appear in the ATTACH connection string (no secrets among them).
-_DUCKDB_CONNINFO_KEYS = frozenset(
-    {
-        "sslmode",
-        "sslrootcert",
-        "sslcert",
-        "sslkey",
-        "target_session_attrs",
-        "application_name",
-        "options",
-        "connect_timeout",
-        "hostaddr",
-        "gssencmode",
-        "channel_binding",
-    }
-)
+# libpq keywords that may appear in the ATTACH connection string (no secrets among them):
+# the URL keywords dbwire resolves itself (service, passfile) are left out.
+_DUCKDB_CONNINFO_KEYS = frozenset(_LIBPQ_QUERY_KEYWORDS) - {"service", "passfile"} | {
+    "gssencmode",
+    "channel_binding",
+}
 
 
 def _conninfo_value(value: str) -> str:

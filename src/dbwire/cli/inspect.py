@@ -8,7 +8,7 @@ import io
 import json
 import sys
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any
@@ -94,6 +94,25 @@ class Output:
     def table(self, table: Table) -> None:
         """Print a rich table on stdout (its cells were cleaned when added)."""
         self.out.print(table)
+
+    def rows(self, columns: list[str], rows: Sequence[Sequence[Any]], fmt: str) -> None:
+        """Print a result as a table, JSON objects or CSV (`dbwire query`, `dbwire sql`)."""
+        if fmt == "json":
+            self.json([dict(zip(columns, row, strict=True)) for row in rows])
+        elif fmt == "csv":
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerow(columns)
+            writer.writerows(rows)
+            self.line(buffer.getvalue().rstrip("\n"))
+        else:
+            table = Table(show_lines=False)
+            for column in columns:
+                table.add_column(self.clean(column), overflow="fold")
+            for row in rows:
+                table.add_row(*(Text("NULL") if v is None else self.cell(v) for v in row))
+            self.table(table)
+            self.err.print(Text(f"({len(rows)} rows)"))
 
     def error(self, message: str) -> None:
         """Print one error line on stderr, never wrapped."""
@@ -404,22 +423,7 @@ def query(
         columns, rows = db.execute_query(sql)
         manager.close_all()
     fmt = Format.json if as_json else output_format
-    if fmt is Format.json:
-        output.json(rows)
-    elif fmt is Format.csv:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows([[row[c] for c in columns] for row in rows])
-        sys.stdout.write(buffer.getvalue())
-    else:
-        table = Table(show_lines=False)
-        for column in columns:
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            table.add_row(*(Text("NULL" if row[c] is None else str(row[c])) for c in columns))
-        output.table(table)
-        output.err.print(Text(f"({len(rows)} rows)"))
+    output.rows(columns, [[row[c] for c in columns] for row in rows], fmt)
 
 
 def schema(

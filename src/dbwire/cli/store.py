@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import enum
-import io
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +18,6 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 from rich.text import Text
 
 from dbwire.cli.inspect import ConfigOption, DebugOption, Format, Output, _handled, _load
@@ -75,24 +72,7 @@ def _print_result(output: Output, store: LocalStore, sql: str, fmt: Format) -> N
     if cursor.description is None:
         output.err.print(Text("OK"))
         return
-    columns = [str(d[0]) for d in cursor.description]
-    rows = cursor.fetchall()
-    if fmt is Format.json:
-        output.json([dict(zip(columns, row, strict=True)) for row in rows])
-    elif fmt is Format.csv:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows(rows)
-        output.line(buffer.getvalue().rstrip("\n"))
-    else:
-        table = Table(show_lines=False)
-        for column in columns:
-            table.add_column(output.clean(column), overflow="fold")
-        for row in rows:
-            table.add_row(*(Text("NULL") if v is None else output.cell(v) for v in row))
-        output.table(table)
-        output.err.print(Text(f"({len(rows)} rows)"))
+    output.rows([str(d[0]) for d in cursor.description], cursor.fetchall(), fmt)
 
 
 def _prompt(output: Output, store: LocalStore, fmt: Format) -> None:
