@@ -42,6 +42,9 @@ def migrate(db: Database, script_location: str | os.PathLike[str], revision: str
         )
     config = AlembicConfig()
     config.set_main_option("script_location", os.fspath(script_location))
+    # As `alembic init`'s alembic.ini does: env.py may import the project's own models.
+    config.set_main_option("prepend_sys_path", ".")
+    config.set_main_option("path_separator", "os")
     with db.engine.begin() as connection:
         config.attributes["connection"] = connection
         config.attributes["dbwire_database"] = db

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from dbwire.cli import inspect as inspect_commands
+from dbwire.cli import schema_lifecycle as lifecycle_commands
 from dbwire.cli import store as store_commands
 
 app = typer.Typer(
@@ -17,6 +18,7 @@ app = typer.Typer(
 
 inspect_commands.register(app)
 store_commands.register(app)
+lifecycle_commands.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,76 @@
+"""Commands that change a database's schema or rows: migrate, seed."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dbwire.cli.inspect import ConfigOption, DebugOption, Output, _database, _handled, _load
+from dbwire.errors import ConfigError
+from dbwire.manager import Manager
+from dbwire.migrate import seed as seed_rows
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the app."""
+    app.command("migrate")(migrate)
+    app.command("seed")(seed)
+
+
+def migrate(
+    name: Annotated[str, typer.Argument(help="The database.")],
+    scripts: Annotated[Path, typer.Option("--scripts", help="The Alembic script directory.")],
+    revision: Annotated[str, typer.Option("--revision", help="Target revision.")] = "head",
+    config: ConfigOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Upgrade a database's schema with Alembic, on dbwire's connection."""
+    output = Output()
+    with _handled(output, debug, name):
+        manager = Manager(_load(output, config))
+        _database(output, manager, name).migrate(scripts, revision)
+        manager.close_all()
+        output.line(f"{name}: migrated to {revision}")
+
+
+def seed(
+    name: Annotated[str, typer.Argument(help="The database.")],
+    models: Annotated[
+        str,
+        typer.Option(
+            "--models",
+            help="module:Base of the declarative base (or module:attr of a list of classes) "
+            "whose classes carry seed_list; the current directory is importable.",
+        ),
+    ],
+    config: ConfigOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Insert every model's seed_list rows in foreign-key order, all or nothing."""
+    output = Output()
+    with _handled(output, debug, name):
+        target = _import_object(models)
+        manager = Manager(_load(output, config))
+        merged = seed_rows(_database(output, manager, name), target)
+        manager.close_all()
+        output.line(f"{name}: {merged} seed rows merged")
+
+
+def _import_object(spec: str) -> Any:
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ConfigError(f"--models {spec!r}: write it as module:Base, e.g. myapp.models:Base")
+    if "" not in sys.path:
+        sys.path.insert(0, "")  # the project's own package, as `python -m` would see it
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"--models {spec!r}: cannot import {module_name!r}: {exc}") from None
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ConfigError(f"--models {spec!r}: {module_name} has no {attribute!r}") from None
