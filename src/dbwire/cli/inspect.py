@@ -173,6 +173,17 @@ def _database(output: Output, manager: Manager, name: str) -> Database:
     return db
 
 
+@contextmanager
+def _opened(output: Output, config: Path | None, name: str) -> Iterator[Database]:
+    """The named database of the config, its secrets known to output, closed afterwards
+    (also when the command fails)."""
+    manager = Manager(_load(output, config))
+    try:
+        yield _database(output, manager, name)
+    finally:
+        manager.close_all()
+
+
 def _ms(value: float) -> str:
     return f"{value:.1f} ms"
 
@@ -306,10 +317,8 @@ def wait(
     """Wait until a database accepts connections (exit 1 if it does not in time)."""
     output = Output()
     with _handled(output, debug):
-        manager = Manager(_load(output, config))
-        db = _database(output, manager, name)
-        waited = db.wait(timeout)
-        manager.close_all()
+        with _opened(output, config, name) as db:
+            waited = db.wait(timeout)
         output.line(f"{name}: ready after {waited:.2f}s")
 
 
@@ -417,11 +426,8 @@ def query(
 ) -> None:
     """Run one SQL statement and print its rows (a statement that changes data is committed)."""
     output = Output()
-    with _handled(output, debug, name):
-        manager = Manager(_load(output, config))
-        db = _database(output, manager, name)
+    with _handled(output, debug, name), _opened(output, config, name) as db:
         columns, rows = db.execute_query(sql)
-        manager.close_all()
     fmt = Format.json if as_json else output_format
     output.rows(columns, [[row[c] for c in columns] for row in rows], fmt)
 
@@ -437,11 +443,8 @@ def schema(
 ) -> None:
     """Show tables and their columns, read with SQLAlchemy's inspector."""
     output = Output()
-    with _handled(output, debug, name):
-        manager = Manager(_load(output, config))
-        db = _database(output, manager, name)
+    with _handled(output, debug, name), _opened(output, config, name) as db:
         tables = _read_schema(db, db_schema)
-        manager.close_all()
     if as_json:
         output.json(tables)
         return

@@ -9,9 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from dbwire.cli.inspect import ConfigOption, DebugOption, Output, _database, _handled, _load
+from dbwire.cli.inspect import ConfigOption, DebugOption, Output, _handled, _opened
 from dbwire.errors import ConfigError
-from dbwire.manager import Manager
 from dbwire.migrate import seed as seed_rows
 
 
@@ -31,9 +30,8 @@ def migrate(
     """Upgrade a database's schema with Alembic, on dbwire's connection."""
     output = Output()
     with _handled(output, debug, name):
-        manager = Manager(_load(output, config))
-        _database(output, manager, name).migrate(scripts, revision)
-        manager.close_all()
+        with _opened(output, config, name) as db:
+            db.migrate(scripts, revision)
         output.line(f"{name}: migrated to {revision}")
 
 
@@ -54,9 +52,8 @@ def seed(
     output = Output()
     with _handled(output, debug, name):
         target = _import_object(models)
-        manager = Manager(_load(output, config))
-        merged = seed_rows(_database(output, manager, name), target)
-        manager.close_all()
+        with _opened(output, config, name) as db:
+            merged = seed_rows(db, target)
         output.line(f"{name}: {merged} seed rows merged")
 
 
