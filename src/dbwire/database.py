@@ -21,7 +21,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
 from dbwire import health, lifecycle
-from dbwire.backends import registry
+from dbwire.backends import readonly_guard, registry
 from dbwire.backends.base import Backend, ConnectParams
 from dbwire.config import Config, DatabaseConfig, load_config, validate_database
 from dbwire.errors import (
@@ -312,6 +312,9 @@ class Database:
             fairy.info[_RO_RECORD_FLAG] = True
 
         event.listen(engine, "begin", _begin)
+        # Layer 2: what the database's read-only transaction cannot stop (DDL that commits,
+        # COMMIT sent as SQL, SET ... READ WRITE) is refused before it is sent.
+        readonly_guard.install(engine, database=self.name, dialect=backend.dialect_name)
 
     def _readonly_engine(self) -> Engine:
         """The sync engine whose connections run read-only transactions (shares the pool)."""
@@ -477,7 +480,9 @@ class Database:
         """
         if not self.backend.has_engine:  # s3: DuckDB SQL, run by the backend itself
             return self._backend_query(sql, params)
-        if not self.config.readonly:
+        if self.config.readonly:
+            self._guard_readonly(sql)
+        if not self.config.readonly or self.backend.readonly_in_autocommit:
             direct = self._execute_direct(sql, params)
             if direct is not None:
                 return direct
@@ -486,6 +491,11 @@ class Database:
             columns, rows = _collect(result)
             conn.commit()
         return columns, rows
+
+    def _guard_readonly(self, sql: str) -> None:
+        """Refuse a non-read on a read-only database before a connection is even taken;
+        the engine's cursor hook checks the compiled statement again."""
+        readonly_guard.check_statement(sql, database=self.name, dialect=self.backend.dialect_name)
 
     def _execute_direct(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult | None:
         """execute_query() on the pooled driver connection in autocommit: one round trip.
@@ -502,6 +512,8 @@ class Database:
         engine = self.engine
         dialect = engine.dialect
         statement, order = _compiled(sql, dialect)
+        if self.config.readonly:
+            self._guard_readonly(statement)
         values = dict(params or {})
         if order is not None and not set(order) <= values.keys():
             return None  # let Core raise its usual "a value is required" error
@@ -553,6 +565,8 @@ class Database:
         """The async twin of execute_query()."""
         if not self.backend.has_engine:
             return await asyncio.to_thread(self._backend_query, sql, params)
+        if self.config.readonly:
+            self._guard_readonly(sql)
         async with self.async_engine.connect() as conn:
             result = await conn.execute(text(sql), dict(params or {}))
             columns, rows = _collect(result)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import SecretStr
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 
 from dbwire.config import DatabaseConfig
 from dbwire.errors import MissingDependencyError
@@ -288,6 +288,11 @@ class Backend:
         return False
 
     # -- read-only -------------------------------------------------------------
+    #: True when a `readonly = true` database is read-only for every statement of every
+    #: connection, autocommit included (a session-level mechanism), so execute_query may
+    #: take its one-round-trip path.
+    readonly_in_autocommit: ClassVar[bool] = False
+
     def begin_readonly(self, dbapi_connection: Any) -> None:
         """Make the transaction that is about to begin read-only, enforced by the database."""
         raise NotImplementedError
@@ -298,6 +303,15 @@ class Backend:
     def is_readonly_violation(self, exc: BaseException) -> bool:
         """True when exc is the database refusing a write because of read-only mode."""
         return False
+
+    def login_can_write(self, connection: Connection) -> bool | None:
+        """Whether the login (or the opened file) could write if it sent the SQL itself.
+
+        True: it holds some write privilege, so read-only holds only as far as dbwire's
+        transaction mode and statement guard do. False: privileges (or the OS) forbid
+        writes. None: this backend cannot tell.
+        """
+        return None
 
     def is_auth_failure(self, exc: BaseException) -> bool:
         """True when exc is the server rejecting the login."""

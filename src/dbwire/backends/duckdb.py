@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy.dialects import registry as dialect_registry
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection
 
 from dbwire.backends.base import Backend
 
@@ -82,6 +82,11 @@ class DuckDBBackend(Backend):
 
     def begin_readonly(self, dbapi_connection: Any) -> None:
         dbapi_connection.info[READONLY_TXN_FLAG] = True
+
+    def login_can_write(self, connection: Connection) -> bool | None:
+        # read_only access mode is how DuckDB opened the file; nothing in SQL undoes it.
+        mode = connection.exec_driver_sql("SELECT current_setting('access_mode')").scalar()
+        return str(mode).lower() != "read_only"
 
     def is_readonly_violation(self, exc: BaseException) -> bool:
         return "read-only mode" in str(exc)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import SecretStr
-from sqlalchemy.engine import URL
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine
 
 from dbwire.backends.base import Backend, ConnectParams, socket_readable
 
@@ -29,6 +31,34 @@ def mysql_error_code(exc: BaseException) -> int | None:
             return args[0]
         seen = getattr(seen, "orig", None) or seen.__cause__
     return None
+
+
+# Privileges that cannot change anything; every other one (or an unknown one) can write.
+_READ_PRIVILEGES = frozenset(
+    {
+        "SELECT",
+        "USAGE",
+        "SHOW VIEW",
+        "SHOW DATABASES",
+        "PROCESS",
+        "REPLICATION CLIENT",
+        "BINLOG MONITOR",
+        "SLAVE MONITOR",
+        "REPLICA MONITOR",
+    }
+)
+_GRANT_LINE = re.compile(r"^GRANT\s+(?P<privileges>.+?)\s+ON\s+", re.IGNORECASE | re.DOTALL)
+
+
+def _grant_can_write(line: str) -> bool:
+    """True when one SHOW GRANTS line gives a privilege beyond reading."""
+    match = _GRANT_LINE.match(line)
+    if match is None:
+        # `GRANT role TO user` (or something new): its privileges are not on this line;
+        # count it as writing so a role cannot hide a write privilege.
+        return line.upper().startswith("GRANT ")
+    privileges = re.sub(r"\([^)]*\)", "", match.group("privileges"))  # column lists
+    return any(" ".join(p.split()).upper() not in _READ_PRIVILEGES for p in privileges.split(","))
 
 
 class MySQLBackend(Backend):
@@ -55,13 +85,33 @@ class MySQLBackend(Backend):
         return {"connect_timeout": max(1, round(self.config.connect_timeout or 10.0))}
 
     def begin_readonly(self, dbapi_connection: Any) -> None:
-        # Without SESSION/GLOBAL this applies to the next transaction only, which is the
-        # one the first statement of this transaction starts implicitly.
+        # START TRANSACTION (not SET TRANSACTION, which waits for the first statement):
+        # with the transaction already running, the server refuses SET TRANSACTION READ
+        # WRITE ("can't be changed while a transaction is in progress").
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("SET TRANSACTION READ ONLY")
+            cursor.execute("START TRANSACTION READ ONLY")
         finally:
             cursor.close()
+
+    def configure_engine(self, engine: Engine, *, is_async: bool) -> None:
+        if not self.config.readonly:
+            return
+
+        @event.listens_for(engine, "connect")
+        def _session_readonly(dbapi_connection: Any, _record: Any) -> None:
+            # The session characteristic: every later transaction of this connection is
+            # read-only, including one begun after COMMIT sent as SQL.
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SET SESSION TRANSACTION READ ONLY")
+            finally:
+                cursor.close()
+
+    def login_can_write(self, connection: Connection) -> bool | None:
+        """SHOW GRANTS: any privilege beyond reading, on any object, or a granted role."""
+        rows = connection.exec_driver_sql("SHOW GRANTS").all()
+        return any(_grant_can_write(str(row[0])) for row in rows)
 
     def resolve_params(self) -> ConnectParams:
         """dbwire's config first, then [client] of the MySQL option files (~/.my.cnf, or

@@ -7,7 +7,7 @@ import os
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import SecretStr
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Connection
 
 from dbwire.backends.base import Backend, ConnectParams, socket_readable
 
@@ -28,6 +28,28 @@ _LIBPQ_QUERY_KEYWORDS = (
     "hostaddr",
     "passfile",
 )
+
+# Can the login write anything in this database? Tables of system schemas are left out
+# (their privileges are the server's, not the application's).
+_PG_CAN_WRITE = """
+SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+    OR has_database_privilege(current_database(), 'CREATE')
+    OR has_database_privilege(current_database(), 'TEMP')
+    OR EXISTS (
+        SELECT 1 FROM pg_namespace n
+        WHERE left(n.nspname, 3) <> 'pg_' AND n.nspname <> 'information_schema'
+          AND has_schema_privilege(n.oid, 'CREATE'))
+    OR EXISTS (
+        SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+          AND left(n.nspname, 3) <> 'pg_' AND n.nspname <> 'information_schema'
+          AND has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE'))
+    OR EXISTS (
+        SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind = 'S'
+          AND left(n.nspname, 3) <> 'pg_' AND n.nspname <> 'information_schema'
+          AND has_sequence_privilege(c.oid, 'UPDATE'))
+"""
 
 # SQLSTATEs: 25006 read_only_sql_transaction; 28P01 invalid_password; 28000 invalid authorization.
 _READONLY_SQLSTATE = "25006"
@@ -97,12 +119,28 @@ class PostgresBackend(Backend):
             args["connect_timeout"] = max(2, round(timeout))
         return args
 
+    # A readonly = true database logs in with default_transaction_read_only=on
+    # (apply_params), which holds for autocommit statements too.
+    readonly_in_autocommit: ClassVar[bool] = True
+
     def begin_readonly(self, dbapi_connection: Any) -> None:
+        # SELECT 1 takes the transaction's snapshot; from then on PostgreSQL itself refuses
+        # SET TRANSACTION READ WRITE ("must be called before any query").
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("SET TRANSACTION READ ONLY")
+            if hasattr(getattr(dbapi_connection, "driver_connection", None), "pgconn"):
+                cursor.execute("SET TRANSACTION READ ONLY; SELECT 1")  # psycopg: one trip
+            else:
+                cursor.execute("SET TRANSACTION READ ONLY")
+                cursor.execute("SELECT 1")
         finally:
             cursor.close()
+
+    def login_can_write(self, connection: Connection) -> bool | None:
+        """Superuser, or any INSERT/UPDATE/DELETE/TRUNCATE on a table, CREATE on a
+        schema, or CREATE/TEMP on the database."""
+        row = connection.exec_driver_sql(_PG_CAN_WRITE).one()
+        return bool(row[0])
 
     def is_readonly_violation(self, exc: BaseException) -> bool:
         return sqlstate_of(exc) == _READONLY_SQLSTATE
@@ -216,6 +254,15 @@ class PostgresBackend(Backend):
         password = params.password_value()
         if password is not None:
             cparams["password"] = password
+        if self.config.readonly:
+            # The session default: every transaction of this login is read-only, also one
+            # begun behind SQLAlchemy's back by COMMIT sent as SQL.
+            if is_async:
+                settings = cparams.setdefault("server_settings", {})
+                settings["default_transaction_read_only"] = "on"
+            else:
+                given = cparams.get("options") or params.options.get("options") or ""
+                cparams["options"] = f"{given} -c default_transaction_read_only=on".strip()
         if is_async:
             sslmode = params.options.get("sslmode")
             if sslmode and "ssl" not in cparams:

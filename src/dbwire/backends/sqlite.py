@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 
 from dbwire.backends.base import Backend
 
@@ -65,10 +65,25 @@ class SQLiteBackend(Backend):
     def engine_url(self, *, is_async: bool) -> URL:
         url = super().engine_url(is_async=is_async)
         if not self.in_memory:
+            if self.config.readonly:
+                return self._readonly_file_url(url)
             if url.database and not url.database.startswith("file:"):
                 Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             return url
         return url.set(database=self._memory_uri(), query={"uri": "true"})
+
+    def _readonly_file_url(self, url: URL) -> URL:
+        """The file opened with SQLite's mode=ro: the OS-level open is read-only, so no
+        PRAGMA, ATTACH or statement of this connection can write (or create) a file."""
+        database = url.database or ""
+        if not database.startswith("file:"):
+            database = "file:" + str(Path(database).expanduser().resolve())
+        return url.set(database=database).update_query_dict({"mode": "ro", "uri": "true"})
+
+    def login_can_write(self, connection: Connection) -> bool | None:
+        # A readonly = true file is opened mode=ro (the OS refuses writes); anything else
+        # is writable by whoever holds the connection (query_only is one PRAGMA away).
+        return self.in_memory or not self.config.readonly
 
     def _memory_uri(self) -> str:
         with self._lock:
