@@ -120,7 +120,7 @@ _REFUSED_FUNCTIONS = frozenset(
 
 # PRAGMAs that only read. The ones taking an argument in parentheses are listed apart:
 # for a setting pragma `PRAGMA name(value)` sets it, exactly like `PRAGMA name = value`.
-_READ_PRAGMAS_WITH_ARGUMENT = frozenset(
+READ_PRAGMAS_WITH_ARGUMENT = frozenset(
     {
         "table_info",
         "table_xinfo",
@@ -136,7 +136,7 @@ _READ_PRAGMAS_WITH_ARGUMENT = frozenset(
         "show",
     }
 )
-_READ_PRAGMAS = _READ_PRAGMAS_WITH_ARGUMENT | frozenset(
+READ_PRAGMAS = READ_PRAGMAS_WITH_ARGUMENT | frozenset(
     {
         "database_list",
         "collation_list",
@@ -214,6 +214,9 @@ _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ff
 _SPACE = " \t\n\r\f\v"
 
 
+_UNTERMINATED = "(unterminated)"
+
+
 class _Refused(Exception):
     """Internal: the statement is refused; args[0] is the keyword, args[1] the reason."""
 
@@ -239,7 +242,7 @@ def _skip_quoted(sql: str, start: int, quote: str, backslash: bool) -> int:
                 continue
             return i + 1
         i += 1
-    raise _Refused("(unterminated)", f"an unterminated {quote} quote")
+    raise _Refused(_UNTERMINATED, f"an unterminated {quote} quote")
 
 
 def _skip_block_comment(sql: str, start: int, nested: bool) -> int:
@@ -260,7 +263,7 @@ def _skip_block_comment(sql: str, start: int, nested: bool) -> int:
                 return i
         else:
             i += 1
-    raise _Refused("(unterminated)", "an unterminated /* comment")
+    raise _Refused(_UNTERMINATED, "an unterminated /* comment")
 
 
 def _tokens(sql: str, lexer: _Lexer) -> list[_Token]:
@@ -318,7 +321,7 @@ def _tokens(sql: str, lexer: _Lexer) -> list[_Token]:
         if c == "[" and lexer.brackets:
             end = sql.find("]", i + 1)
             if end < 0:
-                raise _Refused("(unterminated)", "an unterminated [ identifier")
+                raise _Refused(_UNTERMINATED, "an unterminated [ identifier")
             out.append(_Token("ident", sql[i + 1 : end]))
             i = end + 1
             continue
@@ -327,7 +330,7 @@ def _tokens(sql: str, lexer: _Lexer) -> list[_Token]:
             if tag is not None:
                 close = sql.find(tag.group(), tag.end())
                 if close < 0:
-                    raise _Refused("(unterminated)", "an unterminated dollar quote")
+                    raise _Refused(_UNTERMINATED, "an unterminated dollar quote")
                 out.append(_Token("string", ""))
                 i = close + len(tag.group())
                 continue
@@ -358,7 +361,7 @@ def _readings(sql: str, dialect: str) -> list[_Lexer]:
         # standard_conforming_strings off reads it as an escape.
         if _MYSQL in candidates:
             readings.append(replace(_MYSQL, single_backslash=False, double_backslash=False))
-        if _PG in candidates:
+        if base is None or dialect == "postgresql":  # DuckDB has no such setting
             readings.append(replace(_PG, single_backslash=True))
     return readings
 
@@ -411,20 +414,20 @@ def _check_pragma(rest: list[_Token]) -> None:
     if not rest or rest[0].kind not in ("word", "ident"):
         raise _Refused("PRAGMA", "a PRAGMA needs a name")
     name = rest[0].value.lower()
-    if rest[0].kind != "word" and name not in _READ_PRAGMAS:
+    if rest[0].kind != "word" and name not in READ_PRAGMAS:
         raise _Refused("PRAGMA", "not a read-only pragma")
     tail = rest[1:]
-    if name not in _READ_PRAGMAS:
+    if name not in READ_PRAGMAS:
         raise _Refused(f"PRAGMA {name}", "not a read-only pragma")
     if any(t.value == "=" for t in tail):
         raise _Refused(f"PRAGMA {name}", "a pragma with '=' sets it")
     if tail:
         inner = tail[1:-1]
         shape_ok = (
-            name in _READ_PRAGMAS_WITH_ARGUMENT
+            name in READ_PRAGMAS_WITH_ARGUMENT
             and tail[0].value == "("
             and tail[-1].value == ")"
-            and all(t.value not in "()" for t in inner)
+            and all(t.value not in ("(", ")") for t in inner)
         )
         if not shape_ok:
             raise _Refused(f"PRAGMA {name}", "a pragma with an argument sets it")
@@ -470,12 +473,20 @@ def _check_body(tokens: list[_Token]) -> None:
 def _verdict(sql: str, dialect: str) -> tuple[str, str] | None:
     """None when sql is one read; otherwise (first keyword, reason). Cached: ORM and
     application statements repeat."""
-    try:
-        for lexer in _readings(sql, dialect):
+    unterminated: list[tuple[str, str]] = []
+    readings = _readings(sql, dialect)
+    for lexer in readings:
+        try:
             _classify(_tokens(sql, lexer), dialect)
-    except _Refused as refused:
-        keyword, reason = refused.args
-        return str(keyword)[:40], str(reason)
+        except _Refused as refused:
+            keyword, reason = (str(arg) for arg in refused.args)
+            if keyword != _UNTERMINATED:
+                return keyword[:40], reason
+            # A server reading the text this way rejects it as a syntax error, which is
+            # safe; only when no reading ends its literals is it refused (failing closed).
+            unterminated.append((keyword, reason))
+    if len(unterminated) == len(readings):
+        return unterminated[0]
     return None
 
 

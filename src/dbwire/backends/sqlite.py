@@ -13,6 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 
 from dbwire.backends.base import Backend
+from dbwire.backends.readonly_guard import READ_PRAGMAS, READ_PRAGMAS_WITH_ARGUMENT
 
 if TYPE_CHECKING:
     from dbwire.local import DuckDBAttach
@@ -28,6 +29,43 @@ def regexp(pattern: str | None, item: object) -> bool:
         return re.search(pattern, str(item)) is not None
     except re.error:
         return False
+
+
+# Authorizer actions that only read (or bracket reads: BEGIN/COMMIT, savepoints); SQLite
+# refuses everything else at prepare time, whatever the SQL text looks like.
+_READ_ACTIONS = frozenset(
+    {
+        sqlite3.SQLITE_SELECT,
+        sqlite3.SQLITE_READ,
+        sqlite3.SQLITE_FUNCTION,
+        sqlite3.SQLITE_RECURSIVE,
+        sqlite3.SQLITE_TRANSACTION,
+        sqlite3.SQLITE_SAVEPOINT,
+    }
+)
+
+
+def _readonly_authorizer(
+    action: int, arg1: str | None, arg2: str | None, _db: str | None, _trigger: str | None
+) -> int:
+    if action in _READ_ACTIONS and not (
+        action == sqlite3.SQLITE_FUNCTION and arg2 == "load_extension"
+    ):
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_PRAGMA:
+        name = (arg1 or "").lower()
+        if name in READ_PRAGMAS_WITH_ARGUMENT or (name in READ_PRAGMAS and arg2 is None):
+            return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
+
+
+def _sqlite3_connection(dbapi_connection: Any) -> sqlite3.Connection:
+    """The sqlite3 connection under a pool fairy, SQLAlchemy's aiosqlite adapter or both."""
+    inner = getattr(dbapi_connection, "driver_connection", None) or dbapi_connection
+    inner = getattr(inner, "_connection", inner)  # the aiosqlite adapter's aiosqlite.Connection
+    conn = getattr(inner, "_conn", inner)  # aiosqlite's own sqlite3 connection
+    assert isinstance(conn, sqlite3.Connection)
+    return conn
 
 
 class SQLiteBackend(Backend):
@@ -115,17 +153,27 @@ class SQLiteBackend(Backend):
                     cursor.execute("PRAGMA query_only=ON")
             finally:
                 cursor.close()
+            if readonly:
+                _sqlite3_connection(dbapi_connection).set_authorizer(_readonly_authorizer)
 
     def begin_readonly(self, dbapi_connection: Any) -> None:
+        if self.config.readonly:
+            return  # every connection was made read-only when it opened
+        sqlite_conn = _sqlite3_connection(dbapi_connection)
+        sqlite_conn.set_authorizer(None)  # a second transaction on the same connection
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute("PRAGMA query_only=ON")
         finally:
             cursor.close()
+        # query_only stops writes to this database only: ATTACH still creates (and writes)
+        # other files. SQLite's authorizer refuses every action that is not a read.
+        sqlite_conn.set_authorizer(_readonly_authorizer)
 
     def end_readonly(self, dbapi_connection: Any) -> None:
         if self.config.readonly:
             return  # the whole database is read-only; keep it so
+        _sqlite3_connection(dbapi_connection).set_authorizer(None)
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute("PRAGMA query_only=OFF")
@@ -133,7 +181,13 @@ class SQLiteBackend(Backend):
             cursor.close()
 
     def is_readonly_violation(self, exc: BaseException) -> bool:
-        return "attempt to write a readonly database" in str(exc)
+        text = str(exc)
+        refusals = (
+            "attempt to write a readonly database",
+            "not authorized",
+            "authorization denied",
+        )
+        return any(refusal in text for refusal in refusals)
 
     def close(self) -> None:
         with self._lock:
