@@ -675,6 +675,15 @@ class Database:
         """The async twin of health_check(), through the async engine."""
         return await health.async_check(self, timeout)
 
+    def login_can_write(self) -> bool | None:
+        """Whether this database's login could write if it sent the SQL itself: True, False
+        (privileges, or a file opened read-only, forbid it) or None (cannot tell)."""
+        self._check_open()
+        if not self.backend.has_engine:
+            return None
+        with self.connect(readonly=True) as conn:
+            return self.backend.login_can_write(conn)
+
     def get_pool_status(self, *, is_async: bool = False) -> PoolStatus:
         """Size, checked in, checked out and overflow of the sync (or this loop's async) pool."""
         if not getattr(self.backend, "has_engine", True):

@@ -10,12 +10,14 @@ guard cannot see them.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import duckdb
 import pytest
@@ -23,9 +25,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import inspect, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from typer.testing import CliRunner
 
 from dbwire import Database, DatabaseConfig, ReadOnlyError
 from dbwire.backends import readonly_guard
+from dbwire.cli import app
+from servers import DatabaseServer
 
 BACKENDS = ["postgresql", "mariadb", "sqlite", "duckdb"]
 MODES = ["session", "connect", "database", "execute_query"]
@@ -372,7 +377,7 @@ def test_sqlite_authorizer_stops_files_behind_the_guard(
     try:
         with db.connect(readonly=not readonly_database) as conn:
             conn.execute(text("SELECT 1"))
-            with pytest.raises(sqlite3.DatabaseError, match="not authorized|authorization denied"):
+            with pytest.raises(sqlite3.DatabaseError, match=r"not authorized|authorization denied"):
                 _raw(conn, target.sql(statement))
     finally:
         if readonly_database:
@@ -410,7 +415,6 @@ READS: dict[str, list[str]] = {
         "VALUES (1)",
         "TABLE {t}",
         "SHOW transaction_read_only",
-        "SELECT id FROM {t} FOR UPDATE",
         "SELECT $$a;b$$ AS s",
         "SELECT E'it\\'s; fine' AS s",
         "/* nested /* comment */ still */ SELECT 1",
@@ -423,8 +427,7 @@ READS: dict[str, list[str]] = {
         "SHOW TABLES",
         "DESCRIBE {t}",
         "DESC {t}",
-        "SELECT id FROM {t} FOR UPDATE",
-        "SELECT 'it\\'s; fine' AS s",
+        "SELECT 'it''s; fine', 'back\\slash' AS s",
         "SELECT 1 # a hash comment ; DROP",
         "SELECT 1 -- a comment ; DROP",
     ],
@@ -547,10 +550,7 @@ def _first_keyword(sql: str, dialect: str) -> str | None:
     while i < n:
         if sql[i] in " \t\n\r\f\v(":
             i += 1
-        elif sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = n if end < 0 else end + 1
-        elif sql[i] == "#" and dialect in ("mysql", "mariadb"):
+        elif sql.startswith("--", i) or (sql[i] == "#" and dialect in ("mysql", "mariadb")):
             end = sql.find("\n", i)
             i = n if end < 0 else end + 1
         elif sql.startswith("/*", i):
@@ -640,3 +640,105 @@ def test_what_the_guard_allows_duckdb_itself_parses_as_one_read(sql: str) -> Non
     }
     assert len(statements) <= 1, sql
     assert all(s.type in reads for s in statements), (sql, [s.type for s in statements])
+
+
+# -- dbwire check: can the login of a read-only database write? -------------------------------
+
+
+@pytest.fixture
+def select_only_logins(
+    pg_server: DatabaseServer, mysql_server: DatabaseServer, pg_url: str, mysql_url: str
+) -> Iterator[dict[str, str]]:
+    """A PostgreSQL and a MariaDB login that may only SELECT one table; their URLs."""
+    import psycopg
+
+    suffix = uuid.uuid4().hex[:8]
+    role, database, password = f"reader_{suffix}", f"ro_{suffix}", f"pw{suffix}"
+    pg_server.run_sql_admin(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    pg_server.run_sql_admin(f"CREATE DATABASE {database}")
+    # PUBLIC may connect and create temp tables by default: take that away, give CONNECT.
+    pg_server.run_sql_admin(f"REVOKE ALL ON DATABASE {database} FROM PUBLIC")
+    pg_server.run_sql_admin(f"GRANT CONNECT ON DATABASE {database} TO {role}")
+    admin = urlsplit(pg_server.admin_url)
+    with psycopg.connect(admin._replace(path=f"/{database}").geturl(), autocommit=True) as conn:
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        conn.execute("CREATE TABLE facts (id INTEGER)")
+        conn.execute(f"GRANT SELECT ON facts TO {role}")
+    pg = urlsplit(pg_url)
+    pg_reader = pg._replace(
+        netloc=f"{role}:{password}@{pg.hostname}:{pg.port}", path=f"/{database}"
+    ).geturl()
+
+    my = urlsplit(mysql_url)
+    my_db = my.path.lstrip("/")
+    hosts = ("%", "127.0.0.1", "localhost")
+    mysql_server.run_sql_admin(f"CREATE TABLE `{my_db}`.facts_{suffix} (id INTEGER)")
+    for host in hosts:
+        mysql_server.run_sql_admin(f"CREATE USER '{role}'@'{host}' IDENTIFIED BY '{password}'")
+        mysql_server.run_sql_admin(f"GRANT SELECT ON `{my_db}`.facts_{suffix} TO '{role}'@'{host}'")
+    maria_reader = my._replace(
+        scheme="mariadb", netloc=f"{role}:{password}@{my.hostname}:{my.port}"
+    ).geturl()
+    yield {"pg_reader": pg_reader, "maria_reader": maria_reader}
+    for host in hosts:
+        mysql_server.run_sql_admin(f"DROP USER '{role}'@'{host}'")
+    mysql_server.run_sql_admin(f"DROP TABLE `{my_db}`.facts_{suffix}")
+    pg_server.run_sql_admin(f"DROP DATABASE {database} WITH (FORCE)")
+    pg_server.run_sql_admin(f"DROP ROLE {role}")
+
+
+def test_login_can_write_tells_privileges_from_transaction_only(
+    select_only_logins: dict[str, str], pg_url: str, mysql_url: str, tmp_path: Path
+) -> None:
+    sqlite_file, duckdb_file = tmp_path / "a.db", tmp_path / "b.duckdb"
+    sqlite3.connect(sqlite_file).execute("CREATE TABLE t (id INTEGER)").connection.close()
+    duckdb.connect(str(duckdb_file)).execute("CREATE TABLE t (id INTEGER)").close()
+    maria_url = mysql_url.replace("mysql://", "mariadb://", 1)
+    expected = {
+        "pg_writer": (pg_url, True),
+        "pg_reader": (select_only_logins["pg_reader"], False),
+        "maria_writer": (maria_url, True),
+        "maria_reader": (select_only_logins["maria_reader"], False),
+        "sqlite_ro": (f"sqlite:///{sqlite_file}", False),
+        "duckdb_ro": (f"duckdb:///{duckdb_file}", False),
+    }
+    for name, (url, can_write) in expected.items():
+        db = Database(DatabaseConfig(name=name, url=url, readonly=True))
+        try:
+            assert db.login_can_write() is can_write, name
+        finally:
+            db.close()
+    writable = Database(DatabaseConfig(name="rw", url=f"sqlite:///{sqlite_file}"))
+    try:
+        assert writable.login_can_write() is True
+    finally:
+        writable.close()
+
+    config = tmp_path / "dbwire.toml"
+    lines = []
+    for name, (url, _) in expected.items():
+        lines += [f"[databases.{name}]", f'url = "{url}"', "readonly = true", ""]
+    lines += ["[databases.rw]", f'url = "sqlite:///{tmp_path / "rw.db"}"']
+    config.write_text("\n".join(lines))
+    as_json = CliRunner().invoke(app, ["check", "--config", str(config), "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    report = json.loads(as_json.stdout)
+    assert {name: entry["readonly"] for name, entry in report.items()} == {
+        "pg_writer": "transaction only",
+        "pg_reader": "privileges",
+        "maria_writer": "transaction only",
+        "maria_reader": "privileges",
+        "sqlite_ro": "privileges",
+        "duckdb_ro": "privileges",
+        "rw": None,
+    }
+    table = CliRunner().invoke(app, ["check", "--config", str(config)])
+    assert table.exit_code == 0, table.output
+    rows = {line.split("│")[1].strip(): line for line in table.stdout.splitlines() if "│" in line}
+    assert "read-only" in table.stdout.splitlines()[2]
+    assert "by transaction only" in rows["pg_writer"]
+    assert "by privileges" in rows["pg_reader"] and "by privileges" in rows["maria_reader"]
+    assert "by " not in rows["rw"]
+    for url, _ in expected.values():
+        password = urlsplit(url).password
+        assert not password or password not in as_json.stdout + table.stdout

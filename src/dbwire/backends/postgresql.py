@@ -46,9 +46,9 @@ SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
           AND has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE'))
     OR EXISTS (
         SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind = 'S'
-          AND left(n.nspname, 3) <> 'pg_' AND n.nspname <> 'information_schema'
-          AND has_sequence_privilege(c.oid, 'UPDATE'))
+        WHERE left(n.nspname, 3) <> 'pg_' AND n.nspname <> 'information_schema'
+          -- CASE: the planner may test a condition before the relkind filter
+          AND CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'UPDATE') END)
 """
 
 # SQLSTATEs: 25006 read_only_sql_transaction; 28P01 invalid_password; 28000 invalid authorization.

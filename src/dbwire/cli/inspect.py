@@ -285,24 +285,44 @@ def check(
 def _check_entry(db: Database | BaseException, result: HealthResult) -> dict[str, Any]:
     entry = result.as_dict()
     entry["pool"] = None
+    entry["readonly"] = None
     if isinstance(db, Database):
         with suppress(DbwireError):
             entry["pool"] = db.get_pool_status().as_dict()
+        if db.readonly:
+            entry["readonly"] = _readonly_enforcement(db, result)
     return entry
+
+
+def _readonly_enforcement(db: Database, result: HealthResult) -> str:
+    """How a readonly = true database is kept read-only: "privileges" when its login (or
+    the file's open mode) cannot write at all, "transaction only" when it could if it
+    sent the SQL itself (dbwire's read-only transaction and statement guard hold)."""
+    if not result.healthy:
+        return "unknown"
+    try:
+        can_write = db.login_can_write()
+    except Exception:  # a probe that fails must not fail the check; say what is known
+        return "unknown"
+    if can_write is None:
+        return "unknown"
+    return "transaction only" if can_write else "privileges"
 
 
 def _check_table(output: Output, report: dict[str, dict[str, Any]]) -> Table:
     table = Table(title="dbwire check")
-    for column in ("database", "status", "latency", "pool", "error"):
+    for column in ("database", "status", "latency", "pool", "read-only", "error"):
         table.add_column(column, overflow="fold")
     for name, entry in report.items():
         ok = entry["status"] == "healthy"
         status = Text("healthy" if ok else "UNHEALTHY", style="green" if ok else "bold red")
+        readonly = entry["readonly"]
         table.add_row(
             output.cell(name),
             status,
             output.cell(_ms(entry["response_time_ms"])),
             output.cell(_pool_text(entry["pool"])),
+            output.cell(f"by {readonly}" if readonly else ""),
             output.cell(entry["error"] or ""),
         )
     return table
