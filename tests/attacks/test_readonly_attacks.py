@@ -353,6 +353,23 @@ def test_readonly_database_refuses_writes_sent_behind_the_guard(target: Target) 
     target.assert_unchanged()
 
 
+@pytest.mark.parametrize("target", BACKENDS, indirect=True)
+def test_readonly_database_refuses_ddl_sent_behind_the_guard(target: Target) -> None:
+    """MariaDB's DDL commits implicitly; on a readonly = true database the next
+    transaction is read-only too, so the server refuses the DDL itself."""
+    reader = target.reader()
+    try:
+        for statement in ("CREATE TABLE {t}_new (id INTEGER)", "DROP TABLE {t}"):
+            with reader.connect() as conn:
+                conn.execute(text("SELECT 1"))
+                with pytest.raises(Exception) as info:
+                    _raw(conn, target.sql(statement))
+                assert reader.backend.is_readonly_violation(info.value), info.value
+    finally:
+        reader.close()
+    target.assert_unchanged()
+
+
 @pytest.mark.parametrize("target", ["postgresql", "mariadb"], indirect=True)
 def test_readonly_transaction_cannot_be_switched_to_read_write(target: Target) -> None:
     """In a read-only session the transaction is already running read-only when the first
@@ -498,6 +515,7 @@ def test_orm_reflection_savepoints_and_health_work_read_only(target: Target) -> 
     reader = target.reader()
     try:
         assert target.table in {t.name for t in reader.get_schema()}
+        assert target.table in reader.metadata.tables
         assert reader.health_check().healthy, reader.health_check().error
         assert reader.execute_query(target.sql("SELECT id FROM {t}"))[1] == [{"id": 1}]
     finally:
@@ -513,6 +531,22 @@ def test_readonly_session_leaves_the_pool_writable(target: Target) -> None:
         s.execute(text(target.sql("INSERT INTO {t} VALUES (2)")))
     with target.writer.session() as s:
         s.execute(text(target.sql("DELETE FROM {t} WHERE id = 2")))
+    target.assert_unchanged()
+
+
+@pytest.mark.parametrize("target", BACKENDS, indirect=True)
+def test_driver_sql_and_orm_connection_paths_are_guarded_too(target: Target) -> None:
+    """exec_driver_sql() and the ORM session's own Connection go through the same cursor
+    hook as text()."""
+    attack = target.sql("COMMIT; INSERT INTO {t} VALUES (2)")
+    with target.writer.connect(readonly=True) as conn:
+        with pytest.raises(ReadOnlyError) as info:
+            conn.exec_driver_sql(attack)
+        _assert_refused(info, target.writer)
+    with target.writer.session(readonly=True) as s:
+        with pytest.raises(ReadOnlyError) as info:
+            s.connection().exec_driver_sql(target.sql("DELETE FROM {t}"))
+        _assert_refused(info, target.writer)
     target.assert_unchanged()
 
 
