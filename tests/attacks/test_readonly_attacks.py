@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import duckdb
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import inspect, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -570,9 +570,19 @@ _PIECES = [
     " ", "\n", "\t", ";", "(", ")", "'", '"', "`", "[", "]", "$$", "$a$", "E'", "\\",
     "--", "-- ", "#", "/*", "*/", "/*!", "=", ",", ".", "é",
 ]  # fmt: skip
+_READ_STARTS = [
+    "SELECT ", "select 1", "WITH x AS (SELECT 1) SELECT ", "EXPLAIN SELECT ", "VALUES (1)",
+    "/* c */ SELECT ", "-- c\nSELECT ", "(SELECT ", "SHOW ", "PRAGMA table_info(x)", "FROM x",
+    "SELECT 'a;b'", "SELECT $$;$$", "SELECT 1 ",
+]  # fmt: skip
 _SQL = st.one_of(
     st.lists(st.sampled_from(_PIECES), max_size=14).map("".join),
     st.text(max_size=40),
+    # Reads with something after them: most of these pass the guard, so the oracles
+    # below see many allowed strings, not only the refused ones.
+    st.tuples(st.sampled_from(_READ_STARTS), st.lists(st.sampled_from(_PIECES), max_size=8)).map(
+        lambda parts: parts[0] + "".join(parts[1])
+    ),
 )
 _DIALECTS = ["postgresql", "mysql", "mariadb", "sqlite", "duckdb", "oracle"]
 
@@ -627,6 +637,7 @@ def test_guard_raises_only_readonly_error_and_allows_only_reads(sql: str, dialec
 
 @settings(max_examples=800, deadline=None)
 @given(sql=_SQL)
+@example(sql="SELECT 0;;")  # an empty second statement: sqlite3 refuses it, so does the guard
 def test_what_the_guard_allows_sqlite_itself_parses_as_one_read(sql: str) -> None:
     """SQLite's own parser and authorizer as the oracle: an allowed string is one
     statement that asks for nothing but reads."""
@@ -776,3 +787,41 @@ def test_login_can_write_tells_privileges_from_transaction_only(
     for url, _ in expected.values():
         password = urlsplit(url).password
         assert not password or password not in as_json.stdout + table.stdout
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(sql=_SQL)
+def test_what_the_guard_allows_postgresql_itself_runs_as_one_read(
+    pg_server: DatabaseServer, sql: str
+) -> None:
+    """PostgreSQL as the oracle: an allowed string, sent with the simple query protocol
+    (which runs every statement in it), yields one result of a read and never trips the
+    read-only transaction."""
+    import psycopg
+
+    try:
+        readonly_guard.check_statement(sql, database="fuzz", dialect="postgresql")
+    except ReadOnlyError:
+        return
+    with psycopg.connect(pg_server.url) as conn:
+        conn.execute("SET TRANSACTION READ ONLY")
+        conn.execute("SET LOCAL statement_timeout = 2000")
+        cursor = conn.cursor()
+        try:
+            cursor.execute(sql.encode())  # bytes: no placeholder parsing, as the driver sends it
+        except psycopg.errors.ReadOnlySqlTransaction as exc:
+            pytest.fail(f"the guard allowed a write: {sql!r} ({exc})")
+        except (psycopg.Error, ValueError):
+            return  # not valid SQL here: PostgreSQL refuses it anyway
+        tags = [cursor.pgresult.command_status if cursor.pgresult else None]
+        while cursor.nextset():
+            tags.append(cursor.pgresult.command_status if cursor.pgresult else None)
+        conn.rollback()
+    assert len(tags) == 1, (sql, tags)
+    tag = (tags[0] or b"").split(b" ")[0]
+    assert tag in {b"SELECT", b"SHOW", b"EXPLAIN", b"SAVEPOINT", b"RELEASE", b"ROLLBACK"}, (
+        sql,
+        tags,
+    )

@@ -4,7 +4,7 @@ that is not a plain read.
 The rule fails closed. A statement passes only when
 
 * it is ONE statement: no `;` outside string literals, quoted identifiers, dollar quotes
-  and comments is followed by anything but whitespace, comments or more `;`;
+  and comments is followed by anything but whitespace and comments;
 * its first keyword (after whitespace, comments and opening parentheses) is in the
   allow-list of reads for its dialect (`SELECT`, `WITH`, `VALUES`, `TABLE`, `SHOW`,
   `EXPLAIN <read>`, `DESCRIBE`/`DESC`, `PRAGMA <known read pragma>` without `=`,
@@ -294,7 +294,7 @@ def _tokens(sql: str, lexer: _Lexer) -> list[_Token]:
                 raise _Refused("/*!", "a MySQL executable comment")
             i = _skip_block_comment(sql, i, lexer.nested_comments)
             continue
-        if c == ";":
+        if c == ";" and not ended:
             ended = True
             i += 1
             continue
