@@ -825,3 +825,50 @@ def test_what_the_guard_allows_postgresql_itself_runs_as_one_read(
         sql,
         tags,
     )
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(sql=_SQL)
+@example(sql="SELECT 1 --1; DROP TABLE nope")  # '--1' is minus minus one, not a comment
+@example(sql="SELECT 'a\\'; DROP TABLE nope; -- '")
+def test_what_the_guard_allows_mariadb_itself_runs_as_one_read(
+    mysql_server: DatabaseServer, sql: str
+) -> None:
+    """MariaDB as the oracle, with multi-statements switched on and the session read-only:
+    an allowed string yields one result and never trips the read-only mode."""
+    import pymysql
+    from pymysql.constants import CLIENT
+
+    try:
+        readonly_guard.check_statement(sql, database="fuzz", dialect="mariadb")
+    except ReadOnlyError:
+        return
+    url = urlsplit(mysql_server.url)
+    conn = pymysql.connect(
+        host=url.hostname,
+        port=url.port or 3306,
+        user=url.username,
+        password=url.password or "",
+        database=url.path.lstrip("/"),
+        client_flag=CLIENT.MULTI_STATEMENTS,
+    )
+    results = 0
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SET SESSION TRANSACTION READ ONLY")
+            cursor.execute("SET SESSION max_statement_time = 2")
+            try:
+                cursor.execute(sql)
+                results = 1
+                while cursor.nextset():
+                    results += 1
+            except pymysql.err.MySQLError as exc:
+                assert exc.args[0] not in (1792, 1290), f"the guard allowed a write: {sql!r}"
+                if results == 0:
+                    return  # the first statement is not valid SQL: MariaDB refuses it anyway
+                raise
+    finally:
+        conn.close()
+    assert results == 1, (sql, results)
