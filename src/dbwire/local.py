@@ -31,7 +31,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from dbwire import _extensions
 from dbwire._extensions import default_extension_directory, load_extension
-from dbwire.errors import ConfigError, ConnectError, DbwireError, MissingDependencyError, scrub
+from dbwire.errors import (
+    ConfigError,
+    ConnectError,
+    DbwireError,
+    MissingDependencyError,
+    describe,
+    scrub,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -622,7 +629,7 @@ def _attach_error(
 ) -> DbwireError:
     if isinstance(exc, DbwireError):
         return exc
-    detail = scrub(" ".join(str(exc).split()), hidden)[:600]
+    detail = describe(exc, hidden, limit=600)
     lowered = detail.lower()
     if "file handle conflict" in lowered or "already attached" in lowered:
         fix = (
