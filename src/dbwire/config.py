@@ -387,7 +387,7 @@ def _cast_env(key: str, field: str, raw: str, name: str) -> Any:
         # Not echoed (connect_args may hold a password) and raised outside the except
         # block: the JSONDecodeError keeps the whole value in its .doc.
         raise ConfigError(
-            f"{key}: expected JSON for field {field!r} ({problem}); "
+            f"database {name!r}: {key}: expected JSON for field {field!r} ({problem}); "
             'write it as a JSON object, e.g. {"sslmode": "require"}',
             database=name,
         )

@@ -242,6 +242,7 @@ class Database:
         except DbwireError:
             raise
         except Exception as exc:
+            self._scrub_chain(exc)  # `from None` still leaves it reachable as __context__
             detail = self._driver_detail(exc)
             raise ConnectError(
                 f"database {self.name!r} ({self.url}): could not create the database: {detail}. "

@@ -38,6 +38,7 @@ from dbwire.errors import (
     MissingDependencyError,
     describe,
     scrub,
+    scrub_exception,
 )
 
 if TYPE_CHECKING:
@@ -325,6 +326,8 @@ class LocalStore:
         return [value for att in self._attached.values() for value in att.hidden]
 
     def _scrubbed(self, exc: BaseException) -> BaseException:
+        # The original stays reachable as __context__ of what is raised: clean it too.
+        scrub_exception(exc, self._hidden())
         text = str(exc)
         clean = scrub(text, self._hidden())
         if clean == text:

@@ -53,7 +53,8 @@ def without_secrets(url: URL) -> URL:
     secret_keys = [key for key in url.query if is_secret_key(key)]
     if secret_keys:
         url = url.difference_update_query(secret_keys)
-    return url.set(password=None)
+    # URL.set(password=None) would mean "leave it as it is": replace the field instead.
+    return url._replace(password=None)
 
 
 def mask_url(url: URL | str) -> str:
