@@ -115,7 +115,12 @@ class DatabaseConfig(BaseModel):
 
     def url_with_password(self) -> str | None:
         """The URL as configured, password included: for the engine and --show-password only."""
-        return self._url_secret if self._url_secret is not None else self.url
+        secret = self._url_secret
+        # A copy whose url was replaced (model_copy(update=...)) keeps the old private
+        # attribute: the secret counts only while it still masks to the current url.
+        if secret is not None and mask_url_string(secret)[0] == self.url:
+            return secret
+        return self.url
 
     def replicas_with_passwords(self) -> list[str]:
         """The replica URLs as configured, passwords included."""

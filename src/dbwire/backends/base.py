@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import URL, Engine
 
 from dbwire.config import DatabaseConfig
-from dbwire.errors import MissingDependencyError
+from dbwire.errors import MASK, MissingDependencyError, is_secret_key
 from dbwire.url import parse_url, query_secrets, without_secrets
 
 if TYPE_CHECKING:
@@ -39,6 +39,14 @@ class ConnectParams:
     def password_value(self) -> str | None:
         """The password in clear, for a driver's connect() call only."""
         return self.password.get_secret_value() if self.password is not None else None
+
+    def __repr__(self) -> str:
+        # options may come from pg_service.conf, sslpassword included: mask by key.
+        options = {k: (MASK if is_secret_key(k) else v) for k, v in self.options.items()}
+        return (
+            f"ConnectParams(host={self.host!r}, port={self.port!r}, user={self.user!r}, "
+            f"database={self.database!r}, sources={dict(self.sources)!r}, options={options!r})"
+        )
 
 
 class Backend:
