@@ -409,6 +409,7 @@ class LocalStore:
             except Exception as exc:
                 if secret_name is not None:
                     self._drop_secret(secret_name)
+                scrub_exception(exc, hidden)  # still reachable as __context__
                 raise _attach_error(database, alias, url, exc, hidden) from None
             self._attached[alias] = _Attachment(
                 database=database,

@@ -158,6 +158,9 @@ class Placement:
     process_env: dict[str, str]
     # asyncpg/aiomysql take no such keyword (e.g. sslpassword): sync only.
     async_ok: bool = True
+    # The store attaches with the resolved password; one given only as a driver
+    # argument (connect_args) does not reach DuckDB, so that attach fails (still clean).
+    store_ok: bool = True
 
 
 def _placement(
@@ -201,7 +204,7 @@ def _placement(
         process_env = {"PGPASSFILE": str(passfile)}
     else:
         raise AssertionError(kind)
-    return Placement(fields, environ, process_env, async_ok)
+    return Placement(fields, environ, process_env, async_ok, store_ok=kind != "connect_args")
 
 
 PG_PLACEMENTS = (
@@ -304,6 +307,18 @@ def _sweep(
     seen += [health, health.as_dict()]
     attempt(lambda: db.wait(timeout=1))
     seen.append(db.get_stats())
+
+    def in_store() -> object:
+        with dbwire.get_duckdb_connection() as store:
+            store.attach(db, alias="att")
+            return store.execute("SELECT 1").fetchall()
+
+    if placement.store_ok:
+        attempt(in_store)
+    else:
+        with pytest.raises(ConnectError) as refused:
+            in_store()
+        seen.append(refused.value)
     db.close()
     manager = Manager(config)
     manager.setup()
