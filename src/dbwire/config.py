@@ -141,8 +141,8 @@ class DatabaseConfig(BaseModel):
             if url.password:
                 found.append(str(url.password))
             found.extend(query_secrets(url).values())
-        for mapping in (self.options, self.connect_args):
-            found.extend(str(v) for k, v in mapping.items() if is_secret_key(k) and v)
+        found.extend(_secret_leaves(self.options))
+        found.extend(_secret_leaves(self.connect_args))
         return [s for s in found if s]
 
     def secret_fingerprint(self) -> str:
@@ -161,7 +161,7 @@ class DatabaseConfig(BaseModel):
 
     @field_serializer("options", "connect_args")
     def _dump_masked(self, value: dict[str, Any]) -> dict[str, Any]:
-        return {k: (MASK if is_secret_key(k) else v) for k, v in value.items()}
+        return _masked_mapping(value)
 
     @field_serializer("password_command")
     def _dump_command(self, value: str | list[str] | None) -> str | list[str] | None:
@@ -258,6 +258,25 @@ def _suggest(word: str, choices: Any) -> str:
 
 
 _SECRET_FIELDS = {"password", "password_command", "connect_args"}
+
+
+def _masked_mapping(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy with values under secret keys masked, nested tables too (connect_args.ssl)."""
+    return {
+        k: MASK if is_secret_key(k) else (_masked_mapping(v) if isinstance(v, Mapping) else v)
+        for k, v in value.items()
+    }
+
+
+def _secret_leaves(value: Mapping[str, Any]) -> list[str]:
+    """The values under secret keys, nested tables too."""
+    found: list[str] = []
+    for k, v in value.items():
+        if isinstance(v, Mapping):
+            found.extend(_secret_leaves(v))
+        elif is_secret_key(k) and v is not None and str(v):
+            found.append(str(v))
+    return found
 
 
 def _shown_input(loc: tuple[int | str, ...], value: Any) -> str:

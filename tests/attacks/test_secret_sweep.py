@@ -67,7 +67,7 @@ def _exception_texts(exc: BaseException) -> list[str]:
     return texts
 
 
-def assert_clean(label: str, *items: object) -> None:
+def assert_clean(label: str, *items: object, secrets: tuple[str, ...] = CANARIES) -> None:
     """No canary in any item (exceptions are searched with their whole chain)."""
     for item in items:
         if isinstance(item, BaseException):
@@ -77,7 +77,7 @@ def assert_clean(label: str, *items: object) -> None:
         else:
             texts = [repr(item), str(item)]
         for shown in texts:
-            for canary in CANARIES:
+            for canary in secrets:
                 assert canary not in shown, f"{label}: the canary leaked: {shown[:400]!r}"
 
 
@@ -238,7 +238,7 @@ def _config(placement: Placement, **extra: Any) -> dbwire.Config:
 
 
 def _static_surfaces(config: dbwire.Config, db: Database) -> list[object]:
-    cfg = config.databases["canary"]
+    cfg = config.databases[db.name]
     surfaces: list[object] = [
         repr(config),
         str(config),
@@ -375,6 +375,47 @@ def test_mysql_canary_in_every_placement_appears_nowhere(
     _sweep(f"{kind} (wrong password)", wrong, works=False, caplog=caplog, monkeypatch=monkeypatch)
     dead = _placement(kind, "mysql", mysql_roles.right, host, free_port(), database, tmp_path)
     _sweep(f"{kind} (dead port)", dead, works=False, caplog=caplog, monkeypatch=monkeypatch)
+
+
+WEIRD = "Can'a\"ry @:/%x-9Q&=+;\\"
+
+
+def test_a_password_of_url_and_quote_characters_appears_nowhere(
+    pg_server: DatabaseServer, pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Percent-encoded in the URL, escaped in reprs, quoted in SQL: no form gets out."""
+    caplog.set_level(logging.DEBUG)
+    role = f"weird_{uuid.uuid4().hex[:8]}"
+    escaped = WEIRD.replace("'", "''")
+    pg_server.run_sql_admin(f"CREATE ROLE {role} LOGIN PASSWORD '{escaped}'")
+    forms = (WEIRD, quote(WEIRD, safe=""), quote_plus(WEIRD), repr(WEIRD)[1:-1])
+    host, port, database = pg_server.host, pg_server.port, pg_server.database
+    seen: list[object] = []
+    try:
+        for target_port, user, works in (
+            (port, role, True),
+            (port, "nobody_weird", False),
+            (free_port(), role, False),
+        ):
+            url = f"postgresql://{user}:{quote(WEIRD, safe='')}@{host}:{target_port}/{database}"
+            config = dbwire.load_config(
+                {"databases": {"weird": {"url": url, "echo": True, "log_queries": True}}},
+                environ={},
+            )
+            db = Database(config.databases["weird"])
+            seen += _static_surfaces(config, db)
+            try:
+                seen.append(db.execute_query("SELECT 1"))
+                seen.append(db.execute_query(f"ALTER ROLE {role} PASSWORD '{escaped}'"))
+                assert works, "a wrong login connected"
+            except DbwireError as exc:
+                assert not works, exc
+                seen.append(exc)
+            seen.append(db.health_check())
+            db.close()
+    finally:
+        pg_server.run_sql_admin(f"DROP ROLE {role}")
+    assert_clean("weird password", *seen, caplog.text, secrets=forms)
 
 
 # --------------------------------------------------------------------------- the models
