@@ -26,6 +26,8 @@ from urllib.parse import quote, quote_plus
 
 import psycopg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
@@ -34,7 +36,15 @@ import dbwire
 from dbwire import Database, DatabaseConfig, Manager
 from dbwire.cli import app
 from dbwire.credentials import PasswordCommand
-from dbwire.errors import ConfigError, ConnectError, CredentialsError, DbwireError, describe, scrub
+from dbwire.errors import (
+    ConfigError,
+    ConnectError,
+    CredentialsError,
+    DbwireError,
+    describe,
+    is_secret_key,
+    scrub,
+)
 from servers import DatabaseServer, free_port
 
 CANARY = "Canary-7f3kQ9zP"
@@ -193,6 +203,9 @@ def _placement(
     elif kind == "env":
         fields = {"url": base}
         environ = {"DBWIRE_CANARY__PASSWORD": CANARY}
+    elif kind == "env_url":
+        fields = {"backend": scheme}
+        environ = {"DBWIRE_CANARY__URL": f"{scheme}://{role}:{CANARY}@{host}:{port}/{database}"}
     elif kind == "pgpassword":
         fields = {"url": base}
         process_env = {"PGPASSWORD": CANARY}
@@ -217,6 +230,7 @@ PG_PLACEMENTS = (
     "password_file",
     "password_command",
     "env",
+    "env_url",
     "pgpassword",
     "pgpass",
 )
@@ -229,6 +243,7 @@ MYSQL_PLACEMENTS = (
     "password_file",
     "password_command",
     "env",
+    "env_url",
 )
 
 
@@ -526,6 +541,44 @@ def test_describe_masks_values_not_letters() -> None:
     assert describe(TimeoutError()) == "TimeoutError"  # asyncpg's timeout has no text
 
 
+# Any character but the mask's own '*' (a password holding '***' cannot be told from it).
+_TEXT = st.text(st.characters(blacklist_characters="*", blacklist_categories=("Cs",)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    secret=st.text(min_size=4, max_size=24).filter(lambda t: "*" not in t),
+    before=_TEXT,
+    after=_TEXT,
+)
+def test_fuzz_a_long_secret_never_survives_scrubbing(secret: str, before: str, after: str) -> None:
+    for shown in (f"{before}{secret}{after}", f"{before}{quote(secret, safe='')}{after}"):
+        assert secret not in scrub(shown, [secret])
+        assert quote(secret, safe="") not in scrub(shown, [secret])
+    assert secret not in describe(RuntimeError(f"{before}{secret!r}{after}"), [secret])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    secret=st.text(st.characters(blacklist_characters="*"), min_size=1, max_size=3),
+    words=st.lists(
+        st.from_regex(r"[a-z0-9]{1,8}", fullmatch=True).filter(lambda w: not is_secret_key(w)),
+        max_size=8,
+    ),
+    glue=st.sampled_from([" ", "=", ":", "@", "'", '"', ", ", "/"]),
+)
+def test_fuzz_a_short_secret_is_masked_as_a_value_only(
+    secret: str, words: list[str], glue: str
+) -> None:
+    shown = glue.join([*words, secret, *words])
+    clean = scrub(shown, [secret])
+    tokens = re.split(r"[^\w*]+", clean)
+    assert secret not in tokens or not secret.isalnum()
+    for word in words:  # words that merely contain the secret stay readable
+        if word != secret:
+            assert word in clean
+
+
 def test_one_letter_password_leaves_messages_readable(
     pg_server: DatabaseServer, pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -809,7 +862,11 @@ def test_every_cli_command_keeps_the_canary_in(
     report = json.loads(as_json.out)
     assert report[names[0]]["status"] == "healthy", report[names[0]]
     assert any(r.code == 0 and "42" in r.text for r in runs if r.args[0] == "sql")
-    works = [r for r in runs if r.args[0] in ("query", "url") and r.args[1] in names[:11]]
+    works = [
+        r
+        for r in runs
+        if r.args[0] in ("query", "url") and r.args[1] in names[: len(PG_PLACEMENTS)]
+    ]
     assert all(r.code == 0 for r in works if "no_such_table_x" not in " ".join(r.args)), [
         (r.args, r.text[-300:]) for r in works if r.code != 0 and "no_such" not in " ".join(r.args)
     ]
