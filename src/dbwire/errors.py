@@ -121,12 +121,14 @@ _KEY_ALTERNATION = "|".join(
 )
 _QUOTED = r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.)*\""
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # SQL first: PASSWORD '...', PASSWORD = PASSWORD('...'), IDENTIFIED [WITH x] BY '...'
+    # SQL first: PASSWORD '..', PASSWORD = PASSWORD('..'), IDENTIFIED [WITH x] BY '..'
     (
         re.compile(
             rf"(?P<head>\b(?:PASSWORD|IDENTIFIED(?:\s+WITH\s+\S+)?\s+(?:BY|AS|USING))"
-            rf"(?:\s+|\s*=\s*|\s*\(\s*)(?:(?:PASSWORD|OLD_PASSWORD)\s*\(\s*)?)(?:{_QUOTED})",
-            re.IGNORECASE,
+            rf"(?:\s+|\s*=\s*|\s*\(\s*)(?:(?:PASSWORD|OLD_PASSWORD)\s*\(\s*)?)"
+            # E'..' / N'..' escape strings and PostgreSQL's $tag$..$tag$ quoting too.
+            rf"(?:[EN]?(?:{_QUOTED})|\$(?P<tag>\w*)\$.*?\$(?P=tag)\$)",
+            re.IGNORECASE | re.DOTALL,
         ),
         rf"\g<head>'{MASK}'",
     ),

@@ -531,6 +531,8 @@ def test_describe_masks_values_not_letters() -> None:
         f"ALTER USER a IDENTIFIED WITH mysql_native_password BY '{CANARY}'",
         f"SET PASSWORD FOR a = PASSWORD('{CANARY}')",
         f"SET PASSWORD = '{CANARY}'",
+        f"ALTER ROLE app PASSWORD E'{CANARY}\\'s'",
+        f"ALTER ROLE app PASSWORD $pw${CANARY}$pw$ VALID UNTIL 'infinity'",
         f"host=h password={CANARY} user=u",
         f"{{'password': '{CANARY}', 'host': 'h'}}",
         f'{{"sslpassword": "{CANARY}"}}',
