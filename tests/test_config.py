@@ -59,7 +59,8 @@ def test_pyproject_without_tool_dbwire_is_empty(tmp_path: Path) -> None:
 def test_dict_and_seed_003_dbs_shape() -> None:
     seed = {"dbs": {"primary": {"url": "postgresql://u:p@h/db", "readonly": False}}}
     config = load_config(seed, environ={})
-    assert config.databases["primary"].url == "postgresql://u:p@h/db"
+    assert config.databases["primary"].url_with_password() == "postgresql://u:p@h/db"
+    assert config.databases["primary"].url == "postgresql://u:***@h/db"
     manager_shape = {"databases": {"x": {"url": "sqlite://", "pool_size": 3}}}
     assert load_config(manager_shape, environ={}).databases["x"].pool_size == 3
 

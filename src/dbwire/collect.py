@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from dbwire.errors import ConfigError, ConnectError, DbwireError, MissingDependencyError, scrub
+from dbwire.errors import ConfigError, ConnectError, DbwireError, MissingDependencyError, describe
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -403,9 +403,9 @@ def _connectorx_batches(db: Database, query_or_table: str, batch_size: int) -> I
         for batch in reader:
             yield pa.Table.from_batches([batch])
     except Exception as exc:
-        detail = scrub(" ".join(str(exc).split()), [password, quote(password or "", safe="")])
+        detail = describe(exc, [password, *db.known_secrets()])
         raise DbwireError(
             f"database {db.name!r} ({db.url}): connectorx could not read the query: "
-            f"{detail[:500]}. Fix: check the SQL, or pass method='duckdb'",
+            f"{detail}. Fix: check the SQL, or pass method='duckdb'",
             database=db.name,
         ) from None

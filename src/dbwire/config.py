@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
 import re
+import shlex
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,11 +20,12 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    field_serializer,
     field_validator,
 )
 
-from dbwire.errors import ConfigError
-from dbwire.url import mask_text, mask_url, parse_url
+from dbwire.errors import MASK, ConfigError, is_secret_key
+from dbwire.url import mask_text, mask_url, mask_url_string, parse_url, query_secrets
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -36,6 +39,10 @@ class DatabaseConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+    # `url` and `replicas` are kept masked (str(), repr, dumps); the URLs as written, with
+    # their passwords, live only here and come out through url_with_password().
+    _url_secret: str | None = PrivateAttr(default=None)
+    _replica_secrets: tuple[str, ...] | None = PrivateAttr(default=None)
 
     name: str = "default"
     url: str | None = None
@@ -93,6 +100,82 @@ class DatabaseConfig(BaseModel):
             raise ValueError("expected 'scheme://...', e.g. 'postgresql://app@localhost/app'")
         return value
 
+    def model_post_init(self, context: Any, /) -> None:
+        """Move the URL's password (userinfo, ?password=, ?sslpassword= ...) out of `url`."""
+        if self.url is not None:
+            shown, had_secret = mask_url_string(self.url)
+            if had_secret:
+                self._url_secret = self.url
+                self.__dict__["url"] = shown  # frozen model: set once, at validation
+        if self.replicas:
+            masked = [mask_url_string(raw) for raw in self.replicas]
+            if any(had for _, had in masked):
+                self._replica_secrets = tuple(self.replicas)
+                self.__dict__["replicas"] = [shown for shown, _ in masked]
+
+    def url_with_password(self) -> str | None:
+        """The URL as configured, password included: for the engine and --show-password only."""
+        secret = self._url_secret
+        # A copy whose url was replaced (model_copy(update=...)) keeps the old private
+        # attribute: the secret counts only while it still masks to the current url.
+        if secret is not None and mask_url_string(secret)[0] == self.url:
+            return secret
+        return self.url
+
+    def replicas_with_passwords(self) -> list[str]:
+        """The replica URLs as configured, passwords included."""
+        return list(self._replica_secrets or self.replicas)
+
+    def secret_values(self) -> list[str]:
+        """Every secret written in this config, for scrubbing text before it is shown."""
+        found: list[str] = []
+        if self.password is not None:
+            found.append(self.password.get_secret_value())
+        for raw in (self._url_secret, *(self._replica_secrets or ())):
+            if raw is None:
+                continue
+            try:
+                url = parse_url(raw)
+            except ConfigError:
+                continue
+            if url.password:
+                found.append(str(url.password))
+            found.extend(query_secrets(url).values())
+        found.extend(_secret_leaves(self.options))
+        found.extend(_secret_leaves(self.connect_args))
+        return [s for s in found if s]
+
+    def secret_fingerprint(self) -> str:
+        """A digest of the secrets, so two configs differing only in a password differ."""
+        material = repr(
+            (
+                self.url_with_password(),
+                self.replicas_with_passwords(),
+                sorted(self.options.items()),
+                sorted((k, repr(v)) for k, v in self.connect_args.items()),
+                self.password_command,
+                self.password.get_secret_value() if self.password is not None else None,
+            )
+        )
+        return hashlib.sha256(material.encode()).hexdigest()
+
+    @field_serializer("options", "connect_args")
+    def _dump_masked(self, value: dict[str, Any]) -> dict[str, Any]:
+        return _masked_mapping(value)
+
+    @field_serializer("password_command")
+    def _dump_command(self, value: str | list[str] | None) -> str | list[str] | None:
+        # An argument may be a token; the program's name is enough to recognise it.
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                argv = shlex.split(value)
+            except ValueError:
+                return MASK
+            return shlex.join([os.path.basename(argv[0]), *[MASK] * (len(argv) > 1)])
+        return [os.path.basename(value[0]), *[MASK] * (len(value) > 1)] if value else []
+
     @property
     def scheme(self) -> str | None:
         """The URL scheme without a driver suffix ('postgresql+psycopg' -> 'postgresql')."""
@@ -118,9 +201,12 @@ class DatabaseConfig(BaseModel):
         """Return a copy with overrides applied and validated (arguments in code win)."""
         if not overrides:
             return self
-        data = self.model_dump(exclude_unset=True, by_alias=False)
-        if self.password is not None:
-            data["password"] = self.password
+        # Field values as set, not model_dump(): dumps mask the secrets.
+        data: dict[str, Any] = {k: getattr(self, k) for k in self.model_fields_set}
+        if "url" in data:
+            data["url"] = self.url_with_password()
+        if "replicas" in data:
+            data["replicas"] = self.replicas_with_passwords()
         data.update(overrides)
         sources = {**self._sources, **dict.fromkeys(overrides, "argument")}
         return validate_database(data, name=self.name, origin="arguments", sources=sources)
@@ -174,6 +260,37 @@ def _suggest(word: str, choices: Any) -> str:
 _SECRET_FIELDS = {"password", "password_command", "connect_args"}
 
 
+def _masked_mapping(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy with values under secret keys masked, nested tables too (connect_args.ssl)."""
+    return {
+        k: MASK if is_secret_key(k) else (_masked_mapping(v) if isinstance(v, Mapping) else v)
+        for k, v in value.items()
+    }
+
+
+def _secret_leaves(value: Mapping[str, Any]) -> list[str]:
+    """The values under secret keys, nested tables too."""
+    found: list[str] = []
+    for k, v in value.items():
+        if isinstance(v, Mapping):
+            found.extend(_secret_leaves(v))
+        elif is_secret_key(k) and v is not None and str(v):
+            found.append(str(v))
+    return found
+
+
+def _shown_input(loc: tuple[int | str, ...], value: Any) -> str:
+    """A rejected value as a message may show it: secrets masked, URLs without passwords."""
+    top = str(loc[0]) if loc else "?"
+    if top in _SECRET_FIELDS or any(is_secret_key(part) for part in loc):
+        return MASK
+    if top in ("options", "url", "replicas") and not isinstance(value, str):
+        return f"a {type(value).__name__}"  # a whole table may hold a secret
+    if isinstance(value, str) and top in ("url", "replicas"):
+        return repr(mask_url_string(value)[0])
+    return mask_text(repr(value))
+
+
 def validate_database(
     data: Mapping[str, Any],
     *,
@@ -196,27 +313,30 @@ def validate_database(
     try:
         config = DatabaseConfig.model_validate(payload)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"]) or "?"
-            top = str(err["loc"][0]) if err["loc"] else "?"
-            if err["type"] == "extra_forbidden":
-                hint = _suggest(field, _FIELD_NAMES)
-                problems.append(f"unknown field {field!r}{hint}")
-                continue
-            secret = top in _SECRET_FIELDS
-            shown = "***" if secret else mask_text(repr(err.get("input")))
-            source = where.get(top, origin)
-            if source.startswith("env "):
-                kind = _EXPECTED.get(err["type"].split("_", 1)[0], err["msg"])
-                problems.append(f"{source[4:]}={shown} is not a valid {kind}")
-            else:
-                problems.append(f"field {field!r}: {err['msg']} (got {shown}; from {source})")
-        raise ConfigError(
-            f"{origin}: database {name!r}: " + "; ".join(problems), database=name
-        ) from None
-    config._sources.update({k: where.get(k, origin) for k in payload if k != "name"})
-    return config
+        errors = exc.errors()
+    else:
+        config._sources.update({k: where.get(k, origin) for k in payload if k != "name"})
+        return config
+    # Raised outside the except block: pydantic's error (whose input_value may be a
+    # password) would stay reachable as __context__ even with `from None`.
+    problems = []
+    for err in errors:
+        field = ".".join(str(p) for p in err["loc"]) or "?"
+        top = str(err["loc"][0]) if err["loc"] else "?"
+        if err["type"] == "extra_forbidden":
+            hint = _suggest(field, _FIELD_NAMES)
+            problems.append(f"unknown field {field!r}{hint}")
+            continue
+        shown = _shown_input(tuple(err["loc"]), err.get("input"))
+        source = where.get(top, origin)
+        if source.startswith("env "):
+            kind = _EXPECTED.get(err["type"].split("_", 1)[0], err["msg"])
+            problems.append(f"{source[4:]}={shown} is not a valid {kind}")
+        else:
+            problems.append(
+                f"field {field!r}: {mask_text(err['msg'])} (got {shown}; from {source})"
+            )
+    raise ConfigError(f"{origin}: database {name!r}: " + "; ".join(problems), database=name)
 
 
 _EXPECTED = {"int": "int", "float": "float", "bool": "bool", "greater": "value (too small)"}
@@ -286,10 +406,15 @@ def _cast_env(key: str, field: str, raw: str, name: str) -> Any:
     if "dict" in annotation or ("list" in annotation and "str |" not in annotation):
         try:
             return json.loads(raw)
-        except json.JSONDecodeError:
-            raise ConfigError(
-                f"{key}: expected JSON for field {field!r}, got {mask_text(raw)!r}", database=name
-            ) from None
+        except json.JSONDecodeError as exc:
+            problem = f"{exc.msg} at character {exc.pos}"
+        # Not echoed (connect_args may hold a password) and raised outside the except
+        # block: the JSONDecodeError keeps the whole value in its .doc.
+        raise ConfigError(
+            f"database {name!r}: {key}: expected JSON for field {field!r} ({problem}); "
+            'write it as a JSON object, e.g. {"sslmode": "require"}',
+            database=name,
+        )
     # pydantic casts the remaining strings ("10" -> int, "true" -> bool); a failure is
     # reported by validate_database with the variable's name as origin.
     return raw

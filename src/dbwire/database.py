@@ -30,7 +30,8 @@ from dbwire.errors import (
     DatabaseClosedError,
     DbwireError,
     ReadOnlyError,
-    scrub,
+    describe,
+    scrub_exception,
 )
 from dbwire.health import HealthResult, PoolStatus
 from dbwire.observe import QueryObserver, QueryStats
@@ -241,6 +242,7 @@ class Database:
         except DbwireError:
             raise
         except Exception as exc:
+            self._scrub_chain(exc)  # `from None` still leaves it reachable as __context__
             detail = self._driver_detail(exc)
             raise ConnectError(
                 f"database {self.name!r} ({self.url}): could not create the database: {detail}. "
@@ -343,12 +345,16 @@ class Database:
             secrets.append(self.current_password())
         except Exception:  # scrubbing must never fail, even when a password source is down
             secrets.append(self.backend.password_from_url())
+        secrets.extend(self.config.secret_values())
         return [s for s in secrets if s]
 
     def _translate_error(self, ctx: ExceptionContext) -> BaseException | None:
         original = ctx.original_exception
         if ctx.is_pre_ping:
             return None  # the pool handles a failed ping by reconnecting
+        # Whatever is raised chains to these: psycopg's error holds the connection (whose
+        # repr shows the password), SQLAlchemy's the statement (ALTER ROLE .. PASSWORD).
+        self._scrub_chain(original, ctx.sqlalchemy_exception)
         detail = self._driver_detail(original)
         if self.backend.is_readonly_violation(original):
             return self._readonly_error(detail)
@@ -365,8 +371,12 @@ class Database:
         )
 
     def _driver_detail(self, exc: BaseException) -> str:
-        text_ = " ".join(str(exc).split())
-        return scrub(text_, self.known_secrets())[:500]
+        return describe(exc, self.known_secrets())
+
+    def _scrub_chain(self, *excs: BaseException | None) -> None:
+        secrets = self.known_secrets()
+        for exc in excs:
+            scrub_exception(exc, secrets)
 
     def _connect_error(self, exc: BaseException, detail: str) -> ConnectError:
         if self.backend.is_auth_failure(exc):
@@ -522,6 +532,7 @@ class Database:
         try:
             fairy = engine.raw_connection()
         except dbapi_error as exc:
+            self._scrub_chain(exc)
             raise self._connect_error(exc, self._driver_detail(exc)) from exc
         try:
             driver: Any = fairy.driver_connection
@@ -552,6 +563,7 @@ class Database:
             if dialect.is_disconnect(exc, fairy.dbapi_connection, None):
                 fairy.invalidate(exc)
             wrapped = sa_exc.DBAPIError.instance(statement, args, exc, dbapi_error, dialect=dialect)
+            self._scrub_chain(exc, wrapped)
             if self.backend.is_readonly_violation(exc):
                 raise self._readonly_error(self._driver_detail(exc)) from wrapped
             raise wrapped from exc
@@ -805,8 +817,7 @@ _instances_lock = threading.Lock()
 
 def _fingerprint(config: DatabaseConfig) -> str:
     digest = hashlib.sha256(config.model_dump_json().encode())
-    if config.password is not None:
-        digest.update(config.password.get_secret_value().encode())
+    digest.update(config.secret_fingerprint().encode())  # dumps mask the passwords
     return digest.hexdigest()
 
 

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy.pool import Pool, QueuePool
 
-from dbwire.errors import ConnectError, DbwireError, scrub
-from dbwire.url import mask_text
+from dbwire.errors import ConnectError, describe
 
 if TYPE_CHECKING:
     from dbwire.database import Database
@@ -104,20 +103,11 @@ def pool_status(pool: Pool) -> PoolStatus:
 # -- checks ------------------------------------------------------------------------
 def describe_error(db: Database, exc: BaseException) -> str:
     """One line about exc, safe to show: known passwords and URL passwords masked."""
-    if isinstance(exc, DbwireError):
-        text = str(exc)
-    else:
-        first = str(exc).strip().splitlines()
-        text = first[0] if first else type(exc).__name__
-        if not text.startswith("("):  # SQLAlchemy's text already names the driver error
-            text = f"{type(exc).__name__}: {text}"
-    text = " ".join(text.split())
     try:
         secrets: Iterable[str | None] = db.known_secrets()
     except Exception:  # scrubbing must not fail because a password source is down
-        secrets = []
-    text = mask_text(scrub(text, secrets))
-    return text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 3] + "..."
+        secrets = db.config.secret_values()
+    return describe(exc, secrets, limit=_MAX_ERROR, first_line=True)
 
 
 def _timeout_error(db: Database, timeout: float) -> ConnectError:
@@ -217,7 +207,7 @@ def check_many(
     probes: dict[str, Probe | HealthResult] = {}
     for name, db in dbs.items():
         if isinstance(db, BaseException):
-            text = mask_text(" ".join(str(db).split()))
+            text = describe(db, limit=_MAX_ERROR)
             probes[name] = HealthResult(name, UNHEALTHY, 0.0, text, None)
         else:
             probes[name] = Probe(db, timeout or db.config.health_timeout)

@@ -31,7 +31,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from dbwire import _extensions
 from dbwire._extensions import default_extension_directory, load_extension
-from dbwire.errors import ConfigError, ConnectError, DbwireError, MissingDependencyError, scrub
+from dbwire.errors import (
+    ConfigError,
+    ConnectError,
+    DbwireError,
+    MissingDependencyError,
+    describe,
+    scrub,
+    scrub_exception,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -318,6 +326,8 @@ class LocalStore:
         return [value for att in self._attached.values() for value in att.hidden]
 
     def _scrubbed(self, exc: BaseException) -> BaseException:
+        # The original stays reachable as __context__ of what is raised: clean it too.
+        scrub_exception(exc, self._hidden())
         text = str(exc)
         clean = scrub(text, self._hidden())
         if clean == text:
@@ -399,6 +409,7 @@ class LocalStore:
             except Exception as exc:
                 if secret_name is not None:
                     self._drop_secret(secret_name)
+                scrub_exception(exc, hidden)  # still reachable as __context__
                 raise _attach_error(database, alias, url, exc, hidden) from None
             self._attached[alias] = _Attachment(
                 database=database,
@@ -622,7 +633,7 @@ def _attach_error(
 ) -> DbwireError:
     if isinstance(exc, DbwireError):
         return exc
-    detail = scrub(" ".join(str(exc).split()), hidden)[:600]
+    detail = describe(exc, hidden, limit=600)
     lowered = detail.lower()
     if "file handle conflict" in lowered or "already attached" in lowered:
         fix = (

@@ -12,7 +12,7 @@ from typing import Any, overload
 from dbwire import lifecycle
 from dbwire.config import Config, load_config
 from dbwire.database import Database
-from dbwire.errors import ConnectError, DbwireError
+from dbwire.errors import ConnectError, DbwireError, describe
 from dbwire.health import UNHEALTHY, HealthResult, check_many, describe_error
 
 ConfigSource = str | os.PathLike[str] | Mapping[str, Any] | Config
@@ -189,7 +189,7 @@ class Manager:
         if isinstance(error, DbwireError):
             return error
         db = self._dbs.get(name)
-        detail = describe_error(db, error) if db is not None else str(error)
+        detail = describe_error(db, error) if db is not None else describe(error, first_line=True)
         return ConnectError(
             f"database {name!r}: could not connect: {detail}. Fix: check that the server is "
             "running and reachable, or wait for it with manager.wait()",
@@ -277,7 +277,7 @@ class Manager:
         databases: dict[str, Any] = {}
         for name, db in self._built_or_error().items():
             if isinstance(db, BaseException):
-                databases[name] = {"error": str(db)}
+                databases[name] = {"error": describe(db)}
                 continue
             entry: dict[str, Any] = dict(db.get_stats().as_dict())
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from time import monotonic, perf_counter
@@ -99,6 +100,7 @@ class QueryObserver:
         makes the driver call itself, timed in try/finally, and returns True so that
         SQLAlchemy does not make it again; a failing statement is counted as an error.
         """
+        _ECHO_SCRUBBER.watch(engine, self)
         dialect = engine.dialect
         # SQLAlchemy's first connect runs the dialect's own set-up statements (version,
         # schema, ...); they are not the application's queries. The engine-level "connect"
@@ -211,3 +213,43 @@ class QueryObserver:
             elapsed * 1000.0,
             self._shown(statement),
         )
+
+
+class _EchoScrubber(logging.Filter):
+    """Scrubs SQLAlchemy's own engine log (echo=True): statements such as
+    `ALTER ROLE x PASSWORD '...'` and every known password of the databases it serves.
+
+    SQLAlchemy logs through one logger per engine class name, shared by every engine,
+    so one filter serves them all and asks each live observer for its secrets.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._observers: weakref.WeakSet[QueryObserver] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    def watch(self, engine: Engine, observer: QueryObserver) -> None:
+        """Scrub the log of this engine, with this observer's secrets among the known ones."""
+        target = getattr(engine.logger, "logger", engine.logger)
+        if not isinstance(target, logging.Logger):
+            return
+        with self._lock:
+            self._observers.add(observer)
+            if self not in target.filters:
+                target.addFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken record is the logging module's to report
+            return True
+        with self._lock:
+            observers = list(self._observers)
+        secrets = [s for observer in observers for s in observer._known_secrets()]
+        clean = scrub(message, secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_ECHO_SCRUBBER = _EchoScrubber()

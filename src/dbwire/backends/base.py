@@ -11,12 +11,16 @@ from pydantic import SecretStr
 from sqlalchemy.engine import URL, Connection, Engine
 
 from dbwire.config import DatabaseConfig
-from dbwire.errors import MissingDependencyError
-from dbwire.url import parse_url
+from dbwire.errors import MASK, MissingDependencyError, is_secret_key
+from dbwire.url import parse_url, query_secrets, without_secrets
 
 if TYPE_CHECKING:
     from dbwire.local import DuckDBAttach
     from dbwire.schema import TableSchema
+
+
+# Query keys (URL or `options`) that are the login password itself, first wins.
+_PASSWORD_KEYS = ("password", "passwd", "pwd")
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,14 @@ class ConnectParams:
     def password_value(self) -> str | None:
         """The password in clear, for a driver's connect() call only."""
         return self.password.get_secret_value() if self.password is not None else None
+
+    def __repr__(self) -> str:
+        # options may come from pg_service.conf, sslpassword included: mask by key.
+        options = {k: (MASK if is_secret_key(k) else v) for k, v in self.options.items()}
+        return (
+            f"ConnectParams(host={self.host!r}, port={self.port!r}, user={self.user!r}, "
+            f"database={self.database!r}, sources={dict(self.sources)!r}, options={options!r})"
+        )
 
 
 class Backend:
@@ -82,7 +94,7 @@ class Backend:
         """The URL from the config (url field, then host/port/... fields), without a driver."""
         cfg = self.config
         if cfg.url is not None:
-            url = parse_url(cfg.url, database=cfg.name)
+            url = parse_url(cfg.url_with_password() or cfg.url, database=cfg.name)
         else:
             url = URL.create(self.name)
         backend_name = url.get_backend_name()
@@ -172,10 +184,13 @@ class Backend:
 
     def password_from_url(self) -> str | None:
         """A password written inside the configured URL, if any."""
-        if self.config.url is None:
+        if self.config.url is None and not self.config.options:
             return None
-        password = parse_url(self.config.url, database=self.config.name).password
-        return None if password is None else str(password)
+        url = self.base_url()
+        if url.password is not None:
+            return str(url.password)
+        query = query_secrets(url)
+        return next((query[key] for key in _PASSWORD_KEYS if key in query), None)
 
     def engine_url(self, *, is_async: bool) -> URL:
         """The URL given to SQLAlchemy: the driver set, the password left out.
@@ -189,7 +204,7 @@ class Backend:
                 f"database {self.config.name!r}: the {self.name} backend has no async driver",
                 database=self.config.name,
             )
-        url = self.base_url().set(password=None)
+        url = without_secrets(self.base_url())
         return url.set(drivername=f"{self.dialect_name}+{driver}")
 
     def password_param(self, *, is_async: bool) -> str:
@@ -212,6 +227,10 @@ class Backend:
         options.update({k: v for k, v in pool.items() if v is not None})
         options["echo"] = cfg.echo
         connect_args = dict(self.connect_args(is_async=is_async))
+        # Secret query keys (?sslpassword=) travel here, not in the engine URL (whose repr
+        # and logs would show them); the password itself comes from apply_params().
+        secrets = query_secrets(self.base_url())
+        connect_args.update({k: v for k, v in secrets.items() if k not in _PASSWORD_KEYS})
         connect_args.update(cfg.connect_args)
         if connect_args:
             options["connect_args"] = connect_args

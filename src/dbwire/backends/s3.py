@@ -26,7 +26,16 @@ _DATA_SUFFIXES = (
     ".jsonl.gz",
     ".ndjson.gz",
 )
-_OPTIONS = ("region", "endpoint", "url_style", "use_ssl", "provider", "chain", "profile")
+_OPTIONS = (
+    "region",
+    "endpoint",
+    "url_style",
+    "use_ssl",
+    "provider",
+    "chain",
+    "profile",
+    "session_token",  # a secret (dbwire.errors.SECRET_KEYS): masked wherever shown
+)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -48,7 +57,8 @@ class S3Backend(Backend):
     instance role), through DuckDB's aws extension (`pip install 'dbwire[s3]'`).
     Options, in `options` or the URL query: region, endpoint (`host:port`, for S3-
     compatible servers), url_style (`path` or `vhost`), use_ssl (`true`/`false`),
-    provider (`config` or `credential_chain`), chain (e.g. `env;config`), profile.
+    provider (`config` or `credential_chain`), chain (e.g. `env;config`), profile,
+    session_token (temporary credentials; a secret like the password).
     """
 
     name: ClassVar[str] = "s3"
@@ -148,6 +158,8 @@ class S3Backend(Backend):
                     database=self.config.name,
                 )
             values.update(key_id=key_id, secret=secret)
+            if options.get("session_token"):
+                values["session_token"] = options["session_token"]
         elif provider == "credential_chain":
             extensions = ("httpfs", "aws")
             values.update(chain=options.get("chain"), profile=options.get("profile"))

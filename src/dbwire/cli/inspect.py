@@ -18,7 +18,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.engine import make_url
 
 from dbwire.backends.base import ConnectParams
 from dbwire.config import Config, DatabaseConfig, load_config
@@ -28,11 +27,12 @@ from dbwire.errors import (
     DbwireError,
     UnknownBackendError,
     UnknownDatabaseError,
+    describe,
     scrub,
 )
 from dbwire.health import HealthResult, check_many
 from dbwire.manager import Manager
-from dbwire.url import MASK, mask_text
+from dbwire.url import MASK, is_secret_key, mask_text, mask_url
 
 # Exit codes, like pg_isready: 0 all is well, 1 a database is not, 2 bad config or usage.
 EXIT_OK = 0
@@ -121,16 +121,7 @@ class Output:
 
 
 def _config_secrets(db_config: DatabaseConfig) -> list[str | None]:
-    found: list[str | None] = []
-    if db_config.password is not None:
-        found.append(db_config.password.get_secret_value())
-    for raw in (db_config.url, *db_config.replicas):
-        if raw and "://" in raw:
-            try:
-                found.append(make_url(raw).password)
-            except Exception:  # an unparsable URL is masked by mask_text instead
-                continue
-    return found
+    return list(db_config.secret_values())
 
 
 @contextmanager
@@ -146,15 +137,10 @@ def _handled(output: Output, debug: bool, where: str | None = None) -> Iterator[
     except Exception as exc:
         if debug:
             output.err.print(Text(output.clean("".join(traceback.format_exc()))))
-        if isinstance(exc, DbwireError):
-            message = str(exc)
-        else:
-            # SQLAlchemy's first line names the driver error; the rest is SQL and a link.
-            lines = str(exc).strip().splitlines()
-            first = lines[0] if lines else ""
-            message = first if first.startswith("(") else f"{type(exc).__name__}: {first}"
-            if where:
-                message = f"database {where!r}: {message}"
+        # SQLAlchemy's first line names the driver error; the rest is SQL and a link.
+        message = describe(exc, output.secrets, limit=2000, first_line=True)
+        if where and not isinstance(exc, DbwireError):
+            message = f"database {where!r}: {message}"
         if not debug:
             message += " (--debug shows the traceback)"
         output.error(message)
@@ -370,7 +356,10 @@ def url(
             database=params.database,
             password=password,
         )
-        shown_url = resolved.render_as_string(hide_password=not show_password)
+        # The reveal path: only --show-password prints the URL as the engine would use it.
+        shown_url = (
+            resolved.render_as_string(hide_password=False) if show_password else mask_url(resolved)
+        )
         fields = _explain_rows(db, params, show_password) if explain else []
         manager.close_all()
     if as_json:
@@ -424,10 +413,13 @@ def _explain_rows(
         rows.append((field, "" if value is None else str(value), source_of(field)))
     rows.append(("password", shown_password, sources.get("password") or "none"))
     for key, value in params.options.items():
-        rows.append((key, str(value), str(sources.get(key, "native source"))))
+        shown = MASK if is_secret_key(key) and not show_password else str(value)
+        rows.append((key, shown, str(sources.get(key, "native source"))))
     skip = {"name", "url", "backend", "host", "port", "user", "password", "database"}
+    # Dumped values: options, connect_args and password_command arguments come masked.
+    dumped = cfg.model_dump(include=cfg.model_fields_set - skip)
     for field in sorted(cfg.model_fields_set - skip):
-        rows.append((field, str(getattr(cfg, field)), cfg.field_source(field)))
+        rows.append((field, str(dumped.get(field)), cfg.field_source(field)))
     for key, value in sorted(db.backend.engine_options(is_async=False).items()):
         if (key.startswith("pool_") or key == "max_overflow") and key not in cfg.model_fields_set:
             rows.append((key, str(value), f"{db.backend.name} backend default"))

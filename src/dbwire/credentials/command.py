@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import threading
@@ -36,13 +37,16 @@ class PasswordCommand:
         env: Mapping[str, str] | None = None,
     ) -> None:
         if isinstance(command, str):
+            problem: str | None = None
             try:
                 argv = shlex.split(command)
             except ValueError as exc:
+                problem = str(exc)  # "No closing quotation": names no part of the command
+            if problem is not None:  # outside the except block: shlex's error is not chained
                 raise ConfigError(
-                    f"password command {command!r} cannot be split into words ({exc}); "
+                    f"password command cannot be split into words ({problem}); "
                     "fix its quoting or pass a list of arguments"
-                ) from None
+                )
         else:
             argv = list(command)
         if not argv or not all(isinstance(a, str) for a in argv):
@@ -65,7 +69,7 @@ class PasswordCommand:
         return list(self._argv)
 
     def __repr__(self) -> str:
-        return f"PasswordCommand({shlex.join(self._argv)!r}, ttl={self.ttl})"
+        return f"PasswordCommand({self._describe()!r}, ttl={self.ttl})"
 
     def invalidate(self) -> None:
         """Forget the cached password (e.g. after the server rejected it)."""
@@ -86,8 +90,10 @@ class PasswordCommand:
             return value
 
     def _describe(self) -> str:
-        shown = shlex.join(self._argv)
-        return shown if len(shown) <= 200 else shown[:200] + "..."
+        # The program's name only: an argument may be a token (--token=..., a vault path).
+        program = os.path.basename(self._argv[0]) or self._argv[0]
+        more = len(self._argv) - 1
+        return repr(program) + (f" (and {more} argument{'s' * (more > 1)})" if more else "")
 
     def _run(self) -> SecretStr:
         name = self._describe()
@@ -107,13 +113,12 @@ class PasswordCommand:
             ) from None
         except FileNotFoundError:
             raise CredentialsError(
-                f"password command {name} could not be started: {self._argv[0]} was not "
+                f"password command {name} could not be started: it was not "
                 "found; install it or give its full path"
             ) from None
         except PermissionError:
             raise CredentialsError(
-                f"password command {name} could not be started: {self._argv[0]} is not "
-                "executable; fix its mode"
+                f"password command {name} could not be started: it is not executable; fix its mode"
             ) from None
         except OSError as exc:
             raise CredentialsError(
@@ -121,7 +126,7 @@ class PasswordCommand:
             ) from None
         stdout = done.stdout.decode("utf-8", "replace")
         if done.returncode != 0:
-            detail = self._stderr_line(done.stderr, stdout)
+            detail = _stderr_line(done.stderr, stdout, self._argv[1:])
             status = (
                 f"was killed by signal {-done.returncode}"
                 if done.returncode < 0
@@ -142,18 +147,20 @@ class PasswordCommand:
             )
         return SecretStr(stdout)
 
-    @staticmethod
-    def _stderr_line(stderr: bytes, stdout: str) -> str:
-        text = stderr.decode("utf-8", "replace").strip()
-        if not text:
-            return ""
-        first = text.splitlines()[0].strip()
-        # Whatever reached stdout may be the secret; also hide its lines and words.
-        words = [w for w in stdout.split() if len(w) >= 4]
-        secrets = [stdout, stdout.strip(), *stdout.splitlines(), *words]
-        # Longest first, so a secret is replaced whole before any of its words.
-        ordered: list[str] = sorted(set(secrets), key=len, reverse=True)
-        first = scrub(first, ordered)
-        if len(first) > _SHOWN_STDERR:
-            first = first[:_SHOWN_STDERR] + "..."
-        return "stderr: " + first
+
+def _stderr_line(stderr: bytes, stdout: str, arguments: Sequence[str]) -> str:
+    text = stderr.decode("utf-8", "replace").strip()
+    if not text:
+        return ""
+    first = text.splitlines()[0].strip()
+    # Whatever reached stdout may be the secret; also hide its lines and words.
+    words = [w for w in stdout.split() if len(w) >= 4]
+    secrets = [stdout, stdout.strip(), *stdout.splitlines(), *words]
+    # Longest first, so a secret is replaced whole before any of its words.
+    ordered: list[str] = sorted(set(secrets), key=len, reverse=True)
+    # Long arguments too: a helper may echo its --token argument in a usage message.
+    tokens = sorted((a for a in arguments if len(a) >= 8), key=len, reverse=True)
+    first = scrub(first, [*ordered, *tokens])
+    if len(first) > _SHOWN_STDERR:
+        first = first[:_SHOWN_STDERR] + "..."
+    return "stderr: " + first
