@@ -75,6 +75,8 @@ class Database:
                 database=config.name,
             )
         self.backend: Backend = registry.get(backend_key)(config)
+        # Refuse what the drivers would choke on now, not at the first connect.
+        self.backend.validate()
         self._lock = threading.RLock()
         self._closed = False
         self._engine: Engine | None = None

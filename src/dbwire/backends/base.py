@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import SecretStr
 from sqlalchemy.engine import URL, Engine
 
+from dbwire.backends._query import QueryKey, check_connect_args, check_hosts, check_query
 from dbwire.config import DatabaseConfig
 from dbwire.errors import MissingDependencyError
 from dbwire.url import parse_url
@@ -61,6 +62,56 @@ class Backend:
 
     def __init__(self, config: DatabaseConfig) -> None:
         self.config = config
+
+    # -- what the drivers accept (checked once, when the Database is built) ----
+    def query_keys(self) -> Mapping[str, QueryKey] | None:
+        """The URL query keys this backend's drivers take; None leaves them unchecked."""
+        return None
+
+    def connect_arg_names(self, *, is_async: bool) -> frozenset[str] | None:
+        """The connect_args keys the driver's connect() takes; None leaves them unchecked."""
+        return None
+
+    def query_connect_args(self, *, is_async: bool) -> dict[str, Any]:
+        """Driver connect() arguments mapped from URL query keys the driver names otherwise."""
+        return {}
+
+    def validate(self) -> None:
+        """Refuse, before any connect, a config this backend's drivers would choke on.
+
+        Raises ConfigError naming the database, the field and what is accepted.
+        """
+        url = self.base_url()
+        if self.is_server and url.host:
+            check_hosts(self.config.name, url.host.split(","))
+        keys = self.query_keys()
+        if keys is not None:
+            check_query(self.config.name, self.label or self.name, url.query, keys)
+        given = self.config.connect_args
+        if given:
+            sides = [self.connect_arg_names(is_async=False)]
+            if self.async_driver is not None:
+                sides.append(self.connect_arg_names(is_async=True))
+            if all(side is not None for side in sides):
+                accepted = frozenset().union(*(side or () for side in sides))
+                drivers = " or ".join(
+                    d for d in (self.sync_driver, self.async_driver) if d is not None
+                )
+                check_connect_args(self.config.name, f"{drivers} connect()", given, accepted)
+
+    def _validate_side(self, url: URL, *, is_async: bool) -> None:
+        """The per-driver half of validate(): keys only the other side's driver takes."""
+        keys = self.query_keys()
+        if keys is not None:
+            check_query(
+                self.config.name, self.label or self.name, url.query, keys, is_async=is_async
+            )
+        names = self.connect_arg_names(is_async=is_async)
+        if names is not None and self.config.connect_args:
+            driver = self.async_driver if is_async else self.sync_driver
+            check_connect_args(
+                self.config.name, f"{driver} connect()", self.config.connect_args, names
+            )
 
     # -- drivers ---------------------------------------------------------------
     def require_driver(self, *, is_async: bool) -> None:
@@ -190,6 +241,7 @@ class Backend:
                 database=self.config.name,
             )
         url = self.base_url().set(password=None)
+        self._validate_side(url, is_async=is_async)
         return url.set(drivername=f"{self.dialect_name}+{driver}")
 
     def password_param(self, *, is_async: bool) -> str:
@@ -212,6 +264,7 @@ class Backend:
         options.update({k: v for k, v in pool.items() if v is not None})
         options["echo"] = cfg.echo
         connect_args = dict(self.connect_args(is_async=is_async))
+        connect_args.update(self.query_connect_args(is_async=is_async))
         connect_args.update(cfg.connect_args)
         if connect_args:
             options["connect_args"] = connect_args

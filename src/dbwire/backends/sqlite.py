@@ -6,12 +6,15 @@ import re
 import sqlite3
 import threading
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine
 
+from dbwire.backends._accepts import SQLITE_CONNECT_ARGS, SQLITE_QUERY_KEYS, refuse_url_parts
+from dbwire.backends._query import QueryKey
 from dbwire.backends.base import Backend
 
 if TYPE_CHECKING:
@@ -56,6 +59,19 @@ class SQLiteBackend(Backend):
         self._memdb_name: str | None = None
         self._anchor: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+
+    def validate(self) -> None:
+        url = self.base_url()
+        refuse_url_parts(self.config.name, "SQLite", url, ("username", "password", "host", "port"))
+        super().validate()
+
+    def query_keys(self) -> Mapping[str, QueryKey]:
+        return SQLITE_QUERY_KEYS
+
+    def connect_arg_names(self, *, is_async: bool) -> frozenset[str]:
+        return (
+            SQLITE_CONNECT_ARGS | {"iter_chunk_size", "loop"} if is_async else SQLITE_CONNECT_ARGS
+        )
 
     @property
     def in_memory(self) -> bool:
