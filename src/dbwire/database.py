@@ -783,10 +783,15 @@ _instances_lock = threading.Lock()
 
 
 def _fingerprint(config: DatabaseConfig) -> str:
-    digest = hashlib.sha256(config.model_dump_json().encode())
+    # connect_args may hold objects JSON cannot hold (an ssl.SSLContext): identity stands in.
+    digest = hashlib.sha256(config.model_dump_json(fallback=_identity).encode())
     if config.password is not None:
         digest.update(config.password.get_secret_value().encode())
     return digest.hexdigest()
+
+
+def _identity(value: object) -> str:
+    return f"{type(value).__qualname__}@{id(value)}"
 
 
 def _forget(db: Database) -> None:
