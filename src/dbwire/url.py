@@ -20,7 +20,7 @@ def parse_url(raw: str, *, database: str | None = None) -> URL:
     try:
         return make_url(raw)
     except (ArgumentError, ValueError, TypeError):
-        shown = mask_text(str(raw))
+        shown = _without_userinfo(mask_text(str(raw)))
         where = f"database {database!r}: " if database else ""
         raise ConfigError(
             f"{where}could not parse URL {shown!r}; expected "
@@ -28,6 +28,19 @@ def parse_url(raw: str, *, database: str | None = None) -> URL:
             "or 'sqlite:///path/to/file.db'",
             database=database,
         ) from None
+
+
+def _without_userinfo(text: str) -> str:
+    """A URL that did not parse, with everything between '://' and the last '@' masked.
+
+    mask_text's pattern needs a well-formed userinfo; in a malformed URL the password may
+    sit anywhere before an '@' (after a space, a second colon ...), so hide all of it.
+    """
+    head, sep, rest = text.partition("://")
+    if not sep or "@" not in rest:
+        return text
+    # The last '@': a password may hold '/' or '@' itself; hiding too much is the safe side.
+    return f"{head}://{MASK}@{rest.rsplit('@', 1)[1]}"
 
 
 def mask_url(url: URL | str) -> str:

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from dbwire.schema import TableSchema
 
 
+# connect_args SQLAlchemy's async adapters consume themselves (not the driver's connect()).
+_SQLALCHEMY_ASYNC_ARGS = frozenset({"async_creator_fn"})
+
+
 @dataclass(frozen=True)
 class ConnectParams:
     """Where and as whom to log in, resolved right now; `sources` says where each came from."""
@@ -94,6 +98,8 @@ class Backend:
                 sides.append(self.connect_arg_names(is_async=True))
             if all(side is not None for side in sides):
                 accepted = frozenset().union(*(side or () for side in sides))
+                if self.async_driver is not None:
+                    accepted |= _SQLALCHEMY_ASYNC_ARGS
                 drivers = " or ".join(
                     d for d in (self.sync_driver, self.async_driver) if d is not None
                 )
@@ -107,6 +113,8 @@ class Backend:
                 self.config.name, self.label or self.name, url.query, keys, is_async=is_async
             )
         names = self.connect_arg_names(is_async=is_async)
+        if names is not None and is_async:
+            names = names | _SQLALCHEMY_ASYNC_ARGS
         if names is not None and self.config.connect_args:
             driver = self.async_driver if is_async else self.sync_driver
             check_connect_args(
