@@ -296,6 +296,7 @@ class Database:
             install_idle_ping(engine, self.config.pre_ping_idle, backend.connection_looks_dead)
 
         backend.configure_engine(engine, is_async=is_async)
+        backend.install_query_hooks(engine, is_async=is_async)
         self._instrument(engine)
 
     def _listen_readonly(self, engine: Engine) -> None:

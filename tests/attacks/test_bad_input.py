@@ -320,6 +320,37 @@ def test_mysql_sslmode_require_without_server_tls_is_a_connect_error(mysql_url: 
 
 
 @pytest.mark.mysql
+async def test_aiomysql_sslmode_require_without_server_tls_is_refused_not_clear_text(
+    mysql_url: str, mysql_server: Any
+) -> None:
+    """aiomysql would fall back to clear text; dbwire refuses and closes that connection."""
+    import asyncio
+
+    user = make_url(mysql_url).username
+
+    def sessions() -> int:
+        rows = mysql_server.query_admin(
+            f"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = '{user}'"
+        )
+        return int(rows[0][0])
+
+    before = sessions()
+    db = dbwire.connect(f"{mysql_url}?ssl-mode=REQUIRED", name="am-require", connect_timeout=5)
+    try:
+        for _ in range(2):  # a second try gets the same refusal, not a pooled clear-text one
+            with pytest.raises(ConnectError) as caught:
+                await db.async_execute_query("SELECT 1")
+            assert "clear text" in str(caught.value) and "sslmode" in str(caught.value)
+    finally:
+        await db.aclose()
+    for _ in range(50):  # the server notices the closed sockets shortly after
+        if sessions() <= before:
+            break
+        await asyncio.sleep(0.1)
+    assert sessions() <= before
+
+
+@pytest.mark.mysql
 def test_mysql_verify_ca_without_a_ca_file_is_refused(mysql_url: str) -> None:
     db = dbwire.connect(f"{mysql_url}?sslmode=verify-ca", name="mysql-verify")
     try:

@@ -154,6 +154,27 @@ def _mysql_ssl_context(database: str, query: Mapping[str, Any]) -> ssl.SSLContex
     return context
 
 
+def install_aiomysql_tls_check(engine: Any, database: str) -> None:
+    """Refuse (and close) an aiomysql connection that came up without TLS when TLS is required."""
+    from sqlalchemy import event
+
+    from dbwire.errors import ConnectError
+
+    @event.listens_for(engine, "connect")
+    def _require_tls(dbapi_connection: Any, _record: Any) -> None:
+        inner = getattr(dbapi_connection, "_connection", None)
+        writer = getattr(inner, "_writer", None)
+        if writer is not None and writer.get_extra_info("ssl_object") is not None:
+            return
+        dbapi_connection.close()
+        raise ConnectError(
+            f"database {database!r}: the URL's sslmode requires TLS, but the server did not "
+            "offer it, so aiomysql would have gone on in clear text; the connection was "
+            "closed. Fix: enable TLS on the server, or lower sslmode to prefer",
+            database=database,
+        )
+
+
 @functools.cache
 def mysql_connect_arg_names(is_async: bool) -> frozenset[str] | None:
     """PyMySQL's Connection() or aiomysql's connect() keyword parameters."""

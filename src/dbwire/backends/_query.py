@@ -83,6 +83,8 @@ def accepted_text(key: str, accepted: Collection[str]) -> str:
     names = sorted(accepted)
     close = difflib.get_close_matches(key, names, n=3) if isinstance(key, str) else []
     hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+    if not names:
+        return "accepted: none"
     if len(names) <= 40:
         return f"accepted: {', '.join(names)}{hint}"
     return f"accepted: {len(names)} names{hint}"

@@ -297,6 +297,9 @@ class Backend:
     def configure_engine(self, engine: Engine, *, is_async: bool) -> None:
         """Install backend event hooks on a new (sync, or the sync side of an async) engine."""
 
+    def install_query_hooks(self, engine: Engine, *, is_async: bool) -> None:
+        """Engine hooks that enforce what the URL's query keys promise (e.g. TLS required)."""
+
     def close(self) -> None:
         """Release per-database resources (called when the Database closes)."""
 

@@ -7,11 +7,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import SecretStr
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Engine
 
 from dbwire.backends._accepts import (
     MYSQL_QUERY_KEYS,
     MYSQL_URL_KEYS,
+    install_aiomysql_tls_check,
     mysql_connect_arg_names,
     mysql_connect_args,
 )
@@ -65,6 +66,11 @@ class MySQLBackend(Backend):
             self.base_url().query,
             connect_timeout_set=self.config.connect_timeout is not None,
         )
+
+    def install_query_hooks(self, engine: Engine, *, is_async: bool) -> None:
+        if is_async and self.query_connect_args(is_async=True).get("ssl") is not None:
+            # aiomysql, unlike PyMySQL, goes on in clear text when the server offers no TLS.
+            install_aiomysql_tls_check(engine, self.config.name)
 
     def engine_url(self, *, is_async: bool) -> URL:
         url = super().engine_url(is_async=is_async)
