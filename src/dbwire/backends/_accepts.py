@@ -278,7 +278,6 @@ PG_ASYNC_MAPPED = frozenset(
         "connect_timeout",
         "target_session_attrs",
         "options",
-        "hostaddr",
     }
 )
 # asyncpg's own settings SQLAlchemy's asyncpg dialect reads from the URL.
