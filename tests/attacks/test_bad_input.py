@@ -405,3 +405,26 @@ def test_embedded_backends_take_their_own_query_keys(tmp_path: Path) -> None:
     finally:
         lite.close()
         duck.close()
+
+
+def test_cli_reports_a_refused_query_key_without_the_password(tmp_path: Path) -> None:
+    """`dbwire url` and `dbwire check` show the refusal, naming the key, never the password."""
+    from typer.testing import CliRunner
+
+    from dbwire.cli import app
+
+    config = tmp_path / "dbwire.toml"
+    config.write_text(
+        "[databases.legacy]\n"
+        f'url = "mysql://app:{CANARY}@127.0.0.1:{_closed_port()}/shop?service=prod"\n',
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    url = runner.invoke(app, ["url", "legacy", "--config", str(config)])
+    check = runner.invoke(app, ["check", "--json", "--config", str(config)])
+    for result in (url, check):
+        text = result.output + str(result.exception or "")
+        assert CANARY not in text
+        assert "'service'" in text, text
+    assert url.exit_code == 2, url.output
+    assert check.exit_code != 0, check.output
