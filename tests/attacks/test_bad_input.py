@@ -181,6 +181,55 @@ FINDINGS: list[tuple[str, Callable[[], object], type[DbwireError], tuple[str, ..
         ConfigError,
         ("host 'db..example.com'", "63 characters"),
     ),
+    # more attacks of the same kind, found while fuzzing
+    (
+        "nul-in-sqlite-path",
+        _connect("sqlite:///sub/\x00x.db"),
+        ConfigError,
+        ("database contains a NUL", "remove it"),
+    ),
+    (
+        "nul-in-duckdb-path",  # DuckDB would cut the name there and open another file
+        _connect("duckdb:///zz\x00.duckdb"),
+        ConfigError,
+        ("database contains a NUL",),
+    ),
+    (
+        "nul-in-password",
+        _connect(f"postgresql://u:{CANARY}%00@127.0.0.1:{PORT}/d"),
+        ConfigError,
+        ("password contains a NUL",),
+    ),
+    (
+        "nul-in-query-value",
+        _connect(f"mysql://u:{CANARY}@127.0.0.1:{PORT}/d?init_command=%00"),
+        ConfigError,
+        ("query key 'init_command' contains a NUL",),
+    ),
+    (
+        "sqlite-uri-key-without-uri",  # mode=ro would quietly open the file read-write
+        _connect("sqlite:///x.db?mode=ro"),
+        ConfigError,
+        ("'mode'", "uri=true"),
+    ),
+    (
+        "query-key-given-twice",
+        _connect(f"postgresql://u:{CANARY}@127.0.0.1:{PORT}/d?sslmode=require&sslmode=disable"),
+        ConfigError,
+        ("'sslmode'", "more than once"),
+    ),
+    (
+        "mysql-options-field",  # options travel as URL query keys: the same rules
+        _connect(f"mysql://u:{CANARY}@127.0.0.1:{PORT}/d", options={"sslcompression": "1"}),
+        ConfigError,
+        ("'sslcompression'", "or from options"),
+    ),
+    (
+        "s3-connect-args",
+        _connect("s3://bucket/p", connect_args={"endpoint": "x"}),
+        ConfigError,
+        ("connect_args key 'endpoint'", "accepted: none"),
+    ),
     (
         "s3-query-key",
         _connect(f"s3://AKID:{CANARY}@bucket/p?endpoit=127.0.0.1:{PORT}"),
@@ -428,3 +477,22 @@ def test_cli_reports_a_refused_query_key_without_the_password(tmp_path: Path) ->
         assert "'service'" in text, text
     assert url.exit_code == 2, url.output
     assert check.exit_code != 0, check.output
+
+
+def test_sqlite_uri_mode_ro_really_opens_read_only(tmp_path: Path) -> None:
+    """With uri=true, mode=ro reaches SQLite: a write fails and the data is unchanged."""
+    path = tmp_path / "ro.db"
+    writer = dbwire.connect(f"sqlite:///{path}", name="ro-writer")
+    writer.execute_query("CREATE TABLE t (x INTEGER)")
+    writer.execute_query("INSERT INTO t VALUES (1)")
+    writer.close()
+    exc = _raises(_connect(f"sqlite:///{path}?uri=true&mode=ro"))  # would open another file
+    assert isinstance(exc, ConfigError) and "'file:' URI" in str(exc)
+    reader = dbwire.connect(f"sqlite:///file:{path}?uri=true&mode=ro", name="ro-reader")
+    try:
+        assert reader.execute_query("SELECT count(*) AS n FROM t")[1] == [{"n": 1}]
+        with pytest.raises(DbwireError, match="read-only"):
+            reader.execute_query("INSERT INTO t VALUES (2)")
+        assert reader.execute_query("SELECT count(*) AS n FROM t")[1] == [{"n": 1}]
+    finally:
+        reader.close()

@@ -374,6 +374,30 @@ SQLITE_QUERY_KEYS: Mapping[str, QueryKey] = {
     "psow": QueryKey(as_bool),
     "modeof": QueryKey(),
 }
+SQLITE_URI_KEYS = ("mode", "cache", "vfs", "immutable", "nolock", "psow", "modeof")
+
+
+def check_sqlite_uri_keys(database: str, path: str | None, query: Mapping[str, Any]) -> None:
+    """SQLite's URI parameters only apply with uri=true; without it they would be ignored
+    (mode=ro would quietly open the file read-write). With uri=true the path must be a
+    `file:` URI, or SQLite opens a new file whose name ends in '?mode=ro...'."""
+    used = [key for key in SQLITE_URI_KEYS if key in query]
+    uri = as_bool(single(query.get("uri", "false")) or "false")
+    if uri and used and path and not path.startswith("file:"):
+        raise ConfigError(
+            f"database {database!r}: with uri=true the URL's database must be a 'file:' URI "
+            f"(SQLite would otherwise create another file); write it as "
+            f"'sqlite:///file:{shown(path)[1:-1]}?uri=true&...'",
+            database=database,
+        )
+    if used and not uri:
+        raise ConfigError(
+            f"database {database!r}: URL query key {used[0]!r} is a SQLite URI parameter and "
+            "is ignored unless the URL also has uri=true; add uri=true (or remove it)",
+            database=database,
+        )
+
+
 SQLITE_CONNECT_ARGS = frozenset(
     {
         "database",

@@ -151,6 +151,32 @@ def check_query(
                 ) from None
 
 
+def check_no_nul(database: str, url: Any) -> None:
+    """Refuse a NUL character in any part of the URL: C drivers cut the text there (DuckDB
+    would open another file) or fail with a bare ValueError."""
+    parts = {
+        "host": url.host,
+        "user": url.username,
+        "password": url.password,  # named, never shown
+        "database": url.database,
+        **{f"query key {k!r}": v for k, v in url.query.items()},
+    }
+    for part, value in parts.items():
+        values = value if isinstance(value, tuple) else (value,)
+        if any(isinstance(v, str) and "\x00" in v for v in values):
+            raise ConfigError(
+                f"database {database!r}: the URL's {part} contains a NUL character (\\x00), "
+                "which no driver can take; remove it from the URL",
+                database=database,
+            )
+    if any("\x00" in k for k in url.query):
+        raise ConfigError(
+            f"database {database!r}: a URL query key contains a NUL character (\\x00); "
+            "remove it from the URL",
+            database=database,
+        )
+
+
 def check_hosts(database: str, hosts: Iterable[str]) -> None:
     """Refuse host names that no resolver accepts (an empty or over-long label, bad IDNA)."""
     for host in hosts:

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import SecretStr
 from sqlalchemy.engine import URL, Engine
 
-from dbwire.backends._query import QueryKey, check_connect_args, check_hosts, check_query
+from dbwire.backends._query import (
+    QueryKey,
+    check_connect_args,
+    check_hosts,
+    check_no_nul,
+    check_query,
+)
 from dbwire.config import DatabaseConfig
 from dbwire.errors import MissingDependencyError
 from dbwire.url import parse_url
@@ -86,6 +92,7 @@ class Backend:
         Raises ConfigError naming the database, the field and what is accepted.
         """
         url = self.base_url()
+        check_no_nul(self.config.name, url)
         if self.is_server and url.host:
             check_hosts(self.config.name, url.host.split(","))
         keys = self.query_keys()

@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine
 
-from dbwire.backends._accepts import SQLITE_CONNECT_ARGS, SQLITE_QUERY_KEYS, refuse_url_parts
+from dbwire.backends._accepts import (
+    SQLITE_CONNECT_ARGS,
+    SQLITE_QUERY_KEYS,
+    check_sqlite_uri_keys,
+    refuse_url_parts,
+)
 from dbwire.backends._query import QueryKey
 from dbwire.backends.base import Backend
 
@@ -64,6 +69,7 @@ class SQLiteBackend(Backend):
         url = self.base_url()
         refuse_url_parts(self.config.name, "SQLite", url, ("username", "password", "host", "port"))
         super().validate()
+        check_sqlite_uri_keys(self.config.name, url.database, url.query)
 
     def query_keys(self) -> Mapping[str, QueryKey]:
         return SQLITE_QUERY_KEYS
