@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import SecretStr
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL
 
 from dbwire.backends._accepts import (
     MYSQL_QUERY_KEYS,
@@ -16,10 +15,14 @@ from dbwire.backends._accepts import (
     mysql_connect_arg_names,
     mysql_connect_args,
 )
-from dbwire.backends._query import QueryKey
 from dbwire.backends.base import Backend, ConnectParams, socket_readable
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from sqlalchemy.engine import Engine
+
+    from dbwire.backends._query import QueryKey
     from dbwire.local import DuckDBAttach
 
 # 1792: cannot execute in a READ ONLY transaction; 1290: server runs with --read-only.
