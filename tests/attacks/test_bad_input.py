@@ -496,3 +496,18 @@ def test_sqlite_uri_mode_ro_really_opens_read_only(tmp_path: Path) -> None:
         assert reader.execute_query("SELECT count(*) AS n FROM t")[1] == [{"n": 1}]
     finally:
         reader.close()
+
+
+@pytest.mark.mysql
+async def test_mysql_password_in_the_url_query_still_logs_in(mysql_url: str) -> None:
+    """?password= is what PyMySQL and aiomysql take: accepted, never echoed, sync and async."""
+    url = make_url(mysql_url)
+    password = url.password
+    assert password
+    bare = url.set(password=None).render_as_string(hide_password=False)
+    db = dbwire.connect(f"{bare}?password={password}", name="mysql-query-password")
+    try:
+        assert db.execute_query("SELECT 1 AS one")[1] == [{"one": 1}]
+        assert (await db.async_execute_query("SELECT 2 AS two"))[1] == [{"two": 2}]
+    finally:
+        await db.aclose()

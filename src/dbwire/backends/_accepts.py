@@ -61,6 +61,7 @@ _MYSQL_SSL_CA = ("ssl_ca", "ssl-ca", "sslrootcert")
 _MYSQL_SSL_CERT = ("ssl_cert", "ssl-cert", "sslcert")
 _MYSQL_SSL_KEY = ("ssl_key", "ssl-key", "sslkey")
 _MYSQL_SSLMODE = ("sslmode", "ssl_mode", "ssl-mode")
+_MYSQL_PASSWORD = ("password", "passwd", "pwd")
 
 MYSQL_QUERY_KEYS: Mapping[str, QueryKey] = {
     "charset": QueryKey(_charset),
@@ -73,6 +74,8 @@ MYSQL_QUERY_KEYS: Mapping[str, QueryKey] = {
     "program_name": QueryKey(),
     "application_name": QueryKey(),
     "ssl_check_hostname": QueryKey(as_bool),
+    # the login password (never echoed); a password field or the userinfo wins over it
+    **{key: QueryKey() for key in _MYSQL_PASSWORD},
     **{key: QueryKey(one_of(*_SSLMODES, fold=True)) for key in _MYSQL_SSLMODE},
     **{key: QueryKey() for key in (*_MYSQL_SSL_CA, *_MYSQL_SSL_CERT, *_MYSQL_SSL_KEY)},
 }
@@ -102,6 +105,9 @@ def mysql_connect_args(
             args[key] = single(query[key])
     if "local_infile" in query:
         args["local_infile"] = as_bool(str(single(query["local_infile"])))
+    password = _first(query, _MYSQL_PASSWORD)
+    if password is not None:
+        args["password"] = password  # both drivers' name; apply_params overrides it if set
     name = _first(query, ("program_name", "application_name"))
     if name is not None:
         args["program_name"] = name  # sent to the server as the connection attribute
