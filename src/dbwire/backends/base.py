@@ -95,7 +95,8 @@ class Backend:
         check_no_nul(self.config.name, url)
         if self.is_server and url.host:
             check_hosts(self.config.name, url.host.split(","))
-        keys = self.query_keys()
+        # Only with a query: DuckDB's key list costs importing duckdb.
+        keys = self.query_keys() if url.query else None
         if keys is not None:
             check_query(self.config.name, self.label or self.name, url.query, keys)
         given = self.config.connect_args
@@ -114,7 +115,7 @@ class Backend:
 
     def _validate_side(self, url: URL, *, is_async: bool) -> None:
         """The per-driver half of validate(): keys only the other side's driver takes."""
-        keys = self.query_keys()
+        keys = self.query_keys() if url.query else None
         if keys is not None:
             check_query(
                 self.config.name, self.label or self.name, url.query, keys, is_async=is_async
