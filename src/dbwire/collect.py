@@ -95,6 +95,12 @@ def collect(
         raise ConfigError(f"collect mode {mode!r}: use 'replace' or 'append'", database=db.name)
     if batch_size < 1:
         raise ConfigError(f"collect batch_size must be positive, got {batch_size}")
+    if not isinstance(query_or_table, str) or not query_or_table.strip():
+        raise ConfigError(
+            f"database {db.name!r}: collect needs a query or a table name (query_or_table), "
+            f"got {query_or_table!r}; pass SQL such as 'SELECT * FROM events' or 'schema.table'",
+            database=db.name,
+        )
     chosen = method or choose_method(db, query_or_table)
     if chosen not in METHODS:
         raise ConfigError(f"collect method {chosen!r}: use one of {', '.join(METHODS)}")
@@ -102,7 +108,7 @@ def collect(
     started = time.monotonic()
     if chosen == "duckdb":
         try:
-            count = _via_duckdb(store, db, query_or_table, target, mode, progress)
+            count = _via_duckdb_s3_checked(store, db, query_or_table, target, mode, progress)
         except ConnectError:
             if db.backend.dialect_name not in ("sqlite", "duckdb") or method == "duckdb":
                 raise
@@ -209,6 +215,27 @@ def _source_sql(
             database=db.name,
         )
     return f"SELECT * FROM {function}($alias, $query)", {"alias": alias, "query": query_or_table}
+
+
+def _via_duckdb_s3_checked(
+    store: LocalStore,
+    db: Database,
+    query_or_table: str,
+    target: Target,
+    mode: str,
+    progress: ProgressCallback | None,
+) -> int:
+    """_via_duckdb, with an unreachable S3 endpoint reported as the ConnectError it is."""
+    import duckdb
+
+    from dbwire.backends.s3 import S3Backend
+
+    try:
+        return _via_duckdb(store, db, query_or_table, target, mode, progress)
+    except duckdb.IOException as exc:
+        if isinstance(db.backend, S3Backend):
+            raise db.backend.unreachable(exc) from None
+        raise
 
 
 def _via_duckdb(

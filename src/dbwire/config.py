@@ -88,6 +88,18 @@ class DatabaseConfig(BaseModel):
     metadata_cache: str | None = None
     metadata_schema: str | None = None
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _valid_text(cls, value: object) -> object:
+        # A lone surrogate (e.g. from os.fsdecode of a bad byte) cannot be encoded: refuse it
+        # here rather than fail later inside a driver or when the config is serialised.
+        if not _encodable(value):
+            raise ValueError(
+                "contains text that is not valid Unicode (a lone surrogate); "
+                "write the value in valid UTF-8"
+            )
+        return value
+
     @field_validator("query_log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
@@ -243,6 +255,21 @@ class Config(BaseModel):
                 f"(config: {self.source or 'none found'})",
                 database=name,
             ) from None
+
+
+def _encodable(value: object) -> bool:
+    """True when every string inside value (dict keys included) encodes to UTF-8."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, Mapping):
+        return all(_encodable(k) and _encodable(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_encodable(v) for v in value)
+    return True
 
 
 _FIELD_NAMES = sorted(
@@ -518,6 +545,11 @@ def load_config(
         source = source or "DATABASE_URL"
     databases: dict[str, DatabaseConfig] = {}
     for name, fields in raw.items():
+        if not isinstance(name, str) or not _encodable(name):
+            raise ConfigError(
+                f"{origin}: database name {name!r} must be text (valid UTF-8); "
+                "name it like [databases.primary]"
+            )
         where = f"{origin}: database {name!r}"
         expanded = interpolate(fields, env, where=where)
         sources = {
@@ -526,7 +558,10 @@ def load_config(
         }
         if name == "default" and lines.get(("default", "url")) == 0:
             sources["url"] = "env DATABASE_URL"
-        overrides, env_sources = _env_overrides(name, expanded.get("env_prefix"), env)
+        prefix = expanded.get("env_prefix")
+        # A non-text env_prefix is reported by validate_database; no variables apply then.
+        prefix = prefix if isinstance(prefix, str) else None
+        overrides, env_sources = _env_overrides(name, prefix, env)
         databases[name] = validate_database(
             {**expanded, **overrides},
             name=name,

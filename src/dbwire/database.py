@@ -76,6 +76,8 @@ class Database:
                 database=config.name,
             )
         self.backend: Backend = registry.get(backend_key)(config)
+        # Refuse what the drivers would choke on now, not at the first connect.
+        self.backend.validate()
         self._lock = threading.RLock()
         self._closed = False
         self._engine: Engine | None = None
@@ -296,6 +298,7 @@ class Database:
             install_idle_ping(engine, self.config.pre_ping_idle, backend.connection_looks_dead)
 
         backend.configure_engine(engine, is_async=is_async)
+        backend.install_query_hooks(engine, is_async=is_async)
         self._instrument(engine)
 
     def _listen_readonly(self, engine: Engine) -> None:
@@ -816,9 +819,14 @@ _instances_lock = threading.Lock()
 
 
 def _fingerprint(config: DatabaseConfig) -> str:
-    digest = hashlib.sha256(config.model_dump_json().encode())
+    # connect_args may hold objects JSON cannot hold (an ssl.SSLContext): identity stands in.
+    digest = hashlib.sha256(config.model_dump_json(fallback=_identity).encode())
     digest.update(config.secret_fingerprint().encode())  # dumps mask the passwords
     return digest.hexdigest()
+
+
+def _identity(value: object) -> str:
+    return f"{type(value).__qualname__}@{id(value)}"
 
 
 def _forget(db: Database) -> None:

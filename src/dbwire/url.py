@@ -27,7 +27,7 @@ def parse_url(raw: str, *, database: str | None = None) -> URL:
     except (ArgumentError, ValueError, TypeError):
         pass
     # Raised outside the except block: the parser's error would stay in __context__.
-    shown = mask_text(str(raw))
+    shown = _without_userinfo(mask_text(str(raw)))
     where = f"database {database!r}: " if database else ""
     raise ConfigError(
         f"{where}could not parse URL {shown!r}; expected "
@@ -55,6 +55,19 @@ def without_secrets(url: URL) -> URL:
         url = url.difference_update_query(secret_keys)
     # URL.set(password=None) would mean "leave it as it is": replace the field instead.
     return url._replace(password=None)
+
+
+def _without_userinfo(text: str) -> str:
+    """A URL that did not parse, with everything between '://' and the last '@' masked.
+
+    mask_text's pattern needs a well-formed userinfo; in a malformed URL the password may
+    sit anywhere before an '@' (after a space, a second colon ...), so hide all of it.
+    """
+    head, sep, rest = text.partition("://")
+    if not sep or "@" not in rest:
+        return text
+    # The last '@': a password may hold '/' or '@' itself; hiding too much is the safe side.
+    return f"{head}://{MASK}@{rest.rsplit('@', 1)[1]}"
 
 
 def mask_url(url: URL | str) -> str:

@@ -10,6 +10,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import SecretStr
 from sqlalchemy.engine import URL, Connection, Engine
 
+from dbwire.backends._query import (
+    QueryKey,
+    check_connect_args,
+    check_hosts,
+    check_no_nul,
+    check_query,
+)
 from dbwire.config import DatabaseConfig
 from dbwire.errors import MASK, MissingDependencyError, is_secret_key
 from dbwire.url import parse_url, query_secrets, without_secrets
@@ -21,6 +28,8 @@ if TYPE_CHECKING:
 
 # Query keys (URL or `options`) that are the login password itself, first wins.
 _PASSWORD_KEYS = ("password", "passwd", "pwd")
+# connect_args SQLAlchemy's async adapters consume themselves (not the driver's connect()).
+_SQLALCHEMY_ASYNC_ARGS = frozenset({"async_creator_fn"})
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,62 @@ class Backend:
 
     def __init__(self, config: DatabaseConfig) -> None:
         self.config = config
+
+    # -- what the drivers accept (checked once, when the Database is built) ----
+    def query_keys(self) -> Mapping[str, QueryKey] | None:
+        """The URL query keys this backend's drivers take; None leaves them unchecked."""
+        return None
+
+    def connect_arg_names(self, *, is_async: bool) -> frozenset[str] | None:
+        """The connect_args keys the driver's connect() takes; None leaves them unchecked."""
+        return None
+
+    def query_connect_args(self, *, is_async: bool) -> dict[str, Any]:
+        """Driver connect() arguments mapped from URL query keys the driver names otherwise."""
+        return {}
+
+    def validate(self) -> None:
+        """Refuse, before any connect, a config this backend's drivers would choke on.
+
+        Raises ConfigError naming the database, the field and what is accepted.
+        """
+        url = self.base_url()
+        check_no_nul(self.config.name, url)
+        if self.is_server and url.host:
+            check_hosts(self.config.name, url.host.split(","))
+        # Only with a query: DuckDB's key list costs importing duckdb.
+        keys = self.query_keys() if url.query else None
+        if keys is not None:
+            check_query(self.config.name, self.label or self.name, url.query, keys)
+        given = self.config.connect_args
+        if given:
+            sides = [self.connect_arg_names(is_async=False)]
+            if self.async_driver is not None:
+                sides.append(self.connect_arg_names(is_async=True))
+            if all(side is not None for side in sides):
+                accepted = frozenset().union(*(side or () for side in sides))
+                if self.async_driver is not None:
+                    accepted |= _SQLALCHEMY_ASYNC_ARGS
+                drivers = " or ".join(
+                    d for d in (self.sync_driver, self.async_driver) if d is not None
+                )
+                check_connect_args(self.config.name, f"{drivers} connect()", given, accepted)
+
+    def _validate_side(self, url: URL, *, is_async: bool) -> None:
+        """The per-driver half of validate(): keys only the other side's driver takes."""
+        keys = self.query_keys() if url.query else None
+        if keys is not None:
+            check_query(
+                self.config.name, self.label or self.name, url.query, keys, is_async=is_async
+            )
+        names = self.connect_arg_names(is_async=is_async)
+        if names is not None and is_async:
+            names = names | _SQLALCHEMY_ASYNC_ARGS
+        if names is not None and self.config.connect_args:
+            driver = self.async_driver if is_async else self.sync_driver
+            check_connect_args(
+                self.config.name, f"{driver} connect()", self.config.connect_args, names
+            )
 
     # -- drivers ---------------------------------------------------------------
     def require_driver(self, *, is_async: bool) -> None:
@@ -205,6 +270,7 @@ class Backend:
                 database=self.config.name,
             )
         url = without_secrets(self.base_url())
+        self._validate_side(url, is_async=is_async)
         return url.set(drivername=f"{self.dialect_name}+{driver}")
 
     def password_param(self, *, is_async: bool) -> str:
@@ -231,6 +297,7 @@ class Backend:
         # and logs would show them); the password itself comes from apply_params().
         secrets = query_secrets(self.base_url())
         connect_args.update({k: v for k, v in secrets.items() if k not in _PASSWORD_KEYS})
+        connect_args.update(self.query_connect_args(is_async=is_async))
         connect_args.update(cfg.connect_args)
         if connect_args:
             options["connect_args"] = connect_args
@@ -254,6 +321,9 @@ class Backend:
 
     def configure_engine(self, engine: Engine, *, is_async: bool) -> None:
         """Install backend event hooks on a new (sync, or the sync side of an async) engine."""
+
+    def install_query_hooks(self, engine: Engine, *, is_async: bool) -> None:
+        """Engine hooks that enforce what the URL's query keys promise (e.g. TLS required)."""
 
     def close(self) -> None:
         """Release per-database resources (called when the Database closes)."""

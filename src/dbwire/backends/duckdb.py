@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy.dialects import registry as dialect_registry
 from sqlalchemy.engine import URL, Connection
 
+from dbwire.backends._accepts import DUCKDB_CONNECT_ARGS, duckdb_query_keys, refuse_url_parts
+from dbwire.backends._query import QueryKey
 from dbwire.backends.base import Backend
 
 if TYPE_CHECKING:
@@ -55,6 +58,17 @@ class DuckDBBackend(Backend):
         super().__init__(config)
         self._memory_name: str | None = None
         self._lock = threading.Lock()
+
+    def validate(self) -> None:
+        url = self.base_url()
+        refuse_url_parts(self.config.name, "DuckDB", url, ("username", "password", "host", "port"))
+        super().validate()
+
+    def query_keys(self) -> Mapping[str, QueryKey] | None:
+        return duckdb_query_keys()
+
+    def connect_arg_names(self, *, is_async: bool) -> frozenset[str]:
+        return DUCKDB_CONNECT_ARGS
 
     @property
     def in_memory(self) -> bool:

@@ -10,9 +10,21 @@ from pydantic import SecretStr
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 
+from dbwire.backends._accepts import (
+    MYSQL_QUERY_KEYS,
+    MYSQL_URL_KEYS,
+    install_aiomysql_tls_check,
+    mysql_connect_arg_names,
+    mysql_connect_args,
+)
 from dbwire.backends.base import Backend, ConnectParams, socket_readable
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from sqlalchemy.engine import Engine
+
+    from dbwire.backends._query import QueryKey
     from dbwire.local import DuckDBAttach
 
 # 1792: cannot execute in a READ ONLY transaction; 1290: server runs with --read-only.
@@ -75,8 +87,28 @@ class MySQLBackend(Backend):
     async_modules: ClassVar[tuple[str, ...]] = ("aiomysql",)
     default_port: ClassVar[int | None] = 3306
 
+    def query_keys(self) -> Mapping[str, QueryKey]:
+        return MYSQL_QUERY_KEYS
+
+    def connect_arg_names(self, *, is_async: bool) -> frozenset[str] | None:
+        return mysql_connect_arg_names(is_async)
+
+    def query_connect_args(self, *, is_async: bool) -> dict[str, Any]:
+        return mysql_connect_args(
+            self.config.name,
+            self.base_url().query,
+            connect_timeout_set=self.config.connect_timeout is not None,
+        )
+
+    def install_query_hooks(self, engine: Engine, *, is_async: bool) -> None:
+        if is_async and self.query_connect_args(is_async=True).get("ssl") is not None:
+            # aiomysql, unlike PyMySQL, goes on in clear text when the server offers no TLS.
+            install_aiomysql_tls_check(engine, self.config.name)
+
     def engine_url(self, *, is_async: bool) -> URL:
         url = super().engine_url(is_async=is_async)
+        # The other keys travel as connect_args, under the names the drivers take.
+        url = url.difference_update_query([k for k in url.query if k not in MYSQL_URL_KEYS])
         if "charset" not in url.query:
             url = url.update_query_dict({"charset": "utf8mb4"})
         return url

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import SecretStr
 from sqlalchemy.engine import URL, Connection
 
+from dbwire.backends._accepts import (
+    PG_ASYNC_ONLY,
+    pg_connect_arg_names,
+    pg_query_keys,
+    pg_server_settings,
+)
+from dbwire.backends._query import QueryKey
 from dbwire.backends.base import Backend, ConnectParams, socket_readable
 
 if TYPE_CHECKING:
@@ -98,12 +106,18 @@ class PostgresBackend(Backend):
     async_modules: ClassVar[tuple[str, ...]] = ("asyncpg",)
     default_port: ClassVar[int | None] = 5432
 
+    def query_keys(self) -> Mapping[str, QueryKey]:
+        return pg_query_keys()
+
+    def connect_arg_names(self, *, is_async: bool) -> frozenset[str] | None:
+        return pg_connect_arg_names(is_async)
+
     def engine_url(self, *, is_async: bool) -> URL:
         url = super().engine_url(is_async=is_async)
         if is_async:
             # asyncpg knows none of libpq's keywords (service=, passfile=, sslmode= ...);
             # resolve_params() applies them and apply_params() passes on what asyncpg takes.
-            url = url.difference_update_query(_LIBPQ_QUERY_KEYWORDS)
+            url = url.difference_update_query([k for k in url.query if k not in PG_ASYNC_ONLY])
         return url
 
     def connect_args(self, *, is_async: bool) -> dict[str, Any]:
@@ -271,6 +285,14 @@ class PostgresBackend(Backend):
             if application_name:
                 settings = cparams.setdefault("server_settings", {})
                 settings.setdefault("application_name", application_name)
+            target = params.options.get("target_session_attrs")
+            if target and "target_session_attrs" not in cparams:
+                cparams["target_session_attrs"] = target
+            server_options = pg_server_settings(params.options.get("options") or "")
+            if server_options:
+                settings = cparams.setdefault("server_settings", {})
+                for key, value in server_options.items():
+                    settings.setdefault(key, value)
 
     # -- the local DuckDB store (DuckDB store issue) ---
     def duckdb_attach(self, readonly: bool) -> DuckDBAttach:

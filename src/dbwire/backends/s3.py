@@ -6,8 +6,9 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from dbwire.backends._query import QueryKey, as_bool, one_of
 from dbwire.backends.base import Backend
-from dbwire.errors import ConfigError, DbwireError
+from dbwire.errors import ConfigError, ConnectError, DbwireError, scrub
 
 if TYPE_CHECKING:
     from dbwire.local import DuckDBAttach, LocalStore
@@ -74,6 +75,30 @@ class S3Backend(Backend):
         super().__init__(config)
         self._store: LocalStore | None = None
         self._lock = threading.RLock()
+
+    def query_keys(self) -> Mapping[str, QueryKey]:
+        keys = dict.fromkeys(_OPTIONS, QueryKey())
+        keys["use_ssl"] = QueryKey(as_bool)
+        keys["url_style"] = QueryKey(one_of("path", "vhost"))
+        keys["provider"] = QueryKey(one_of("config", "credential_chain"))
+        return keys
+
+    def connect_arg_names(self, *, is_async: bool) -> frozenset[str]:
+        return frozenset()  # no driver connect(): connect_args would be silently ignored
+
+    def unreachable(self, exc: BaseException) -> ConnectError:
+        """A DuckDB IO/HTTP error talking to the bucket, as a ConnectError naming the endpoint."""
+        endpoint = self._options().get("endpoint") or "AWS S3"
+        secrets = [self.config.password.get_secret_value() if self.config.password else None]
+        secrets.append(self.password_from_url())
+        detail = scrub(" ".join(str(exc).split()), secrets)[:300]
+        return ConnectError(
+            f"database {self.config.name!r}: S3 bucket {self.base_path!r} at endpoint "
+            f"{endpoint!r} could not be reached or refused the request ({detail}). Fix: check "
+            "the endpoint, region and use_ssl options, the credentials, and that the "
+            "server is up",
+            database=self.config.name,
+        )
 
     # -- where -----------------------------------------------------------------
     @property
@@ -201,26 +226,36 @@ class S3Backend(Backend):
         self, sql: str, params: Mapping[str, Any] | None = None
     ) -> tuple[list[str], list[dict[str, Any]]]:
         """Run DuckDB SQL (`$name` parameters) against the bucket; (columns, rows as dicts)."""
+        import duckdb
+
         with self._lock:
             store = self._ready_store()
-            cursor = store.execute(sql, dict(params) if params else None)
-            if cursor.description is None:
-                return [], []
-            columns = [str(d[0]) for d in cursor.description]
-            rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+            try:
+                cursor = store.execute(sql, dict(params) if params else None)
+                if cursor.description is None:
+                    return [], []
+                columns = [str(d[0]) for d in cursor.description]
+                rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+            except duckdb.IOException as exc:
+                raise self.unreachable(exc) from None
             return columns, rows
 
     def get_schema(self) -> list[TableSchema]:
         """Each data file under the prefix (parquet, CSV, JSON) as a table with its columns."""
+        import duckdb
+
         from dbwire.local import quote_literal
         from dbwire.schema import ColumnSchema, TableSchema
 
         with self._lock:
             store = self._ready_store()
             base = self.base_path
-            files = store.execute(
-                "SELECT file FROM glob($pattern) ORDER BY file", {"pattern": f"{base}/**"}
-            ).fetchall()
+            try:
+                files = store.execute(
+                    "SELECT file FROM glob($pattern) ORDER BY file", {"pattern": f"{base}/**"}
+                ).fetchall()
+            except duckdb.IOException as exc:
+                raise self.unreachable(exc) from None
             found: list[TableSchema] = []
             for (file,) in files:
                 name = str(file)

@@ -6,12 +6,20 @@ import re
 import sqlite3
 import threading
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 
+from dbwire.backends._accepts import (
+    SQLITE_CONNECT_ARGS,
+    SQLITE_QUERY_KEYS,
+    check_sqlite_uri_keys,
+    refuse_url_parts,
+)
+from dbwire.backends._query import QueryKey
 from dbwire.backends.base import Backend
 from dbwire.backends.readonly_guard import READ_PRAGMAS, READ_PRAGMAS_WITH_ARGUMENT
 
@@ -94,6 +102,20 @@ class SQLiteBackend(Backend):
         self._memdb_name: str | None = None
         self._anchor: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+
+    def validate(self) -> None:
+        url = self.base_url()
+        refuse_url_parts(self.config.name, "SQLite", url, ("username", "password", "host", "port"))
+        super().validate()
+        check_sqlite_uri_keys(self.config.name, url.database, url.query)
+
+    def query_keys(self) -> Mapping[str, QueryKey]:
+        return SQLITE_QUERY_KEYS
+
+    def connect_arg_names(self, *, is_async: bool) -> frozenset[str]:
+        return (
+            SQLITE_CONNECT_ARGS | {"iter_chunk_size", "loop"} if is_async else SQLITE_CONNECT_ARGS
+        )
 
     @property
     def in_memory(self) -> bool:
