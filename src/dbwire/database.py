@@ -20,7 +20,7 @@ from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
-from dbwire import health, lifecycle
+from dbwire import health, instances, lifecycle
 from dbwire.backends import registry
 from dbwire.backends.base import Backend, ConnectParams
 from dbwire.config import Config, DatabaseConfig, load_config, validate_database
@@ -634,7 +634,7 @@ class Database:
             self._async_sides.clear()
             self._async_side_no_loop = None
             self.backend.close()
-        _forget(self)
+        instances.forget(self)
 
     async def aclose(self) -> None:
         """Close the running loop's async pool on that loop, then everything else."""
@@ -775,25 +775,6 @@ def _collect(result: Any) -> QueryResult:
     return columns, [dict(zip(columns, row, strict=True)) for row in result]
 
 
-# -- one Database per target per process (seed 001) ---------------------------------
-_instances: dict[tuple[str, str], Database] = {}
-_instances_lock = threading.Lock()
-
-
-def _fingerprint(config: DatabaseConfig) -> str:
-    digest = hashlib.sha256(config.model_dump_json().encode())
-    if config.password is not None:
-        digest.update(config.password.get_secret_value().encode())
-    return digest.hexdigest()
-
-
-def _forget(db: Database) -> None:
-    with _instances_lock:
-        for key, value in list(_instances.items()):
-            if value is db:
-                del _instances[key]
-
-
 def _looks_like_url(target: str) -> bool:
     return "://" in target or target.startswith("sqlite:")
 
@@ -824,11 +805,5 @@ def connect(
         loaded = config if isinstance(config, Config) else load_config(config, environ)
         base = loaded.database(url_or_name)
     db_config = base.with_overrides(**overrides)
-    key = (db_config.name, _fingerprint(db_config))
-    with _instances_lock:
-        existing = _instances.get(key)
-        if existing is not None and not existing.closed:
-            return existing
-        db = Database(db_config, logger=logger)
-        _instances[key] = db
-        return db
+    # The registry Manager uses too: one Database per target per process.
+    return instances.shared(db_config, lambda c: Database(c, logger=logger))
