@@ -363,6 +363,43 @@ def _field_lines(text: str) -> dict[tuple[str, str], int]:
     return lines
 
 
+#: URL schemes (before any "+driver") whose database part is a file path.
+_FILE_SCHEMES = ("sqlite", "duckdb")
+_NOT_A_FILE = ("", ":memory:")
+
+
+def _anchored_path(path: str, base: Path) -> str:
+    if path in _NOT_A_FILE or path.startswith(("file:", "~")) or os.path.isabs(path):
+        return path
+    return str(base / path)
+
+
+def _anchor_file_paths(fields: dict[str, Any], base: Path) -> dict[str, Any]:
+    """A relative SQLite/DuckDB path written in a config file names a file next to it.
+
+    Relative to the working directory, `dbwire check -c other/dbwire.toml` would create
+    (and report healthy) a new empty database wherever it runs.
+    """
+    url = fields.get("url")
+    if isinstance(url, str) and url.split(":", 1)[0].split("+", 1)[0] in _FILE_SCHEMES:
+        from sqlalchemy.engine import make_url
+
+        try:
+            parsed = make_url(url)
+        except Exception:  # left for validation to report with its own message
+            return fields
+        if parsed.database is not None:
+            anchored = _anchored_path(parsed.database, base)
+            if anchored != parsed.database:
+                rendered = parsed.set(database=anchored).render_as_string(hide_password=False)
+                return {**fields, "url": rendered}
+    backend = fields.get("backend")
+    database = fields.get("database")
+    if url is None and backend in _FILE_SCHEMES and isinstance(database, str):
+        return {**fields, "database": _anchored_path(database, base)}
+    return fields
+
+
 def load_config(
     path: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -378,6 +415,7 @@ def load_config(
     origin = "config"
     source: str | None = None
     lines: dict[tuple[str, str], int] = {}
+    file_dir: Path | None = None
     if isinstance(path, Mapping):
         raw = _databases_table(path, "config dict")
         origin, source = "config dict", "dict"
@@ -387,6 +425,7 @@ def load_config(
             source = origin = str(file)
             raw = _databases_table(_read_toml(file), origin)
             lines = _field_lines(file.read_text(encoding="utf-8"))
+            file_dir = file.resolve().parent
     if "default" not in raw and env.get("DATABASE_URL"):
         raw["default"] = {"url": env["DATABASE_URL"]}
         lines[("default", "url")] = 0
@@ -395,6 +434,8 @@ def load_config(
     for name, fields in raw.items():
         where = f"{origin}: database {name!r}"
         expanded = interpolate(fields, env, where=where)
+        if file_dir is not None and lines.get((name, "url")) != 0:
+            expanded = _anchor_file_paths(expanded, file_dir)
         sources = {
             key: (f"{origin}:{lines[(name, key)]}" if lines.get((name, key)) else origin)
             for key in expanded
