@@ -36,6 +36,9 @@ class DatabaseConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+    # The environment given to load_config()/connect(): PG* variables and HOME are read
+    # from it alone when a connection opens. None: os.environ at that moment.
+    _environ: Mapping[str, str] | None = PrivateAttr(default=None)
 
     name: str = "default"
     url: str | None = None
@@ -123,7 +126,22 @@ class DatabaseConfig(BaseModel):
             data["password"] = self.password
         data.update(overrides)
         sources = {**self._sources, **dict.fromkeys(overrides, "argument")}
-        return validate_database(data, name=self.name, origin="arguments", sources=sources)
+        result = validate_database(data, name=self.name, origin="arguments", sources=sources)
+        result._environ = self._environ
+        return result
+
+    @property
+    def environ(self) -> Mapping[str, str] | None:
+        """The environment this database reads PG* variables and HOME from (None: os.environ)."""
+        return self._environ
+
+    def with_environ(self, environ: Mapping[str, str] | None) -> DatabaseConfig:
+        """A copy that resolves credentials from environ (None: os.environ)."""
+        if environ is self._environ:
+            return self
+        copy = self.model_copy()
+        copy._environ = environ
+        return copy
 
     def field_source(self, field: str) -> str:
         """Where a field's value came from: 'argument', 'env VAR', 'FILE:LINE', or 'default'."""
@@ -448,5 +466,5 @@ def load_config(
             name=name,
             origin=origin,
             sources={**sources, **env_sources},
-        )
+        ).with_environ(environ)
     return Config(databases=databases, source=source)

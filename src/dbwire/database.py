@@ -804,6 +804,8 @@ def connect(
     else:
         loaded = config if isinstance(config, Config) else load_config(config, environ)
         base = loaded.database(url_or_name)
+    if environ is not None:
+        base = base.with_environ(environ)
     db_config = base.with_overrides(**overrides)
     # The registry Manager uses too: one Database per target per process.
     return instances.shared(db_config, lambda c: Database(c, logger=logger))

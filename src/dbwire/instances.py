@@ -42,6 +42,10 @@ def key_of(config: DatabaseConfig) -> tuple[str, str]:
     if config.password is not None:
         # model_dump_json() masks secrets; two passwords are two targets.
         digest.update(b"\0" + config.password.get_secret_value().encode())
+    if config.environ is not None:
+        # A given environment is part of the target: its PG* variables decide the server.
+        for key, value in sorted(config.environ.items()):
+            digest.update(f"\0{key}={value}".encode("utf-8", "surrogateescape"))
     return config.name, digest.hexdigest()
 
 

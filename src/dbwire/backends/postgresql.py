@@ -123,7 +123,10 @@ class PostgresBackend(Backend):
                 params[key] = value
         # resolve_pg follows psycopg's own libpq; the database name is a name here,
         # never a connection string to expand.
-        resolved = resolve_pg(params, os.environ, expand_dbname=False)
+        environ = self.config.environ
+        resolved = resolve_pg(
+            params, os.environ if environ is None else environ, expand_dbname=False
+        )
         ours = {"host": "host", "port": "port", "user": "user", "dbname": "database"}
         sources: dict[str, str] = {}
         for libpq_key, field in ours.items():
