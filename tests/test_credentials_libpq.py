@@ -9,7 +9,10 @@ available here: the one bundled in psycopg's binary wheel (18) and the system's
 Hosts are 127.0.0.x on ports where nothing listens, or socket directories that do
 not exist, so nothing is ever resolved through DNS or sent off this machine.
 Multi-host cases drive PQconnectPoll() to walk the list, since libpq only shows
-the host it is currently trying.
+the host it is currently trying.  Mapping cases marked `expand` go to libpq as
+keyword/value arrays through PQconnectStartParams(expand_dbname=1) (via ctypes, on
+the very library psycopg loaded), so a dbname that is itself a connection string is
+expanded by libpq as resolve_pg expands it.
 """
 
 from __future__ import annotations
