@@ -9,11 +9,16 @@ available here: the one bundled in psycopg's binary wheel (18) and the system's
 Hosts are 127.0.0.x on ports where nothing listens, or socket directories that do
 not exist, so nothing is ever resolved through DNS or sent off this machine.
 Multi-host cases drive PQconnectPoll() to walk the list, since libpq only shows
-the host it is currently trying.
+the host it is currently trying.  Mapping cases marked `expand` go to libpq as
+keyword/value arrays through PQconnectStartParams(expand_dbname=1) (via ctypes, on
+the very library psycopg loaded), so a dbname that is itself a connection string is
+expanded by libpq as resolve_pg expands it.
 """
 
 from __future__ import annotations
 
+import ctypes
+import glob
 import os
 import select
 import socket
@@ -44,6 +49,21 @@ class Libpq:
     @property
     def version(self) -> int:
         return int(self.module.version()) // 10000
+
+    def cdll(self) -> ctypes.CDLL:
+        """The same shared library through ctypes, for calls psycopg does not wrap."""
+        if self.module is not psycopg.pq or psycopg.pq.__impl__ != "binary":
+            # pq_ctypes (and psycopg_c) use the system's libpq; a CDLL of our own, so
+            # the argtypes set below do not change pq_ctypes' functions.
+            from psycopg.pq import _pq_ctypes
+
+            return ctypes.CDLL(_pq_ctypes.pq._name)
+        import psycopg_binary
+
+        libs = os.path.join(os.path.dirname(psycopg_binary.__file__), "..", "psycopg_binary.libs")
+        (path,) = glob.glob(os.path.join(libs, "libpq*.so*"))
+        # dlopen() of an already loaded path returns the very library psycopg uses.
+        return ctypes.CDLL(path)
 
 
 def _backends() -> list[Libpq]:
@@ -124,6 +144,63 @@ def observe(backend: Libpq, conninfo: str, *, walk: bool) -> Observed:
         conn.finish()
 
 
+class _ConninfoOption(ctypes.Structure):
+    _fields_ = [
+        ("keyword", ctypes.c_char_p),
+        ("envvar", ctypes.c_char_p),
+        ("compiled", ctypes.c_char_p),
+        ("val", ctypes.c_char_p),
+        ("label", ctypes.c_char_p),
+        ("dispchar", ctypes.c_char_p),
+        ("dispsize", ctypes.c_int),
+    ]
+
+
+def observe_params(backend: Libpq, params: dict[str, str | None]) -> Observed:
+    """PQconnectStartParams(keywords, values, expand_dbname=1) and what libpq chose."""
+    lib = backend.cdll()
+    lib.PQconnectStartParams.restype = ctypes.c_void_p
+    lib.PQconnectStartParams.argtypes = [
+        ctypes.POINTER(ctypes.c_char_p),
+        ctypes.POINTER(ctypes.c_char_p),
+        ctypes.c_int,
+    ]
+    for name in ("PQhost", "PQport", "PQpass", "PQuser", "PQdb", "PQerrorMessage"):
+        getattr(lib, name).restype = ctypes.c_char_p
+        getattr(lib, name).argtypes = [ctypes.c_void_p]
+    lib.PQstatus.restype = ctypes.c_int
+    lib.PQstatus.argtypes = [ctypes.c_void_p]
+    lib.PQconninfo.restype = ctypes.POINTER(_ConninfoOption)
+    lib.PQconninfo.argtypes = [ctypes.c_void_p]
+    lib.PQconninfoFree.argtypes = [ctypes.POINTER(_ConninfoOption)]
+    lib.PQfinish.argtypes = [ctypes.c_void_p]
+    given = [(k, v) for k, v in params.items() if v is not None]
+    keys = (ctypes.c_char_p * (len(given) + 1))(*[k.encode() for k, _ in given], None)
+    values = (ctypes.c_char_p * (len(given) + 1))(*[v.encode() for _, v in given], None)
+    conn = lib.PQconnectStartParams(keys, values, 1)
+    assert conn, "out of memory"
+    try:
+        info: dict[str, str | None] = {}
+        options = lib.PQconninfo(conn)
+        if options:
+            i = 0
+            while options[i].keyword is not None:
+                val = options[i].val
+                info[_text(options[i].keyword)] = None if val is None else _text(val)
+                i += 1
+            lib.PQconninfoFree(options)
+        return Observed(
+            targets=[(_text(lib.PQhost(conn)), _text(lib.PQport(conn)), _text(lib.PQpass(conn)))],
+            user=_text(lib.PQuser(conn)),
+            db=_text(lib.PQdb(conn)),
+            status=lib.PQstatus(conn),
+            error=_text(lib.PQerrorMessage(conn)),
+            info=info,
+        )
+    finally:
+        lib.PQfinish(conn)
+
+
 # --------------------------------------------------------------------------- cases
 
 
@@ -143,6 +220,8 @@ class Case:
     options: tuple[str, ...] = ()
     #: resolve_pg must warn with PgpassWarning.
     warns: bool = False
+    #: a mapping given to libpq as PQconnectStartParams(expand_dbname=1), not as a string.
+    expand: bool = False
 
 
 PW = "home/.pgpass"
@@ -362,6 +441,104 @@ CASES: list[Case] = [
         "pgpass-long-line",
         H + " user=u",
         files={PW: "x" * 300 + ":*:*:*:no\n*:*:*:u:" + "p" * 600 + "\n"},
+    ),
+    # --- .pgpass keys that contain ':' are compared byte by byte with the line
+    Case(
+        "pgpass-unescaped-colon-in-user",
+        H + " user=we:ird dbname=d",
+        files={PW: "*:*:*:we:ird:pw\n*:*:*:*:fallback\n"},
+    ),
+    Case(
+        "pgpass-escaped-colon-matches-the-same-user",
+        H + " user=we:ird dbname=d",
+        files={PW: "*:*:*:we\\:ird:escaped\n*:*:*:*:fallback\n"},
+    ),
+    Case(
+        "pgpass-colon-user-line-also-matches-shorter-user",
+        H + " user=we dbname=d",
+        files={PW: "*:*:*:we:ird:pw\n"},
+    ),
+    Case(
+        "pgpass-star-inside-a-colon-key-is-literal",
+        H + " user=we:ird dbname=d",
+        files={PW: "*:*:*:we:*:no\n*:*:*:*:fallback\n"},
+    ),
+    Case(
+        "pgpass-unescaped-colon-in-dbname",
+        H + " user=u dbname=a:b",
+        files={PW: "*:*:a:b:u:pw\n"},
+    ),
+    Case(
+        "pgpass-ipv6-host-unescaped",
+        "host=::1 port=@DEAD@ user=u dbname=d",
+        files={PW: "127.0.0.1:*:*:*:no\n::1:@DEAD@:d:u:v6\n"},
+    ),
+    Case(
+        "pgpass-colon-key-spans-into-password",
+        H + " user=u:pw dbname=d",
+        files={PW: "*:*:*:u:pw\n*:*:*:u:pw:extra\n"},
+    ),
+    # --- a mapping whose dbname is itself a connection string (expand_dbname=1)
+    Case(
+        "mapping-dbname-uri-expands",
+        {"dbname": "postgresql://bob:secret@127.0.0.1:@DEAD@/realdb?application_name=fromuri"},
+        options=("application_name",),
+        expand=True,
+    ),
+    Case(
+        "mapping-dbname-conninfo-expands",
+        {"dbname": "host=127.0.0.1 port=@DEAD@ user=kv dbname=kvdb"},
+        expand=True,
+    ),
+    Case(
+        "mapping-dbname-string-without-dbname-defaults-to-user",
+        {"user": "alice", "dbname": "host=127.0.0.1 port=@DEAD@"},
+        expand=True,
+    ),
+    Case(
+        "mapping-dbname-string-overrides-earlier-keys",
+        {
+            "host": "nohost.invalid",
+            "user": "before",
+            "dbname": "host=127.0.0.1 user=fromstring",
+            "port": "@DEAD@",
+        },
+        expand=True,
+    ),
+    Case(
+        "mapping-later-keys-override-the-dbname-string",
+        {"dbname": "host=127.0.0.1 port=1 user=fromstring", "user": "after", "port": "@DEAD@"},
+        expand=True,
+    ),
+    Case(
+        "mapping-dbname-plain-name-is-not-expanded",
+        {"host": "127.0.0.1", "port": "@DEAD@", "dbname": "POSTGRESQL://not-a-uri"},
+        expand=True,
+    ),
+    Case(
+        "mapping-dbname-uri-then-pgpass",
+        {"dbname": "postgresql://pu@127.0.0.1:@DEAD@/pd"},
+        files={PW: "*:*:pd:pu:frompgpass\n"},
+        expand=True,
+    ),
+    Case(
+        "mapping-dbname-uri-then-service",
+        {"dbname": "postgresql:///?service=s1", "user": "u"},
+        env={"PGSERVICEFILE": "@TMP@/" + SVC},
+        files={SVC: "[s1]\nhost=127.0.0.1\nport=@DEAD@\ndbname=svcdb\n"},
+        expand=True,
+    ),
+    Case(
+        "mapping-dbname-bad-keyword",
+        {"password": "secret", "dbname": "host=127.0.0.1 colour=blue"},
+        error='invalid connection option "colour"',
+        expand=True,
+    ),
+    Case(
+        "mapping-dbname-bad-uri",
+        {"dbname": "postgresql://u:secret@127.0.0.1/db?colour=blue"},
+        error='invalid URI query parameter: "colour"',
+        expand=True,
     ),
     # --- service files
     Case(
@@ -597,7 +774,11 @@ def test_resolve_pg_matches_libpq(
     ports: dict[str, str],
 ) -> None:
     prepared = prepare(case, tmp_path, monkeypatch, ports)
-    seen = observe(libpq, prepared.conninfo, walk=case.walk)
+    if case.expand:
+        assert isinstance(prepared.params, dict) and not case.walk
+        seen = observe_params(libpq, prepared.params)
+    else:
+        seen = observe(libpq, prepared.conninfo, walk=case.walk)
 
     def run() -> Any:
         return resolve_pg(prepared.params, prepared.env, libpq_version=libpq.version)
@@ -675,6 +856,26 @@ def test_uri_whitespace_follows_the_chosen_version() -> None:
         resolve_pg("postgresql:///d b", env, libpq_version=18)
 
 
+def test_resolve_pg_follows_the_libpq_psycopg_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without libpq_version, the rules are those of the libpq psycopg itself connects with."""
+    for key in list(os.environ):
+        if key.startswith("PG"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", "/nonexistent")
+    monkeypatch.setenv("PGUSER", "u")
+    loaded = Libpq("loaded", psycopg.pq)
+    # Spaces around URI parts are kept up to libpq 17 and trimmed from 18 on.
+    uri = "postgresql://127.0.0.1:1/db "
+    seen = observe(loaded, uri, walk=False)
+    ours = resolve_pg(uri, dict(os.environ))
+    assert ours.libpq_version == loaded.version
+    assert ours.dbname == seen.db
+    assert parse_conninfo(uri)["dbname"] == seen.db
+    # A version given explicitly still wins.
+    other = 15 if loaded.version != 15 else 18
+    assert resolve_pg(uri, dict(os.environ), libpq_version=other).dbname != seen.db
+
+
 # --------------------------------------------------------------------------- differential fuzzing
 
 _conninfo_alphabet = st.sampled_from(
@@ -725,6 +926,7 @@ _pgpass_token = st.sampled_from(
         "\x00",
         "pw",
         "p:w",
+        "u:w",
         "@DEAD@",
     ]
 )
@@ -746,8 +948,12 @@ def test_pgpass_lookup_agrees_with_libpq(
         if key.startswith("PG"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("HOME", str(tmp_path))
-    conninfo = f"host=127.0.0.1 port={ports['@DEAD@']} user=u dbname=d passfile={passfile}"
-    for backend in BACKENDS:
-        seen = observe(backend, conninfo, walk=False)
-        ours = resolve_pg(conninfo, dict(os.environ), libpq_version=backend.version)
-        assert (ours.password.get_secret_value() if ours.password else "") == seen.targets[0][2]
+    # A user with a ':' is compared byte by byte with the line, separators included.
+    for user in ("u", "u:w"):
+        conninfo = (
+            f"host=127.0.0.1 port={ports['@DEAD@']} user='{user}' dbname=d passfile={passfile}"
+        )
+        for backend in BACKENDS:
+            seen = observe(backend, conninfo, walk=False)
+            ours = resolve_pg(conninfo, dict(os.environ), libpq_version=backend.version)
+            assert (ours.password.get_secret_value() if ours.password else "") == seen.targets[0][2]

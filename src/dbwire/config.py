@@ -43,6 +43,9 @@ class DatabaseConfig(BaseModel):
     # their passwords, live only here and come out through url_with_password().
     _url_secret: str | None = PrivateAttr(default=None)
     _replica_secrets: tuple[str, ...] | None = PrivateAttr(default=None)
+    # The environment given to load_config()/connect(): PG* variables and HOME are read
+    # from it alone when a connection opens. None: os.environ at that moment.
+    _environ: Mapping[str, str] | None = PrivateAttr(default=None)
 
     name: str = "default"
     url: str | None = None
@@ -221,7 +224,22 @@ class DatabaseConfig(BaseModel):
             data["replicas"] = self.replicas_with_passwords()
         data.update(overrides)
         sources = {**self._sources, **dict.fromkeys(overrides, "argument")}
-        return validate_database(data, name=self.name, origin="arguments", sources=sources)
+        result = validate_database(data, name=self.name, origin="arguments", sources=sources)
+        result._environ = self._environ
+        return result
+
+    @property
+    def environ(self) -> Mapping[str, str] | None:
+        """The environment this database reads PG* variables and HOME from (None: os.environ)."""
+        return self._environ
+
+    def with_environ(self, environ: Mapping[str, str] | None) -> DatabaseConfig:
+        """A copy that resolves credentials from environ (None: os.environ)."""
+        if environ is self._environ:
+            return self
+        copy = self.model_copy()
+        copy._environ = environ
+        return copy
 
     def field_source(self, field: str) -> str:
         """Where a field's value came from: 'argument', 'env VAR', 'FILE:LINE', or 'default'."""
@@ -515,6 +533,43 @@ def _field_lines(text: str) -> dict[tuple[str, str], int]:
     return lines
 
 
+#: URL schemes (before any "+driver") whose database part is a file path.
+_FILE_SCHEMES = ("sqlite", "duckdb")
+_NOT_A_FILE = ("", ":memory:")
+
+
+def _anchored_path(path: str, base: Path) -> str:
+    if path in _NOT_A_FILE or path.startswith(("file:", "~")) or os.path.isabs(path):
+        return path
+    return str(base / path)
+
+
+def _anchor_file_paths(fields: dict[str, Any], base: Path) -> dict[str, Any]:
+    """A relative SQLite/DuckDB path written in a config file names a file next to it.
+
+    Relative to the working directory, `dbwire check -c other/dbwire.toml` would create
+    (and report healthy) a new empty database wherever it runs.
+    """
+    url = fields.get("url")
+    if isinstance(url, str) and url.split(":", 1)[0].split("+", 1)[0] in _FILE_SCHEMES:
+        from sqlalchemy.engine import make_url
+
+        try:
+            parsed = make_url(url)
+        except Exception:  # left for validation to report with its own message
+            return fields
+        if parsed.database is not None:
+            anchored = _anchored_path(parsed.database, base)
+            if anchored != parsed.database:
+                rendered = parsed.set(database=anchored).render_as_string(hide_password=False)
+                return {**fields, "url": rendered}
+    backend = fields.get("backend")
+    database = fields.get("database")
+    if url is None and backend in _FILE_SCHEMES and isinstance(database, str):
+        return {**fields, "database": _anchored_path(database, base)}
+    return fields
+
+
 def load_config(
     path: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -530,6 +585,7 @@ def load_config(
     origin = "config"
     source: str | None = None
     lines: dict[tuple[str, str], int] = {}
+    file_dir: Path | None = None
     if isinstance(path, Mapping):
         raw = _databases_table(path, "config dict")
         origin, source = "config dict", "dict"
@@ -539,6 +595,7 @@ def load_config(
             source = origin = str(file)
             raw = _databases_table(_read_toml(file), origin)
             lines = _field_lines(file.read_text(encoding="utf-8"))
+            file_dir = file.resolve().parent
     if "default" not in raw and env.get("DATABASE_URL"):
         raw["default"] = {"url": env["DATABASE_URL"]}
         lines[("default", "url")] = 0
@@ -552,6 +609,8 @@ def load_config(
             )
         where = f"{origin}: database {name!r}"
         expanded = interpolate(fields, env, where=where)
+        if file_dir is not None and lines.get((name, "url")) != 0:
+            expanded = _anchor_file_paths(expanded, file_dir)
         sources = {
             key: (f"{origin}:{lines[(name, key)]}" if lines.get((name, key)) else origin)
             for key in expanded
@@ -567,5 +626,5 @@ def load_config(
             name=name,
             origin=origin,
             sources={**sources, **env_sources},
-        )
+        ).with_environ(environ)
     return Config(databases=databases, source=source)

@@ -20,7 +20,7 @@ from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
-from dbwire import health, lifecycle
+from dbwire import health, instances, lifecycle
 from dbwire.backends import readonly_guard, registry
 from dbwire.backends.base import Backend, ConnectParams
 from dbwire.config import Config, DatabaseConfig, load_config, validate_database
@@ -663,7 +663,7 @@ class Database:
             self._async_sides.clear()
             self._async_side_no_loop = None
             self.backend.close()
-        _forget(self)
+        instances.forget(self)
 
     async def aclose(self) -> None:
         """Close the running loop's async pool on that loop, then everything else."""
@@ -813,29 +813,6 @@ def _collect(result: Any) -> QueryResult:
     return columns, [dict(zip(columns, row, strict=True)) for row in result]
 
 
-# -- one Database per target per process (seed 001) ---------------------------------
-_instances: dict[tuple[str, str], Database] = {}
-_instances_lock = threading.Lock()
-
-
-def _fingerprint(config: DatabaseConfig) -> str:
-    # connect_args may hold objects JSON cannot hold (an ssl.SSLContext): identity stands in.
-    digest = hashlib.sha256(config.model_dump_json(fallback=_identity).encode())
-    digest.update(config.secret_fingerprint().encode())  # dumps mask the passwords
-    return digest.hexdigest()
-
-
-def _identity(value: object) -> str:
-    return f"{type(value).__qualname__}@{id(value)}"
-
-
-def _forget(db: Database) -> None:
-    with _instances_lock:
-        for key, value in list(_instances.items()):
-            if value is db:
-                del _instances[key]
-
-
 def _looks_like_url(target: str) -> bool:
     return "://" in target or target.startswith("sqlite:")
 
@@ -865,12 +842,8 @@ def connect(
     else:
         loaded = config if isinstance(config, Config) else load_config(config, environ)
         base = loaded.database(url_or_name)
+    if environ is not None:
+        base = base.with_environ(environ)
     db_config = base.with_overrides(**overrides)
-    key = (db_config.name, _fingerprint(db_config))
-    with _instances_lock:
-        existing = _instances.get(key)
-        if existing is not None and not existing.closed:
-            return existing
-        db = Database(db_config, logger=logger)
-        _instances[key] = db
-        return db
+    # The registry Manager uses too: one Database per target per process.
+    return instances.shared(db_config, lambda c: Database(c, logger=logger))

@@ -564,6 +564,7 @@ class LocalStore:
 def get_duckdb_connection(
     export_path: str | os.PathLike[str] | None = None,
     *,
+    working_path: str | os.PathLike[str] | None = None,
     read_only: bool = False,
     memory_limit: str | None = None,
     threads: int | None = None,
@@ -577,11 +578,27 @@ def get_duckdb_connection(
         export_path: None for an in-memory store; a file path opens that file; a directory
             (existing, ending in '/', or without a file suffix) opens `assessment.db` in it.
             Missing folders are created.
+        working_path: where DuckDB puts its temporary files (the name dma's callers use
+            for temp_directory); created if missing.
         read_only: open the file read-only (several processes may then read it at once).
         memory_limit, threads, temp_directory, extension_directory: DuckDB settings; see
             StoreSettings for the defaults and the $DBWIRE_DUCKDB_* variables.
         config: any other DuckDB settings, passed to duckdb.connect().
     """
+    if working_path is not None:
+        if temp_directory is not None and os.fspath(temp_directory) != os.fspath(working_path):
+            raise ConfigError(
+                "DuckDB store: working_path and temp_directory name two different folders; "
+                "give only one of them"
+            )
+        temp_directory = working_path
+        try:
+            Path(working_path).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"DuckDB store: cannot create working_path {os.fspath(working_path)!r}: "
+                f"{exc.strerror}; give a writable folder"
+            ) from None
     store = LocalStore.open(
         export_path,
         read_only=read_only,

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, overload
 
-from dbwire import lifecycle
+from dbwire import instances, lifecycle
 from dbwire.config import Config, load_config
 from dbwire.database import Database
 from dbwire.errors import ConnectError, DbwireError, describe
@@ -98,7 +98,7 @@ class Manager:
     def db(self, name: str) -> Database:
         """The Database called name; UnknownDatabaseError lists the configured names."""
         found = self._dbs.get(name)
-        if found is not None:
+        if found is not None and not found.closed:
             return found
         return self._build(name)
 
@@ -111,14 +111,16 @@ class Manager:
     def _build(self, name: str) -> Database:
         with self._lock:
             found = self._dbs.get(name)
-            if found is not None:
+            if found is not None and not found.closed:
                 return found
             failed = self._build_errors.get(name)
             if failed is not None:
                 raise failed
             config = self.config.database(name)  # UnknownDatabaseError names the known ones
             try:
-                db = Database(config, logger=self.logger)
+                # The same Database dbwire.connect() hands out for this target; one closed
+                # elsewhere is replaced.
+                db = instances.shared(config, lambda c: Database(c, logger=self.logger))
             except DbwireError as exc:
                 self._build_errors[name] = exc
                 raise

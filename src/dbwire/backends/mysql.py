@@ -152,7 +152,7 @@ class MySQLBackend(Backend):
 
         params = super().resolve_params()
         path = self.config.mysql_option_file
-        options = read_mysql_option_files([path] if path else None)
+        options = read_mysql_option_files([path] if path else None, self.config.environ)
         if not options:
             return params
         origin = f"option file {path or '~/.my.cnf'} [client]"

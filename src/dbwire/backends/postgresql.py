@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -75,21 +74,6 @@ def sqlstate_of(exc: BaseException) -> str | None:
             return code
         seen = getattr(seen, "orig", None) or seen.__cause__
     return None
-
-
-@functools.cache
-def _libpq_version() -> int:
-    """The libpq major version whose rules apply: psycopg's own libpq when installed (it
-    differs between releases, e.g. URI spaces in 18), otherwise dbwire's default."""
-    from dbwire.credentials import DEFAULT_LIBPQ_VERSION, SUPPORTED_LIBPQ_VERSIONS
-
-    try:
-        import psycopg
-
-        major = psycopg.pq.version() // 10000
-    except ImportError:
-        return DEFAULT_LIBPQ_VERSION
-    return min(max(major, min(SUPPORTED_LIBPQ_VERSIONS)), max(SUPPORTED_LIBPQ_VERSIONS))
 
 
 class PostgresBackend(Backend):
@@ -189,7 +173,12 @@ class PostgresBackend(Backend):
             value = url.query.get(key)
             if isinstance(value, str) and params.get(key) is None:
                 params[key] = value
-        resolved = resolve_pg(params, os.environ, libpq_version=_libpq_version())
+        # resolve_pg follows psycopg's own libpq; the database name is a name here,
+        # never a connection string to expand.
+        environ = self.config.environ
+        resolved = resolve_pg(
+            params, os.environ if environ is None else environ, expand_dbname=False
+        )
         ours = {"host": "host", "port": "port", "user": "user", "dbname": "database"}
         sources: dict[str, str] = {}
         for libpq_key, field in ours.items():

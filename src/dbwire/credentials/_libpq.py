@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 import re
@@ -14,7 +15,8 @@ from dbwire.errors import ConfigError
 #: compared against the real library in tests/test_credentials_libpq.py).
 SUPPORTED_LIBPQ_VERSIONS = (15, 16, 17, 18)
 
-#: The version whose semantics `resolve_pg` follows unless told otherwise.
+#: The version whose semantics apply when neither a version is given nor psycopg's
+#: libpq can be loaded.
 DEFAULT_LIBPQ_VERSION = 16
 
 #: Debian/Ubuntu builds (and psycopg's binary wheels) are configured with these;
@@ -110,6 +112,26 @@ def check_version(libpq_version: int) -> int:
             f"use one of {', '.join(map(str, SUPPORTED_LIBPQ_VERSIONS))}"
         )
     return libpq_version
+
+
+@functools.cache
+def loaded_libpq_version() -> int:
+    """The major version of the libpq psycopg loads (clamped to the supported range).
+
+    Its rules are the ones that apply when psycopg connects (they differ between
+    releases, e.g. spaces in URIs since 18); without psycopg, DEFAULT_LIBPQ_VERSION.
+    """
+    try:
+        import psycopg
+    except ImportError:  # psycopg missing, or no libpq wrapper it could load
+        return DEFAULT_LIBPQ_VERSION
+    major = int(psycopg.pq.version()) // 10000
+    return min(max(major, SUPPORTED_LIBPQ_VERSIONS[0]), SUPPORTED_LIBPQ_VERSIONS[-1])
+
+
+def version_or_loaded(libpq_version: int | None) -> int:
+    """check_version(libpq_version), or the loaded libpq's version when it is None."""
+    return loaded_libpq_version() if libpq_version is None else check_version(libpq_version)
 
 
 def keywords(libpq_version: int) -> dict[str, Keyword]:

@@ -6,17 +6,16 @@ from collections.abc import Mapping
 
 from dbwire.credentials._libpq import (
     C_SPACE,
-    DEFAULT_LIBPQ_VERSION,
     SECRET_KEYWORDS,
     Keyword,
-    check_version,
     keywords,
     to_bytes,
     to_str,
+    version_or_loaded,
 )
 from dbwire.errors import ConfigError, DbwireError, scrub
 
-__all__ = ["parse_conninfo", "scrub_error", "store_option"]
+__all__ = ["is_connection_string", "parse_conninfo", "scrub_error", "store_option"]
 
 _URI_PREFIXES = ("postgresql://", "postgres://")
 _DOCS = "https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS"
@@ -58,15 +57,21 @@ def store_option(
     return keyword
 
 
-def parse_conninfo(conninfo: str, *, libpq_version: int = DEFAULT_LIBPQ_VERSION) -> dict[str, str]:
+def is_connection_string(value: str) -> bool:
+    """recognized_connection_string(): a URI, or anything with an `=` in it."""
+    return value.startswith(_URI_PREFIXES) or "=" in value
+
+
+def parse_conninfo(conninfo: str, *, libpq_version: int | None = None) -> dict[str, str]:
     """Parse a conninfo string like libpq's PQconninfoParse(): explicit settings only.
 
     `postgresql://` and `postgres://` (case-sensitive, no leading blanks) select the
     URI grammar; anything else is the `key = value` grammar with single quotes and
-    backslash escapes.  Raises ConfigError for malformed input; no message ever
-    quotes a value.
+    backslash escapes.  `libpq_version` defaults to the libpq psycopg loads.
+    Raises ConfigError for malformed input; no message ever quotes a value.
     """
-    known = keywords(check_version(libpq_version))
+    libpq_version = version_or_loaded(libpq_version)
+    known = keywords(libpq_version)
     if "\0" in conninfo:
         raise ConfigError(
             "the connection string contains a NUL character; remove it "

@@ -139,14 +139,7 @@ def _split_entry(line: bytes) -> tuple[list[bytes | None], bytes] | None:
         if not terminated:
             return None
         fields.append(bytes(value))
-    password = bytearray()
-    while i < n and line[i] != 0x3A:
-        # A trailing backslash is kept: libpq only unescapes when a byte follows.
-        if line[i] == 0x5C and i + 1 < n:
-            i += 1
-        password.append(line[i])
-        i += 1
-    return fields, bytes(password)
+    return fields, _password_at(line, i)
 
 
 def _entries(data: bytes) -> Iterator[tuple[int, list[bytes | None], bytes]]:
@@ -166,7 +159,9 @@ def parse_pgpass(text: str | bytes) -> list[PgpassEntry]:
 
     Comment lines (`#` in the first column), blank lines and lines with fewer than
     four `:`-terminated fields are skipped, as libpq skips them.  `\\:` and `\\\\`
-    are unescaped; `*` alone is a wildcard (None), `\\*` a literal star.
+    are unescaped; `*` alone is a wildcard (None), `\\*` a literal star.  The
+    fields are split where libpq would for keys without `:`; a lookup with such a
+    key (an IPv6 host, say) compares it with the raw line instead, as libpq does.
     """
     data = to_bytes(text) if isinstance(text, str) else text
     return [
@@ -232,11 +227,62 @@ def _read_passfile(passfile: str, *, stacklevel: int = 3) -> bytes | None:
         return None
 
 
+def _match_field(line: bytes, pos: int, token: bytes) -> int | None:
+    """pwdfMatchesString(): where the next field starts if line[pos:] begins with token.
+
+    libpq walks the line and the search key together, byte by byte: a `:` in the
+    key is matched by a `:` in the line, escaped or not, so the key `we:ird`
+    matches the line fields `we:ird` as well as `we\\:ird`.  Only an unescaped `:`
+    reached when the whole key is consumed ends the field.
+    """
+    if line[pos : pos + 2] == b"*:":
+        return pos + 2
+    i = pos
+    t = 0
+    n = len(line)
+    while i < n:
+        escaped = False
+        if line[i] == 0x5C:  # backslash: the next byte is compared literally
+            i += 1
+            escaped = True
+            if i >= n:
+                return None
+        if line[i] == 0x3A and t == len(token) and not escaped:
+            return i + 1
+        if t == len(token) or line[i] != token[t]:
+            return None
+        i += 1
+        t += 1
+    return None
+
+
+def _password_at(line: bytes, pos: int) -> bytes:
+    password = bytearray()
+    i = pos
+    n = len(line)
+    while i < n and line[i] != 0x3A:
+        # A trailing backslash is kept: libpq only unescapes when a byte follows.
+        if line[i] == 0x5C and i + 1 < n:
+            i += 1
+        password.append(line[i])
+        i += 1
+    return bytes(password)
+
+
 def _search(data: bytes, host: str, port: str, dbname: str, user: str) -> tuple[str, int] | None:
+    """passwordFromFile(): the first line whose four key fields match, and its number."""
     keys = [to_bytes(host), to_bytes(port), to_bytes(dbname), to_bytes(user)]
-    for number, fields, password in _entries(data):
-        if all(f is None or f == k for f, k in zip(fields, keys, strict=True)):
-            return to_str(password), number
+    for number, raw in iter_pgpass_lines(data):
+        if raw.startswith(b"#"):
+            continue
+        line = raw.rstrip(b"\r\n")
+        if not line:
+            continue
+        pos: int | None = 0
+        for key in keys:
+            pos = _match_field(line, pos, key) if pos is not None else None
+        if pos is not None:
+            return to_str(_password_at(line, pos)), number
     return None
 
 

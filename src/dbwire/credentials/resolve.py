@@ -11,18 +11,22 @@ from pydantic import SecretStr
 from dbwire.credentials._libpq import (
     DEF_PGPORT,
     DEF_PGPORT_STR,
-    DEFAULT_LIBPQ_VERSION,
     DEFAULT_PGSOCKET_DIR,
     SECRET_KEYWORDS,
     Keyword,
-    check_version,
     home_directory,
     is_unixsock_path,
     keywords,
     os_user_name,
     parse_int_param,
+    version_or_loaded,
 )
-from dbwire.credentials.conninfo import parse_conninfo, scrub_error, store_option
+from dbwire.credentials.conninfo import (
+    is_connection_string,
+    parse_conninfo,
+    scrub_error,
+    store_option,
+)
 from dbwire.credentials.pgpass import _read_passfile, _search, pgpass_host_key
 from dbwire.credentials.pgservice import apply_service
 from dbwire.errors import ConfigError, DbwireError
@@ -101,7 +105,10 @@ def _env(environ: Mapping[str, str], name: str) -> str | None:
 
 
 def _explicit(
-    params: Mapping[str, str | None] | str | None, known: Mapping[str, Keyword], version: int
+    params: Mapping[str, str | None] | str | None,
+    known: Mapping[str, Keyword],
+    version: int,
+    expand_dbname: bool,
 ) -> dict[str, str]:
     if params is None:
         return {}
@@ -132,6 +139,13 @@ def _explicit(
             raise ConfigError(
                 f"connection parameter {keyword[:40]!r} contains a NUL character; remove it"
             )
+        if expand_dbname and keyword == "dbname" and is_connection_string(value):
+            # conninfo_array_parse(expand_dbname=1): the string's own settings replace
+            # the keywords given before dbname, and later keywords replace them; the
+            # string itself is never a database name.
+            for key, expanded in parse_conninfo(value, libpq_version=version).items():
+                store_option(values, key, expanded, known, where="dbname connection string")
+            continue
         # Like psycopg's make_conninfo(): an empty string is an explicit empty
         # setting (it hides the env var), only None means "not given".
         store_option(values, keyword, value, known, where="connection parameters")
@@ -252,7 +266,8 @@ def resolve_pg(
     environ: Mapping[str, str] | None = None,
     *,
     home: str | None = None,
-    libpq_version: int = DEFAULT_LIBPQ_VERSION,
+    libpq_version: int | None = None,
+    expand_dbname: bool = True,
 ) -> ResolvedPg:
     """Resolve connection settings the way libpq's PQconnectStart() does before any I/O.
 
@@ -261,18 +276,21 @@ def resolve_pg(
     `environ` defaults to os.environ; `home` overrides $HOME for ~/.pgpass and
     ~/.pg_service.conf.  Precedence, as in libpq: explicit > service file > PG*
     environment variables > compiled-in defaults.  `libpq_version` (15-18) picks
-    the release whose rules apply where they differ.
+    the release whose rules apply where they differ; by default, that of the libpq
+    psycopg loads.  A mapping's `dbname` that is a URI or contains `=` is expanded
+    as PQconnectdbParams(expand_dbname=1) expands it, unless `expand_dbname` is
+    False (a conninfo string's dbname is never expanded, as in libpq).
 
     Raises ConfigError for malformed input and CredentialsError for a service file
     that exists but cannot be read.  A .pgpass that is missing, unreadable, not a
     plain file or open to group/others is skipped, as libpq skips it (the last two
     with a PgpassWarning).
     """
-    version = check_version(libpq_version)
+    version = version_or_loaded(libpq_version)
     env: Mapping[str, str] = os.environ if environ is None else environ
     secrets: list[str] = []
     try:
-        return _resolve(params, env, home, version, secrets)
+        return _resolve(params, env, home, version, expand_dbname, secrets)
     except DbwireError as exc:
         # Values echoed in a message (a port, an sslmode) may equal a password.
         error = scrub_error(exc, secrets)
@@ -285,12 +303,13 @@ def _resolve(
     env: Mapping[str, str],
     home: str | None,
     version: int,
+    expand_dbname: bool,
     secrets: list[str],
 ) -> ResolvedPg:
     known = keywords(version)
     if isinstance(params, Mapping):
         secrets.extend(v for k, v in params.items() if k in SECRET_KEYWORDS and isinstance(v, str))
-    values = _explicit(params, known, version)
+    values = _explicit(params, known, version, expand_dbname)
     secrets.extend(v for k, v in values.items() if k in SECRET_KEYWORDS)
     sources = dict.fromkeys(values, "argument")
     homedir = home_directory(env, home)
