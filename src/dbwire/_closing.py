@@ -105,7 +105,8 @@ def force_close(adapted: Any, loop: asyncio.AbstractEventLoop | None) -> None:
         transport = getattr(writer, "transport", None)
     try:
         if transport is not None:
-            _close_transport(transport, loop)
+            if _close_transport(transport, loop):
+                _mark_closed(raw)
         else:
             # aiosqlite (stops its thread), DuckDB (closes the file): no loop needed.
             adapted._terminate_force_close()
@@ -113,17 +114,32 @@ def force_close(adapted: Any, loop: asyncio.AbstractEventLoop | None) -> None:
         logger.debug("could not close async connection %r: %s", raw, exc)
 
 
-def _close_transport(transport: Any, loop: asyncio.AbstractEventLoop | None) -> None:
+def _close_transport(transport: Any, loop: asyncio.AbstractEventLoop | None) -> bool:
+    """Close a connection's transport; True when its socket was closed here directly."""
     if loop is not None and loop.is_running():
         if _loop_thread_is_current(loop):
             transport.abort()
         else:
             loop.call_soon_threadsafe(transport.abort)
-        return
+        return False
     # No loop runs it: a transport's abort() only schedules the close on its loop, so
     # the socket underneath is closed directly (selector transports keep it as _sock).
     if loop is not None and not loop.is_closed():
         transport.abort()  # unregisters it from the selector
     sock = getattr(transport, "_sock", None)
-    if sock is not None:
-        sock.close()
+    if sock is None:
+        return False
+    sock.close()
+    transport._sock = None  # closed here: its finalizer has nothing left to do
+    return True
+
+
+def _mark_closed(raw: Any) -> None:
+    """Tell a driver connection whose socket was closed by hand that it is closed, so its
+    finalizer does not try to close it again through the dead loop."""
+    if hasattr(raw, "_aborted"):  # asyncpg
+        raw._aborted = True
+        raw._protocol = None
+    if hasattr(raw, "_writer"):  # aiomysql
+        raw._writer = None
+        raw._reader = None
