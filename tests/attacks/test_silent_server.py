@@ -15,10 +15,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
 import dbwire
 from dbwire import ConnectError, Database, Manager
-from silent import SilentServer
+from silent import MutingProxy, SilentServer
 
 CONNECT_TIMEOUT = 2.0
 # libpq rounds to whole seconds (min 2); scheduling on a shared 2-CPU machine adds some.
@@ -350,3 +351,41 @@ def test_manager_health_check_answers_in_one_timeout(
         assert_no_thread_left(threads_before, within=CONNECT_TIMEOUT + MARGIN)
     finally:
         manager.close_all()
+
+
+# -- a server that falls silent after the login ----------------------------------------
+@pytest.fixture(params=["postgresql", "mysql"])
+def muting(request: pytest.FixtureRequest) -> Iterator[tuple[str, MutingProxy]]:
+    """A proxy to the real server (PostgreSQL or MariaDB) that can fall silent."""
+    fixture = "pg_url" if request.param == "postgresql" else "mysql_url"
+    url = make_url(request.getfixturevalue(fixture))
+    assert url.host is not None and url.port is not None
+    with MutingProxy(url.host, url.port) as proxy:
+        through = url.set(host=proxy.host, port=proxy.port)
+        yield through.render_as_string(hide_password=False), proxy
+
+
+@pytest.mark.parametrize("idle", [0.0, 1.5], ids=["fresh", "idle-pinged"])
+def test_health_check_of_a_server_hung_after_login_ends_its_thread(
+    muting: tuple[str, MutingProxy], threads_before: set[threading.Thread], idle: float
+) -> None:
+    """The health query (or the idle pre-ping before it) blocks on an established
+    connection; at the deadline the probe's socket is shut down, so its thread ends."""
+    url, proxy = muting
+    db = dbwire.connect(
+        url, name="hung_after_login", health_timeout=HEALTH_TIMEOUT, connect_timeout=2
+    )
+    try:
+        assert db.health_check().healthy
+        time.sleep(idle)  # past pre_ping_idle (1 s): the checkout pings first
+        proxy.mute()
+        started = time.monotonic()
+        result = db.health_check()
+        took = time.monotonic() - started
+        assert result.status == "unhealthy"
+        assert took < HEALTH_TIMEOUT + MARGIN, f"health_check took {took:.1f}s"
+        assert result.error is not None and "did not answer the health query" in result.error
+        # A retry after the dropped connection dials again; the connect timeout ends it.
+        assert_no_thread_left(threads_before, within=CONNECT_TIMEOUT + MARGIN)
+    finally:
+        db.close()
