@@ -91,7 +91,6 @@ class Database:
         self._loop_engines: list[
             tuple[weakref.ref[asyncio.AbstractEventLoop] | None, AsyncEngine, OpenConnections]
         ] = []
-        self._open_sync = OpenConnections()
         self._session_factory: sessionmaker[OrmSession] | None = None
         self._readonly_session_factory: sessionmaker[OrmSession] | None = None
         self._readonly_sync_engine: Engine | None = None
@@ -242,7 +241,6 @@ class Database:
         except TypeError as exc:
             raise self._bad_engine_option(exc) from None
         self._install_hooks(engine, is_async=False)
-        self._open_sync.install(engine)
         return engine
 
     def _create_async_engine(self) -> AsyncEngine:
@@ -793,6 +791,8 @@ class Database:
         self._lock = threading.RLock()  # a parent thread may have held it at the fork
         self._observer.reset_after_fork()
         self.dispose_pools(close=False)
+        # The parent's event loops and their connections are not this process's to close.
+        self._loop_engines = []
 
     def _instrument(self, engine: Engine) -> None:
         """Query timing and counters, and the pool class whose timeout explains itself."""

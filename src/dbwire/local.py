@@ -617,6 +617,7 @@ def _as_database(db: Database | str) -> Database:
     from dbwire.database import Database, connect
 
     if isinstance(db, Database):
+        db._check_open()  # a closed Database is not attached or collected from either
         return db
     if isinstance(db, str):
         return connect(db)

@@ -402,3 +402,39 @@ def test_sqlite_async_close_leaves_no_aiosqlite_thread(tmp_path: Path) -> None:
         time.sleep(0.05)
         extra = [t for t in threading.enumerate() if t not in before and t.is_alive()]
     assert not extra, f"threads left after close(): {extra}"
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "duckdb"])
+def test_a_closed_database_is_neither_attached_nor_collected(kind: str, tmp_path: Path) -> None:
+    db = dbwire.connect(_embedded_url(kind, tmp_path), name=f"store_closed_{kind}")
+    db.execute_query("CREATE TABLE t (x INTEGER)")
+    db.close()
+    with dbwire.get_duckdb_connection() as store:
+        with pytest.raises(DatabaseClosedError):
+            store.attach(db)
+        with pytest.raises(DatabaseClosedError):
+            store.collect(db, "SELECT x FROM t", table="copied")
+        assert store.attached == {}
+        assert store.execute("SELECT count(*) FROM duckdb_tables()").fetchone() == (0,)
+
+
+def test_close_twice_and_from_many_threads_at_once(target: Target) -> None:
+    db = target.connect()
+    _use_sync(db, target)
+    asyncio.run(_use_async(db, target))
+    errors: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            db.close()
+        except BaseException as exc:  # close() must never raise, whoever wins the race
+            errors.append(exc)
+
+    threads = [threading.Thread(target=close) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    db.close()
+    assert errors == []
+    target.assert_none_open()

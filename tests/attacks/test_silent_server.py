@@ -389,3 +389,34 @@ def test_health_check_of_a_server_hung_after_login_ends_its_thread(
         assert_no_thread_left(threads_before, within=CONNECT_TIMEOUT + MARGIN)
     finally:
         db.close()
+
+
+def test_manager_wait_gives_up_on_time_naming_every_database(
+    silent: SilentServer, threads_before: set[threading.Thread]
+) -> None:
+    manager = _silent_manager(silent, health_timeout=HEALTH_TIMEOUT)
+    try:
+        took, error = timed(lambda: manager.wait(timeout=2.0))
+        assert isinstance(error, ConnectError), repr(error)
+        assert took < 2.0 + MARGIN, f"manager.wait took {took:.1f}s"
+        for scheme in SCHEMES:
+            assert f"m_{scheme}" in str(error)
+        assert_no_thread_left(threads_before, within=CONNECT_TIMEOUT + MARGIN)
+    finally:
+        manager.close_all()
+
+
+async def test_manager_async_health_check_answers_in_one_timeout(
+    silent: SilentServer, threads_before: set[threading.Thread]
+) -> None:
+    manager = _silent_manager(silent, health_timeout=HEALTH_TIMEOUT)
+    try:
+        started = time.monotonic()
+        results = await manager.async_health_check()
+        took = time.monotonic() - started
+        assert took < HEALTH_TIMEOUT + MARGIN, f"async_health_check took {took:.1f}s"
+        assert {r.status for r in results.values()} == {"unhealthy"}
+        assert set(results) == {f"m_{scheme}" for scheme in SCHEMES}
+    finally:
+        await manager.aclose_all()
+    assert_no_thread_left(threads_before, within=0.5)
