@@ -19,9 +19,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("dbwire")
 
-# How long a sync close() waits for a loop on another thread to close its pool politely.
-_THREADSAFE_WAIT = 5.0
-
 
 class OpenConnections:
     """The DBAPI connections an engine's pool opened and has not closed yet (in or out)."""
@@ -74,19 +71,25 @@ def _loop_thread_is_current(loop: asyncio.AbstractEventLoop) -> bool:
 
 
 def close_async_engine(
-    engine: AsyncEngine, loop: asyncio.AbstractEventLoop | None, tracked: OpenConnections
+    engine: AsyncEngine,
+    loop: asyncio.AbstractEventLoop | None,
+    tracked: OpenConnections,
+    *,
+    wait: float = 5.0,
 ) -> None:
     """Close every connection of an async engine from sync code, wherever its loop is.
 
-    The loop runs on another thread: dispose() there (a polite close, as aclose() does).
+    The loop runs on another thread: dispose() there (a polite close, as aclose() does),
+    for at most `wait` seconds.
     Otherwise (this thread runs the loop and cannot wait for it, or the loop is gone), the
     driver connections are closed by hand: their sockets, threads or files.
     """
     if loop is not None and loop.is_running() and not _loop_thread_is_current(loop):
         future = asyncio.run_coroutine_threadsafe(engine.dispose(), loop)
         try:
-            future.result(_THREADSAFE_WAIT)
-        except Exception as exc:  # a stuck or dying loop: fall back to closing by hand
+            future.result(wait)
+        except Exception as exc:  # a stuck loop or a hung server: close by hand instead
+            future.cancel()
             logger.debug("async pool of %s not closed on its loop: %s", engine.url, exc)
     engine.sync_engine.dispose(close=False)
     # A connection checked out on a live loop belongs to a session still running there:

@@ -694,8 +694,10 @@ class Database:
                 self._scoped.remove()
             if self._engine is not None:
                 self._engine.dispose()
+            limit = timeouts.connect_timeout(self.config, self.backend.base_url().query)
             for ref, async_engine, tracked in self._loop_engines:
-                close_async_engine(async_engine, ref() if ref is not None else None, tracked)
+                loop = ref() if ref is not None else None
+                close_async_engine(async_engine, loop, tracked, wait=limit)
             self._loop_engines = []
             self._async_sides.clear()
             self._async_side_no_loop = None
@@ -710,10 +712,17 @@ class Database:
             with self._lock:
                 mine = [item for item in self._loop_engines if item[0] and item[0]() is loop]
                 self._loop_engines = [item for item in self._loop_engines if item not in mine]
-            for _ref, engine, _tracked in mine:
+            limit = timeouts.connect_timeout(self.config, self.backend.base_url().query)
+            for _ref, engine, tracked in mine:
                 # Pooled connections close politely here; checked-out ones close when
                 # their sessions return them (the checkin hook), as in close().
-                await engine.dispose()
+                try:
+                    async with asyncio.timeout(limit):
+                        await engine.dispose()
+                except TimeoutError:
+                    # A polite close waits for the server's goodbye; a hung server never
+                    # sends it. What is left is closed by hand.
+                    close_async_engine(engine, loop, tracked)
         self.close()
 
     def __enter__(self) -> Database:

@@ -420,3 +420,44 @@ async def test_manager_async_health_check_answers_in_one_timeout(
     finally:
         await manager.aclose_all()
     assert_no_thread_left(threads_before, within=0.5)
+
+
+async def test_async_health_and_aclose_of_a_server_hung_after_login_end_on_time(
+    muting: tuple[str, MutingProxy], threads_before: set[threading.Thread]
+) -> None:
+    url, proxy = muting
+    db = dbwire.connect(
+        url, name="hung_after_login_async", health_timeout=HEALTH_TIMEOUT, connect_timeout=2
+    )
+    try:
+        assert (await db.async_health_check()).healthy
+        async with db.async_connect() as a, db.async_connect() as b:  # two pooled
+            await a.exec_driver_sql("SELECT 1")
+            await b.exec_driver_sql("SELECT 1")
+        proxy.mute()
+        started = time.monotonic()
+        result = await db.async_health_check()
+        took = time.monotonic() - started
+        assert result.status == "unhealthy"
+        assert took < HEALTH_TIMEOUT + MARGIN, f"async_health_check took {took:.1f}s"
+    finally:
+        started = time.monotonic()
+        await db.aclose()  # closing politely must not wait on a server that never answers
+        took = time.monotonic() - started
+    assert took < CONNECT_TIMEOUT + MARGIN, f"aclose took {took:.1f}s"
+    assert_no_thread_left(threads_before, within=0.5)
+
+
+def test_close_of_a_server_hung_after_login_ends_on_time(
+    muting: tuple[str, MutingProxy], threads_before: set[threading.Thread]
+) -> None:
+    url, proxy = muting
+    db = dbwire.connect(url, name="hung_after_login_close", connect_timeout=2)
+    with db.connect() as a, db.connect() as b:
+        a.exec_driver_sql("SELECT 1")
+        b.exec_driver_sql("SELECT 1")
+    proxy.mute()
+    took, error = timed(db.close)
+    assert error is None
+    assert took < CONNECT_TIMEOUT + MARGIN, f"close took {took:.1f}s"
+    assert_no_thread_left(threads_before, within=0.5)
