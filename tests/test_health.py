@@ -11,6 +11,7 @@ import pytest
 
 import dbwire
 from dbwire import Database, DatabaseConfig, HealthResult
+from dbwire.errors import DatabaseClosedError
 from dbwire.health import check_many
 from servers import DatabaseServer, free_port
 
@@ -160,12 +161,12 @@ def test_check_many_runs_concurrently(blackhole: int, tmp_path: Path) -> None:
             db.close()
 
 
-def test_health_of_a_closed_database_is_unhealthy(tmp_path: Path) -> None:
+def test_health_of_a_closed_database_raises(tmp_path: Path) -> None:
+    # Closed means closed: a health check is a use like any other.
     db = Database(DatabaseConfig(name="shut", url=f"sqlite:///{tmp_path / 'c.db'}"))
     db.close()
-    result = db.health_check()
-    assert result.status == "unhealthy"
-    assert result.error is not None and "is closed" in result.error
+    with pytest.raises(DatabaseClosedError, match="'shut' is closed"):
+        db.health_check()
 
 
 def test_health_timeout_comes_from_config_and_can_be_overridden(blackhole: int) -> None:

@@ -20,7 +20,8 @@ from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
-from dbwire import health, instances, lifecycle
+from dbwire import health, instances, lifecycle, timeouts
+from dbwire._closing import OpenConnections, close_async_engine
 from dbwire.backends import readonly_guard, registry
 from dbwire.backends.base import Backend, ConnectParams
 from dbwire.config import Config, DatabaseConfig, load_config, validate_database
@@ -88,6 +89,11 @@ class Database:
             weakref.WeakKeyDictionary()
         )
         self._async_side_no_loop: _AsyncSide | None = None
+        # Every async engine with the loop it belongs to, held strongly: close() must reach
+        # the connections of a loop that has since gone (asyncio.run() returned).
+        self._loop_engines: list[
+            tuple[weakref.ref[asyncio.AbstractEventLoop] | None, AsyncEngine, OpenConnections]
+        ] = []
         self._session_factory: sessionmaker[OrmSession] | None = None
         self._readonly_session_factory: sessionmaker[OrmSession] | None = None
         self._readonly_sync_engine: Engine | None = None
@@ -133,6 +139,8 @@ class Database:
     @property
     def engine(self) -> Engine:
         """The sync SQLAlchemy Engine, created on first use."""
+        if self._closed:
+            self._check_open()
         engine = self._engine
         if engine is None:
             with self._lock:
@@ -148,6 +156,8 @@ class Database:
         return self._async_side().engine
 
     def _async_side(self) -> _AsyncSide:
+        if self._closed:
+            self._check_open()
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -160,6 +170,12 @@ class Database:
             side = self._async_sides.get(loop) if loop is not None else self._async_side_no_loop
             if side is None:
                 engine = self._create_async_engine()
+                tracked = OpenConnections()
+                tracked.install(engine.sync_engine)
+                self._forget_dead_loops()
+                self._loop_engines.append(
+                    (weakref.ref(loop) if loop is not None else None, engine, tracked)
+                )
                 readonly = engine
                 if not self.config.readonly:
                     readonly = engine.execution_options(**{READONLY_OPTION: True})
@@ -170,6 +186,18 @@ class Database:
                 else:
                     self._async_sides[loop] = side
             return side
+
+    def _forget_dead_loops(self) -> None:
+        """Close the async pools of event loops that have ended (their connections can
+        never be used again) and drop them."""
+        kept = []
+        for ref, engine, tracked in self._loop_engines:
+            loop = ref() if ref is not None else None
+            if ref is not None and (loop is None or loop.is_closed()):
+                close_async_engine(engine, loop, tracked)
+            else:
+                kept.append((ref, engine, tracked))
+        self._loop_engines = kept
 
     def _async_engines(self) -> list[AsyncEngine]:
         sides = list(self._async_sides.values())
@@ -239,6 +267,7 @@ class Database:
     def create_database(self) -> bool:
         """Create the configured database if it does not exist (`create_db = true` does this
         before the first engine). Returns True when it was created."""
+        self._check_open()
         try:
             created = self.backend.create_database(self.connect_params())
         except DbwireError:
@@ -262,6 +291,7 @@ class Database:
         """Upgrade the schema with Alembic (see dbwire.migrate.migrate)."""
         from dbwire.migrate import migrate
 
+        self._check_open()
         migrate(self, script_location, revision)
 
     def _bad_engine_option(self, exc: TypeError) -> ConfigError:
@@ -277,6 +307,8 @@ class Database:
 
         @event.listens_for(engine, "do_connect")
         def _credentials(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+            if self._closed:  # a session factory or Connection kept from before close()
+                self._check_open()
             # Resolved per physical connection, so a rotated secret needs no new engine.
             params = self.connect_params()
             self._last_password = params.password_value()
@@ -300,6 +332,13 @@ class Database:
         backend.configure_engine(engine, is_async=is_async)
         backend.install_query_hooks(engine, is_async=is_async)
         self._instrument(engine)
+
+        @event.listens_for(engine, "checkin")
+        def _close_after_close(dbapi_connection: Any, record: Any) -> None:
+            # A session that was running when the Database closed finishes on its
+            # connection; returning it closes it instead of pooling it.
+            if self._closed and dbapi_connection is not None:
+                record.invalidate()
 
     def _listen_readonly(self, engine: Engine) -> None:
         """Make every transaction begun on this engine read-only, enforced by the database.
@@ -361,7 +400,9 @@ class Database:
         detail = self._driver_detail(original)
         if self.backend.is_readonly_violation(original):
             return self._readonly_error(detail)
-        if ctx.connection is None and not ctx.is_disconnect:
+        # A handshake that timed out reads as a "disconnect" (MySQL 2013); it is still a
+        # failed connect, and gets the timeout's own message.
+        if ctx.connection is None and (not ctx.is_disconnect or timeouts.is_timeout(original)):
             return self._connect_error(original, detail)
         return None
 
@@ -382,6 +423,8 @@ class Database:
             scrub_exception(exc, secrets)
 
     def _connect_error(self, exc: BaseException, detail: str) -> ConnectError:
+        if timeouts.is_timeout(exc) and not self.backend.is_auth_failure(exc):
+            return self._timeout_error()
         if self.backend.is_auth_failure(exc):
             user = self.backend.base_url().username or "(default user)"
             fix = (
@@ -395,10 +438,22 @@ class Database:
             database=self.name,
         )
 
+    def _timeout_error(self, what: str = "connect") -> ConnectError:
+        url = self.backend.base_url()
+        host, port = url.host, url.port or self.backend.default_port
+        try:
+            params = self.connect_params()
+            host, port = params.host or host, params.port or port
+        except Exception:  # a password source that is down must not hide the timeout
+            pass
+        timeout = timeouts.connect_timeout(self.config, url.query)
+        return timeouts.timeout_error(self.name, host, port, timeout, what=what)
+
     # -- sessions --------------------------------------------------------------
     @property
     def Session(self) -> sessionmaker[OrmSession]:
         """The session factory (expire_on_commit=False, autoflush=False)."""
+        self._check_open()
         factory = self._session_factory
         if factory is None:
             with self._lock:
@@ -417,6 +472,7 @@ class Database:
         return self._async_side().factory(readonly=False)
 
     def _readonly_factory(self) -> sessionmaker[OrmSession]:
+        self._check_open()
         with self._lock:
             if self._readonly_session_factory is None:
                 from sqlalchemy.orm import sessionmaker
@@ -454,6 +510,7 @@ class Database:
 
     def scoped_session(self) -> scoped_session[OrmSession]:
         """A thread-local session registry: each thread gets, and reuses, its own Session."""
+        self._check_open()
         with self._lock:
             if self._scoped is None:
                 from sqlalchemy.orm import scoped_session
@@ -491,6 +548,7 @@ class Database:
 
         A statement that changes data is committed.
         """
+        self._check_open()
         if not self.backend.has_engine:  # s3: DuckDB SQL, run by the backend itself
             return self._backend_query(sql, params)
         if self.config.readonly:
@@ -578,6 +636,7 @@ class Database:
         self, sql: str, params: Mapping[str, Any] | None = None
     ) -> QueryResult:
         """The async twin of execute_query()."""
+        self._check_open()
         if not self.backend.has_engine:
             return await asyncio.to_thread(self._backend_query, sql, params)
         if self.config.readonly:
@@ -596,6 +655,7 @@ class Database:
         With `metadata_cache` set, the reflection is also pickled to that file (keyed by the
         URL and schema, as seed 001's cache), so a new process skips reflecting.
         """
+        self._check_open()
         with self._lock:
             if self._metadata is None:
                 self._metadata = self._cached_metadata() or self._reflect()
@@ -603,6 +663,7 @@ class Database:
 
     def refresh_metadata(self) -> MetaData:
         """Reflect again, replacing the in-memory and on-disk caches."""
+        self._check_open()
         with self._lock:
             self._metadata = self._reflect()
             return self._metadata
@@ -647,7 +708,13 @@ class Database:
 
     # -- lifecycle -------------------------------------------------------------
     def close(self) -> None:
-        """Close every pooled connection and release the database; it cannot be used again."""
+        """Close every pooled connection and release the database; it cannot be used again.
+
+        Sessions running at this moment finish on the connection they hold; it is closed
+        when they return it. Async pools are closed on their event loop when it runs on
+        another thread, and by hand (sockets, threads, files) when it is gone or is the
+        caller's own; `await db.aclose()` closes the running loop's pool politely.
+        """
         with self._lock:
             if self._closed:
                 return
@@ -656,21 +723,35 @@ class Database:
                 self._scoped.remove()
             if self._engine is not None:
                 self._engine.dispose()
-            for async_engine in self._async_engines():
-                # Async connections belong to the event loop that opened them; aclose()
-                # closes them there. From sync code, drop the pool without touching them.
-                async_engine.sync_engine.dispose(close=False)
+            limit = timeouts.connect_timeout(self.config, self.backend.base_url().query)
+            for ref, async_engine, tracked in self._loop_engines:
+                loop = ref() if ref is not None else None
+                close_async_engine(async_engine, loop, tracked, wait=limit)
+            self._loop_engines = []
             self._async_sides.clear()
             self._async_side_no_loop = None
+            self._metadata = None
             self.backend.close()
         instances.forget(self)
 
     async def aclose(self) -> None:
         """Close the running loop's async pool on that loop, then everything else."""
         if not self._closed:
-            side = self._async_sides.pop(asyncio.get_running_loop(), None)
-            if side is not None:
-                await side.engine.dispose()
+            loop = asyncio.get_running_loop()
+            with self._lock:
+                mine = [item for item in self._loop_engines if item[0] and item[0]() is loop]
+                self._loop_engines = [item for item in self._loop_engines if item not in mine]
+            limit = timeouts.connect_timeout(self.config, self.backend.base_url().query)
+            for _ref, engine, tracked in mine:
+                # Pooled connections close politely here; checked-out ones close when
+                # their sessions return them (the checkin hook), as in close().
+                try:
+                    async with asyncio.timeout(limit):
+                        await engine.dispose()
+                except TimeoutError:
+                    # A polite close waits for the server's goodbye; a hung server never
+                    # sends it. What is left is closed by hand.
+                    close_async_engine(engine, loop, tracked)
         self.close()
 
     def __enter__(self) -> Database:
@@ -684,10 +765,12 @@ class Database:
         """Run the backend's health query through the pool; answers within timeout seconds
         (default: health_timeout) even when the server hangs.
         """
+        self._check_open()
         return health.check(self, timeout)
 
     async def async_health_check(self, timeout: float | None = None) -> HealthResult:
         """The async twin of health_check(), through the async engine."""
+        self._check_open()
         return await health.async_check(self, timeout)
 
     def login_can_write(self) -> bool | None:
@@ -701,6 +784,7 @@ class Database:
 
     def get_pool_status(self, *, is_async: bool = False) -> PoolStatus:
         """Size, checked in, checked out and overflow of the sync (or this loop's async) pool."""
+        self._check_open()
         if not getattr(self.backend, "has_engine", True):
             return PoolStatus(None, None, None, None, pool_class="none (no SQLAlchemy engine)")
         engine = self.async_engine.sync_engine if is_async else self.engine
@@ -719,10 +803,12 @@ class Database:
 
         Raises ConnectError after timeout, and at once for a rejected login.
         """
+        self._check_open()
         return lifecycle.wait_until_ready(self, timeout)
 
     async def async_wait(self, timeout: float = 30.0) -> float:
         """The async twin of wait()."""
+        self._check_open()
         return await lifecycle.async_wait_until_ready(self, timeout)
 
     def dispose_pools(self, *, close: bool = True) -> None:
@@ -752,6 +838,8 @@ class Database:
         self._lock = threading.RLock()  # a parent thread may have held it at the fork
         self._observer.reset_after_fork()
         self.dispose_pools(close=False)
+        # The parent's event loops and their connections are not this process's to close.
+        self._loop_engines = []
 
     def _instrument(self, engine: Engine) -> None:
         """Query timing and counters, and the pool class whose timeout explains itself."""

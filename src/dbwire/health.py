@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import socket
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from time import perf_counter
@@ -119,11 +122,68 @@ def _timeout_error(db: Database, timeout: float) -> ConnectError:
     )
 
 
+# The probe whose thread is checking out a pooled connection (set in that thread only).
+_CURRENT_PROBE: contextvars.ContextVar[Probe | None] = contextvars.ContextVar(
+    "dbwire_probe", default=None
+)
+_WATCHED_ENGINES: weakref.WeakSet[Any] = weakref.WeakSet()
+_WATCH_LOCK = threading.Lock()
+
+
+def _watch_checkouts(engine: Any) -> None:
+    """Let probes learn which DBAPI connection their thread checked out of this engine."""
+    with _WATCH_LOCK:
+        if engine in _WATCHED_ENGINES:
+            return
+        from sqlalchemy import event
+
+        def _checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+            probe = _CURRENT_PROBE.get()
+            if probe is not None:
+                probe._connection = dbapi_connection
+
+        # First in line: dbwire's idle pre-ping, itself a checkout listener, may be the
+        # read that hangs.
+        event.listen(engine, "checkout", _checkout, insert=True)
+        _WATCHED_ENGINES.add(engine)
+
+
+def _shutdown_socket(dbapi_connection: Any) -> bool:
+    """Shut down a sync driver connection's socket from another thread; True if it had one.
+
+    A thread blocked reading from it then sees end-of-file and ends: the driver raises,
+    and the pool throws the connection away.
+    """
+    sock = getattr(dbapi_connection, "_sock", None)  # PyMySQL
+    if isinstance(sock, socket.socket):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            return False
+        return True
+    pgconn = getattr(dbapi_connection, "pgconn", None)  # psycopg 3
+    try:
+        fd = pgconn.socket if pgconn is not None else -1
+    except Exception:  # libpq has no socket any more
+        return False
+    if not isinstance(fd, int) or fd < 0:
+        return False
+    try:
+        # fromfd() duplicates the descriptor: shutting the copy down shuts the shared
+        # socket down, and closing the copy leaves libpq's descriptor to libpq.
+        with socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM) as dup:
+            dup.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        return False
+    return True
+
+
 class Probe:
     """One health check running in its own daemon thread, so a hung server cannot block.
 
-    The thread itself ends when the driver gives up (connect_timeout); the caller
-    stops waiting at the deadline either way.
+    A connect ends within connect_timeout on its own; a health query on an established
+    connection to a server that stopped answering would not, so at the deadline the
+    caller shuts that connection's socket down and the thread ends with it.
     """
 
     def __init__(self, db: Database, timeout: float) -> None:
@@ -134,6 +194,7 @@ class Probe:
         self._elapsed = 0.0
         self._started = perf_counter()
         self._deadline = self._started + timeout
+        self._connection: Any = None
         query = db.config.health_query or db.backend.health_statement()
         ping: Callable[[], object]
         if not getattr(db.backend, "has_engine", True):
@@ -145,7 +206,7 @@ class Probe:
                 # Built here, not in the thread: engine creation does no I/O, and several
                 # threads importing the same SQLAlchemy dialect at once can fail
                 # ("cannot access submodule ... most likely due to a circular import").
-                _ = db.engine
+                _watch_checkouts(db.engine)
             except Exception as exc:
                 self._error = exc
                 self._done.set()
@@ -160,6 +221,7 @@ class Probe:
         ).start()
 
     def _run(self, ping: Callable[[], object]) -> None:
+        _CURRENT_PROBE.set(self)
         try:
             ping()
         except Exception as exc:
@@ -173,6 +235,10 @@ class Probe:
         finished = self._done.wait(max(0.0, self._deadline - perf_counter()))
         db = self.db
         if not finished:
+            connection = self._connection
+            if connection is not None and not self._done.is_set():
+                # The query is stuck on an established connection: end the thread too.
+                _shutdown_socket(connection)
             error: BaseException = _timeout_error(db, self.timeout)
             elapsed_ms = (perf_counter() - self._started) * 1000.0
             return _result(db, elapsed_ms, error), error
@@ -217,30 +283,53 @@ def check_many(
     }
 
 
+# Health checks given up at their deadline, still cleaning up (kept so they are not
+# garbage-collected mid-way; each removes itself when done).
+_ABANDONED: set[asyncio.Task[None]] = set()
+
+
+def _forget_abandoned(task: asyncio.Task[None]) -> None:
+    _ABANDONED.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: asyncio must not log it as never retrieved
+
+
 async def async_outcome(
     db: Database, timeout: float | None = None
 ) -> tuple[HealthResult, BaseException | None]:
-    """The async check through the async engine; the result and the error."""
+    """The async check through the async engine; the result and the error.
+
+    The check runs as its own task and the answer comes at the deadline even when the
+    cancelled check is still cleaning up: SQLAlchemy closes a connection interrupted
+    mid-query politely, shielded from cancellation, which on a server that stopped
+    answering takes seconds more.
+    """
     limit = timeout or db.config.health_timeout
     started = perf_counter()
-    error: BaseException | None = None
-    deadline = asyncio.timeout(limit)
+    statement = db.config.health_query or db.backend.health_statement()
+
+    async def probe() -> None:
+        if getattr(db.backend, "has_engine", True):
+            async with db.async_engine.connect() as conn:
+                result = await conn.exec_driver_sql(statement)
+                result.all()
+        else:
+            await db.async_execute_query(statement)
+
+    task = asyncio.ensure_future(probe())
     try:
-        async with deadline:
-            if getattr(db.backend, "has_engine", True):
-                async with db.async_engine.connect() as conn:
-                    result = await conn.exec_driver_sql(
-                        db.config.health_query or db.backend.health_statement()
-                    )
-                    result.all()
-            else:
-                await db.async_execute_query(
-                    db.config.health_query or db.backend.health_statement()
-                )
-    except Exception as exc:
-        # asyncio.timeout raises TimeoutError; so may a driver, and PoolTimeoutError is one
-        # too: only an expired deadline means "no answer in time".
-        error = _timeout_error(db, limit) if deadline.expired() else exc
+        done, _ = await asyncio.wait({task}, timeout=limit)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    error: BaseException | None
+    if task in done:
+        error = None if task.cancelled() else task.exception()
+    else:
+        task.cancel()
+        _ABANDONED.add(task)
+        task.add_done_callback(_forget_abandoned)
+        error = _timeout_error(db, limit)
     return _result(db, (perf_counter() - started) * 1000.0, error), error
 
 

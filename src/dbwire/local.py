@@ -29,7 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from dbwire import _extensions
+from dbwire import _extensions, timeouts
 from dbwire._extensions import default_extension_directory, load_extension
 from dbwire.errors import (
     ConfigError,
@@ -376,10 +376,34 @@ class LocalStore:
         database = _as_database(db)
         name = alias if alias is not None else database.name
         spec = database.backend.duckdb_attach(readonly=readonly)
-        return self._attach_spec(database.name, name, spec, readonly=readonly, url=database.url)
+        preflight = None
+        if spec.attach_type == "mysql":
+            # DuckDB's mysql extension takes no connect timeout (its ATTACH string knows
+            # only host, user, passwd, db, port, socket), and a server that accepts but
+            # never answers hangs the ATTACH, and with it the store, for good. So dbwire
+            # first logs in itself, bounded by connect_timeout, and attaches only a server
+            # that answered.
+            def preflight() -> None:
+                database.execute_query("SELECT 1")
+
+        try:
+            return self._attach_spec(
+                database.name, name, spec, readonly=readonly, url=database.url, preflight=preflight
+            )
+        except ConnectError as exc:
+            if "no answer within" not in str(exc) and timeouts.is_timeout(exc):
+                raise database._timeout_error("attach it to the DuckDB store") from None
+            raise
 
     def _attach_spec(
-        self, database: str, alias: str, spec: DuckDBAttach, *, readonly: bool, url: str
+        self,
+        database: str,
+        alias: str,
+        spec: DuckDBAttach,
+        *,
+        readonly: bool,
+        url: str,
+        preflight: Callable[[], None] | None = None,
     ) -> str:
         quoted = quote_ident(alias, what="alias")
         self._check_open()
@@ -396,6 +420,8 @@ class LocalStore:
                     "attach it under another alias (store.attach(db, alias='...'))",
                     database=database,
                 )
+            if preflight is not None:
+                preflight()
             for extension in spec.extensions:
                 load_extension(self._con, extension, database=database)
             hidden = spec.hidden_values()
@@ -619,6 +645,7 @@ def _as_database(db: Database | str) -> Database:
     from dbwire.database import Database, connect
 
     if isinstance(db, Database):
+        db._check_open()  # a closed Database is not attached or collected from either
         return db
     if isinstance(db, str):
         return connect(db)

@@ -3,16 +3,9 @@
 What each example does: build the config, `dbwire.connect(...)`, the engine URL and
 engine options for both sides, the sync engine (created, never connected), and for a
 share of server URLs a real connect to a closed loopback port with a 1 s timeout.
-Nothing else may escape, with one documented exception:
-
-* `pydantic.ValidationError` from constructing `DatabaseConfig(...)` directly is
-  pydantic's own contract (a ValueError); dbwire's entry points (connect, load_config,
-  Manager) never let it out. These tests use the entry points only.
-* `OSError` (ConnectionRefusedError) from asyncpg when an *async PostgreSQL* connect is
-  refused: SQLAlchemy wraps only DBAPI errors, and asyncpg raises the socket's own error,
-  so it reaches the caller untranslated (the sync path gives ConnectError). Translating it
-  belongs with the async-connect wrapper (SQLAlchemy's async_creator_fn) that bounds the
-  async connect; until that lands this is allowed here, for that path only.
+Nothing else may escape. (`pydantic.ValidationError` from constructing
+`DatabaseConfig(...)` directly is pydantic's own contract, a ValueError; dbwire's entry
+points (connect, load_config, Manager) never let it out, and these tests use only them.)
 
 A password (a canary) is put in every URL's userinfo: no message may contain it.
 Example counts keep the file well under a minute.
@@ -249,17 +242,12 @@ def test_fuzzed_query_keys_connecting_to_a_closed_port_raise_only_dbwire_errors(
         finally:
             await db.aclose()
 
-    for is_async, attempt in ((False, run), (True, lambda: asyncio.run(run_async()))):
+    for attempt in (run, lambda: asyncio.run(run_async())):
         try:
             attempt()
         except DbwireError as exc:
             event(f"refused: {type(exc).__name__}")
             assert CANARY not in _visible(exc), str(exc)
-        except OSError as exc:
-            # The one documented standard type (see the module docstring).
-            assert is_async and url.startswith("postgresql"), repr(exc)
-            event("asyncpg OSError")
-            assert CANARY not in _visible(exc)
         else:
             raise AssertionError(f"{url}: connected to a closed port")
 

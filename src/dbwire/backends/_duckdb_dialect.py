@@ -229,6 +229,11 @@ class _AsyncConnection:
 class _AdaptedConnection(AsyncAdapt_dbapi_connection):
     __slots__ = ()
 
+    def _terminate_force_close(self) -> None:
+        # DuckDB needs no event loop to close: Database.close() uses this from sync code,
+        # so the file is released even after the loop that used it is gone.
+        self._connection.sync.close()
+
     def begin(self) -> None:
         await_(self._connection.run(self._connection.sync.begin))
 

@@ -18,6 +18,7 @@ from dbwire.backends._accepts import (
     mysql_connect_args,
 )
 from dbwire.backends.base import Backend, ConnectParams, socket_readable
+from dbwire.timeouts import bounded_async_connect, connect_timeout, open_aiomysql
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -113,8 +114,19 @@ class MySQLBackend(Backend):
             url = url.update_query_dict({"charset": "utf8mb4"})
         return url
 
+    def connect_timeout(self) -> float:
+        """The effective connect timeout in seconds (dbwire.timeouts.connect_timeout)."""
+        return connect_timeout(self.config, self.base_url().query)
+
     def connect_args(self, *, is_async: bool) -> dict[str, Any]:
-        return {"connect_timeout": max(1, round(self.config.connect_timeout or 10.0))}
+        timeout = self.connect_timeout()
+        args: dict[str, Any] = {"connect_timeout": timeout}
+        if is_async:
+            # SQLAlchemy's aiomysql adapter calls this instead of aiomysql.connect.
+            args["async_creator_fn"] = bounded_async_connect(
+                open_aiomysql, timeout, self.config.name
+            )
+        return args
 
     def begin_readonly(self, dbapi_connection: Any) -> None:
         # START TRANSACTION (not SET TRANSACTION, which waits for the first statement):
@@ -127,6 +139,8 @@ class MySQLBackend(Backend):
             cursor.close()
 
     def configure_engine(self, engine: Engine, *, is_async: bool) -> None:
+        if not is_async:
+            _bound_pymysql_handshake(engine, self.connect_timeout())
         if not self.config.readonly:
             return
 
@@ -188,7 +202,11 @@ class MySQLBackend(Backend):
             port=params.port or 3306,
             user=params.user or "",
             password=params.password_value() or "",
-            connect_timeout=max(1, round(self.config.connect_timeout or 10.0)),
+            connect_timeout=self.connect_timeout(),
+            # PyMySQL's connect_timeout covers only the TCP connect; the handshake reads
+            # need their own bound, or a server that never greets hangs this forever.
+            read_timeout=self.connect_timeout(),
+            write_timeout=self.connect_timeout(),
         )
         try:
             with conn.cursor() as cursor:
@@ -243,6 +261,32 @@ class MySQLBackend(Backend):
                 "socket": socket if isinstance(socket, str) else None,
             },
         )
+
+
+_HANDSHAKE_KEY = "dbwire_after_handshake"
+
+
+def _bound_pymysql_handshake(engine: Engine, timeout: float) -> None:
+    """Bound PyMySQL's handshake by the connect timeout without capping later queries.
+
+    PyMySQL applies connect_timeout to the TCP connect only; the greeting, the login and
+    the init statements are read with read_timeout, which defaults to none. So each new
+    connection is opened with read/write timeouts equal to the connect timeout, and the
+    values the application chose (usually none) are put back once it is established.
+    """
+
+    @event.listens_for(engine, "do_connect")
+    def _handshake_timeouts(_dialect: Any, record: Any, _cargs: Any, cparams: Any) -> None:
+        record.info[_HANDSHAKE_KEY] = (cparams.get("read_timeout"), cparams.get("write_timeout"))
+        cparams["read_timeout"] = timeout
+        cparams["write_timeout"] = timeout
+
+    @event.listens_for(engine, "connect")
+    def _restore_timeouts(dbapi_connection: Any, record: Any) -> None:
+        read, write = record.info.pop(_HANDSHAKE_KEY, (None, None))
+        # PyMySQL re-applies these before every socket read and write.
+        dbapi_connection._read_timeout = read
+        dbapi_connection._write_timeout = write
 
 
 class MariaDBBackend(MySQLBackend):

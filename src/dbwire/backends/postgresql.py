@@ -17,6 +17,7 @@ from dbwire.backends._accepts import (
 )
 from dbwire.backends._query import QueryKey
 from dbwire.backends.base import Backend, ConnectParams, socket_readable
+from dbwire.timeouts import bounded_async_connect, connect_timeout, libpq_seconds, open_asyncpg
 
 if TYPE_CHECKING:
     from dbwire.local import DuckDBAttach
@@ -104,17 +105,25 @@ class PostgresBackend(Backend):
             url = url.difference_update_query([k for k in url.query if k not in PG_ASYNC_ONLY])
         return url
 
+    def connect_timeout(self) -> float:
+        """The effective connect timeout in seconds (dbwire.timeouts.connect_timeout)."""
+        return connect_timeout(self.config, self.base_url().query)
+
     def connect_args(self, *, is_async: bool) -> dict[str, Any]:
         args: dict[str, Any] = {}
-        timeout = self.config.connect_timeout or 10.0
+        timeout = self.connect_timeout()
         if is_async:
+            # asyncpg's timeout covers the whole connect: TCP, TLS, startup and login.
             args["timeout"] = timeout
+            # ... but raises a bare TimeoutError; this turns it into dbwire's ConnectError.
+            args["async_creator_fn"] = bounded_async_connect(
+                open_asyncpg, timeout, self.config.name, grace=0.5
+            )
             sslmode = self.base_url().query.get("sslmode")
             if isinstance(sslmode, str):
                 args["ssl"] = sslmode
         else:
-            # libpq takes whole seconds and treats values below 2 as 2.
-            args["connect_timeout"] = max(2, round(timeout))
+            args["connect_timeout"] = libpq_seconds(timeout)
         return args
 
     # A readonly = true database logs in with default_transaction_read_only=on
@@ -236,7 +245,7 @@ class PostgresBackend(Backend):
             password=params.password_value(),
             dbname="postgres",
             autocommit=True,
-            connect_timeout=max(2, round(self.config.connect_timeout or 10.0)),
+            connect_timeout=libpq_seconds(self.connect_timeout()),
         ) as conn:
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (params.database,)
@@ -291,8 +300,9 @@ class PostgresBackend(Backend):
         params = self.resolve_params()
         # Only connection options go into the ATTACH string (SQL text); never credentials.
         options = {k: v for k, v in params.options.items() if k in _DUCKDB_CONNINFO_KEYS}
-        if self.config.connect_timeout and "connect_timeout" not in options:
-            options["connect_timeout"] = str(max(2, round(self.config.connect_timeout)))
+        if "connect_timeout" not in options or self.config.connect_timeout is not None:
+            # libpq waits forever by default; DuckDB's ATTACH must not.
+            options["connect_timeout"] = str(libpq_seconds(self.connect_timeout()))
         target = " ".join(f"{k}={_conninfo_value(v)}" for k, v in sorted(options.items()))
         return DuckDBAttach(
             target=target,
