@@ -44,6 +44,9 @@ class ConnectParams:
     sources: Mapping[str, str] = field(default_factory=dict)
     # Other driver settings a native source chose (e.g. sslmode from pg_service.conf).
     options: Mapping[str, str] = field(default_factory=dict)
+    # Every (host, port) to try, in order, where the backend takes several; host/port
+    # above are the first of them.
+    hosts: tuple[tuple[str, int], ...] = ()
 
     def password_value(self) -> str | None:
         """The password in clear, for a driver's connect() call only."""
@@ -54,7 +57,8 @@ class ConnectParams:
         options = {k: (MASK if is_secret_key(k) else v) for k, v in self.options.items()}
         return (
             f"ConnectParams(host={self.host!r}, port={self.port!r}, user={self.user!r}, "
-            f"database={self.database!r}, sources={dict(self.sources)!r}, options={options!r})"
+            f"database={self.database!r}, sources={dict(self.sources)!r}, options={options!r}"
+            + (f", hosts={list(self.hosts)!r})" if len(self.hosts) > 1 else ")")
         )
 
 

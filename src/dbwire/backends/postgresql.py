@@ -15,8 +15,9 @@ from dbwire.backends._accepts import (
     pg_query_keys,
     pg_server_settings,
 )
-from dbwire.backends._query import QueryKey
+from dbwire.backends._query import QueryKey, check_hosts
 from dbwire.backends.base import Backend, ConnectParams, socket_readable
+from dbwire.errors import is_secret_key
 from dbwire.timeouts import bounded_async_connect, connect_timeout, libpq_seconds, open_asyncpg
 
 if TYPE_CHECKING:
@@ -158,6 +159,13 @@ class PostgresBackend(Backend):
         text = str(exc).lower()
         return "password authentication failed" in text or "no password supplied" in text
 
+    def validate(self) -> None:
+        super().validate()
+        # Hosts that travel in the query (several, or a socket directory) are checked too.
+        listed = self.base_url().query.get("host")
+        if isinstance(listed, str) and listed:
+            check_hosts(self.config.name, listed.split(","))
+
     def resolve_params(self) -> ConnectParams:
         """libpq-exact resolution: dbwire's config first, then PG* variables, the service
         file and .pgpass, exactly as libpq would choose (dbwire.credentials.resolve_pg).
@@ -167,24 +175,43 @@ class PostgresBackend(Backend):
         result, making them behave alike.
         """
         from dbwire.credentials import resolve_pg
+        from dbwire.credentials._libpq import keywords, version_or_loaded
 
+        cfg = self.config
         url = self.base_url()
+        query = url.query
         password, password_source = self.configured_password()
+
+        def given(key: str) -> str | None:
+            value = query.get(key)
+            return value if isinstance(value, str) and value != "" else None
+
+        # Fields set in dbwire's config win; then the URL, where a query keyword replaces
+        # the authority's value as in libpq.
+        host = cfg.host if cfg.host is not None else given("host") or url.host
+        if cfg.port is not None:
+            port: str | None = str(cfg.port)
+        else:
+            port = given("port") or (str(url.port) if url.port else None)
         params: dict[str, str | None] = {
-            "host": url.host,
-            "port": str(url.port) if url.port else None,
+            "host": host,
+            "port": port,
             "user": url.username,
-            "dbname": url.database,
+            # An empty path ("postgresql:///?service=x") leaves dbname to the service file
+            # and PGDATABASE, as in libpq.
+            "dbname": url.database or None,
             "password": password.get_secret_value() if password is not None else None,
-            "passfile": self.config.passfile,
+            "passfile": cfg.passfile,
         }
-        for key in _LIBPQ_QUERY_KEYWORDS:
-            value = url.query.get(key)
-            if isinstance(value, str) and params.get(key) is None:
+        known = keywords(version_or_loaded(None))
+        for key, value in query.items():
+            # Every other libpq keyword goes through the resolver, so libpq gets all of them.
+            fresh = key in known and key not in params and not is_secret_key(key)
+            if fresh and isinstance(value, str):
                 params[key] = value
         # resolve_pg follows psycopg's own libpq; the database name is a name here,
         # never a connection string to expand.
-        environ = self.config.environ
+        environ = cfg.environ
         resolved = resolve_pg(
             params, os.environ if environ is None else environ, expand_dbname=False
         )
@@ -205,6 +232,7 @@ class PostgresBackend(Backend):
             password=resolved.password if password is None else SecretStr(params["password"] or ""),
             sources=sources,
             options=resolved.options,
+            hosts=tuple(resolved.hosts),
         )
 
     def set_autocommit(self, driver_connection: Any, on: bool) -> bool:
@@ -259,13 +287,10 @@ class PostgresBackend(Backend):
     def apply_params(
         self, cparams: dict[str, Any], params: ConnectParams, *, is_async: bool
     ) -> None:
-        cparams["host"] = params.host
-        cparams["port"] = params.port
-        cparams["user"] = params.user
-        cparams["database" if is_async else "dbname"] = params.database
-        password = params.password_value()
-        if password is not None:
-            cparams["password"] = password
+        if is_async:
+            self._apply_asyncpg(cparams, params)
+        else:
+            self._apply_psycopg(cparams, params)
         if self.config.readonly:
             # The session default: every transaction of this login is read-only, also one
             # begun behind SQLAlchemy's back by COMMIT sent as SQL.
@@ -275,22 +300,64 @@ class PostgresBackend(Backend):
             else:
                 given = cparams.get("options") or params.options.get("options") or ""
                 cparams["options"] = f"{given} -c default_transaction_read_only=on".strip()
-        if is_async:
-            sslmode = params.options.get("sslmode")
-            if sslmode and "ssl" not in cparams:
-                cparams["ssl"] = sslmode  # asyncpg's name for libpq's sslmode
-            application_name = params.options.get("application_name")
-            if application_name:
-                settings = cparams.setdefault("server_settings", {})
-                settings.setdefault("application_name", application_name)
-            target = params.options.get("target_session_attrs")
-            if target and "target_session_attrs" not in cparams:
-                cparams["target_session_attrs"] = target
-            server_options = pg_server_settings(params.options.get("options") or "")
-            if server_options:
-                settings = cparams.setdefault("server_settings", {})
-                for key, value in server_options.items():
-                    settings.setdefault(key, value)
+
+    def _apply_psycopg(self, cparams: dict[str, Any], params: ConnectParams) -> None:
+        """libpq gets the whole resolved conninfo: every host, port and hostaddr and every
+        keyword, so its own failover, target_session_attrs and load balancing work.
+
+        SQLAlchemy hands psycopg.connect() an empty positional conninfo; psycopg folds these
+        keyword arguments into it (make_conninfo), comma lists and all.
+        """
+        for key in (*_CONNINFO_OWN, "database"):
+            # SQLAlchemy copied these from the URL; the resolved values replace them.
+            cparams.pop(key, None)
+        conninfo = {k: v for k, v in params.options.items() if k not in _RESOLVED_BY_DBWIRE}
+        hosts = params.hosts or ((params.host or "", params.port or 5432),)
+        conninfo["host"] = ",".join(host for host, _ in hosts)
+        conninfo["port"] = ",".join(str(port) for _, port in hosts)
+        if params.user is not None:
+            conninfo["user"] = params.user
+        if params.database is not None:
+            conninfo["dbname"] = params.database
+        password = params.password_value()
+        if password is not None:
+            conninfo["password"] = password
+        # connect_timeout comes from connect_args: libpq applies it to each host in turn.
+        cparams.update(conninfo)
+
+    def _apply_asyncpg(self, cparams: dict[str, Any], params: ConnectParams) -> None:
+        """asyncpg gets the host and port lists and the keywords it has a name for."""
+        hosts = list(params.hosts or ((params.host or "", params.port or 5432),))
+        addrs = (params.options.get("hostaddr") or "").split(",")
+        if len(addrs) == len(hosts):
+            # libpq connects to hostaddr and keeps host for .pgpass and TLS; asyncpg has
+            # one field, and the address is where the connection goes.
+            hosts = [(addr or host, port) for (host, port), addr in zip(hosts, addrs, strict=True)]
+        if len(hosts) > 1:
+            cparams["host"] = [host for host, _ in hosts]
+            cparams["port"] = [port for _, port in hosts]
+        else:
+            cparams["host"], cparams["port"] = hosts[0]
+        cparams["user"] = params.user
+        cparams["database"] = params.database
+        password = params.password_value()
+        if password is not None:
+            cparams["password"] = password
+        sslmode = params.options.get("sslmode")
+        if sslmode and "ssl" not in cparams:
+            cparams["ssl"] = sslmode  # asyncpg's name for libpq's sslmode
+        application_name = params.options.get("application_name")
+        if application_name:
+            settings = cparams.setdefault("server_settings", {})
+            settings.setdefault("application_name", application_name)
+        target = params.options.get("target_session_attrs")
+        if target and "target_session_attrs" not in cparams:
+            cparams["target_session_attrs"] = target
+        server_options = pg_server_settings(params.options.get("options") or "")
+        if server_options:
+            settings = cparams.setdefault("server_settings", {})
+            for key, value in server_options.items():
+                settings.setdefault(key, value)
 
     # -- the local DuckDB store (DuckDB store issue) ---
     def duckdb_attach(self, readonly: bool) -> DuckDBAttach:
@@ -318,6 +385,14 @@ class PostgresBackend(Backend):
             },
         )
 
+
+# Keywords the conninfo carries from ConnectParams' own fields.
+_CONNINFO_OWN = ("host", "port", "hostaddr", "user", "dbname", "password")
+# Applied by resolve_pg already (a second reading by libpq would use the process's
+# environment, not the one dbwire was given), or passed as a keyword argument.
+_RESOLVED_BY_DBWIRE = frozenset(
+    {"service", "servicefile", "passfile", "connect_timeout", "host", "port", "user", "dbname"}
+)
 
 # libpq keywords that may appear in the ATTACH connection string (no secrets among them):
 # the URL keywords dbwire resolves itself (service, passfile) are left out.

@@ -32,7 +32,7 @@ from dbwire.errors import (
 )
 from dbwire.health import HealthResult, check_many
 from dbwire.manager import Manager
-from dbwire.url import MASK, is_secret_key, mask_text, mask_url
+from dbwire.url import MASK, is_secret_key, libpq_url, mask_text, mask_url
 
 # Exit codes, like pg_isready: 0 all is well, 1 a database is not, 2 bad config or usage.
 EXIT_OK = 0
@@ -349,17 +349,7 @@ def url(
         params = db.connect_params()
         password = params.password_value()
         output.learn([password])
-        resolved = db.backend.base_url().set(
-            host=params.host,
-            port=params.port,
-            username=params.user,
-            database=params.database,
-            password=password,
-        )
-        # The reveal path: only --show-password prints the URL as the engine would use it.
-        shown_url = (
-            resolved.render_as_string(hide_password=False) if show_password else mask_url(resolved)
-        )
+        shown_url = _resolved_url(db, params, show_password)
         fields = _explain_rows(db, params, show_password) if explain else []
         manager.close_all()
     if as_json:
@@ -378,6 +368,47 @@ def url(
             shown = Text(value) if field == "password" and show_password else output.cell(value)
             table.add_row(output.cell(field), shown, output.cell(source))
         output.table(table)
+
+
+# Password sources psql finds by itself; a URL without the password still reconnects.
+_NATIVE_PASSWORD_SOURCES = (".pgpass", "env PG", "service")
+
+
+def _resolved_url(db: Database, params: ConnectParams, show_password: bool) -> str:
+    """The URL a new connection would use, password masked unless show_password."""
+    password = params.password_value()
+    base = db.backend.base_url()
+    if db.backend.dialect_name != "postgresql":
+        resolved = base.set(
+            host=params.host,
+            port=params.port,
+            username=params.user,
+            database=params.database,
+            password=password,
+        )
+        # The reveal path: only --show-password prints the URL as the engine would use it.
+        if show_password:
+            return resolved.render_as_string(hide_password=False)
+        return mask_url(resolved)
+    if password is not None and not show_password:
+        native = params.sources.get("password", "").startswith(_NATIVE_PASSWORD_SOURCES)
+        # psql reads .pgpass and PGPASSWORD itself: leave such a password out, so the
+        # printed URL reconnects as it is; one only dbwire knows is shown as ***.
+        password = None if native else MASK
+    query = {
+        key: (value if isinstance(value, str) else ",".join(value))
+        for key, value in base.query.items()
+        if key not in ("host", "port") and (show_password or not is_secret_key(key))
+    }
+    hosts: list[tuple[str, int | None]] = list(params.hosts) or [(params.host or "", params.port)]
+    return libpq_url(
+        base.drivername.split("+", 1)[0],
+        user=params.user,
+        password=password,
+        hosts=hosts,
+        dbname=params.database,
+        query=query,
+    )
 
 
 def _explain_rows(
