@@ -46,6 +46,8 @@ class DatabaseConfig(BaseModel):
     # The environment given to load_config()/connect(): PG* variables and HOME are read
     # from it alone when a connection opens. None: os.environ at that moment.
     _environ: Mapping[str, str] | None = PrivateAttr(default=None)
+    # True once the env_prefix variables are in the fields (load_config applies them).
+    _prefix_applied: bool = PrivateAttr(default=False)
 
     name: str = "default"
     url: str | None = None
@@ -226,6 +228,35 @@ class DatabaseConfig(BaseModel):
         sources = {**self._sources, **dict.fromkeys(overrides, "argument")}
         result = validate_database(data, name=self.name, origin="arguments", sources=sources)
         result._environ = self._environ
+        result._prefix_applied = self._prefix_applied
+        return result
+
+    def with_env_prefix(self) -> DatabaseConfig:
+        """A copy with the <env_prefix>_<FIELD> variables applied, as load_config applies them.
+
+        A DatabaseConfig built in code reads them here, from its environment (os.environ
+        when none was given), so env_prefix means the same however the config was made;
+        arguments given to dbwire.connect() still win over them.
+        """
+        if not self.env_prefix or self._prefix_applied:
+            return self
+        env = os.environ if self._environ is None else self._environ
+        found, origins = _env_overrides(self.name, self.env_prefix, env, dbwire_vars=False)
+        if not found:
+            copy = self.model_copy()
+            copy._prefix_applied = True
+            return copy
+        data: dict[str, Any] = {k: getattr(self, k) for k in self.model_fields_set}
+        if "url" in data:
+            data["url"] = self.url_with_password()
+        if "replicas" in data:
+            data["replicas"] = self.replicas_with_passwords()
+        data.pop("name", None)
+        data.update(found)
+        sources = {**self._sources, **origins}
+        result = validate_database(data, name=self.name, origin="arguments", sources=sources)
+        result._environ = self._environ
+        result._prefix_applied = True
         return result
 
     @property
@@ -411,7 +442,7 @@ def interpolate(value: Any, environ: Mapping[str, str], *, where: str) -> Any:
 
 
 def _env_overrides(
-    name: str, prefix: str | None, environ: Mapping[str, str]
+    name: str, prefix: str | None, environ: Mapping[str, str], *, dbwire_vars: bool = True
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Fields set by DBWIRE_<NAME>__<FIELD>, or by <PREFIX>_<FIELD> for a database with env_prefix.
 
@@ -423,7 +454,8 @@ def _env_overrides(
     heads: list[tuple[str, str]] = []
     if prefix:
         heads.append((prefix.upper().rstrip("_") + "_", "prefix"))
-    heads.append(("DBWIRE_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper() + "__", "dbwire"))
+    if dbwire_vars:
+        heads.append(("DBWIRE_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper() + "__", "dbwire"))
     for head, kind in heads:
         for key, raw in sorted(environ.items()):
             if not key.startswith(head):
@@ -621,10 +653,12 @@ def load_config(
         # A non-text env_prefix is reported by validate_database; no variables apply then.
         prefix = prefix if isinstance(prefix, str) else None
         overrides, env_sources = _env_overrides(name, prefix, env)
-        databases[name] = validate_database(
+        database = validate_database(
             {**expanded, **overrides},
             name=name,
             origin=origin,
             sources={**sources, **env_sources},
-        ).with_environ(environ)
+        )
+        database._prefix_applied = True
+        databases[name] = database.with_environ(environ)
     return Config(databases=databases, source=source)

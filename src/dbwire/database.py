@@ -932,6 +932,7 @@ def connect(
         base = loaded.database(url_or_name)
     if environ is not None:
         base = base.with_environ(environ)
-    db_config = base.with_overrides(**overrides)
+    # env_prefix variables sit below the arguments given here, as for a config file.
+    db_config = base.with_env_prefix().with_overrides(**overrides)
     # The registry Manager uses too: one Database per target per process.
     return instances.shared(db_config, lambda c: Database(c, logger=logger))

@@ -58,6 +58,8 @@ def shared(config: DatabaseConfig, build: Callable[[DatabaseConfig], T]) -> T:
 
     The first caller's build wins (its logger, say); a closed instance is replaced.
     """
+    # A DatabaseConfig built in code (Manager(Config(...))) reads its env_prefix here.
+    config = config.with_env_prefix()
     key = key_of(config)
     with _lock:
         existing = _open.get(key)

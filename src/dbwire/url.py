@@ -47,10 +47,10 @@ def _split_host_port(entry: str) -> tuple[str, str]:
             rest = entry[close + 1 :]
             return entry[1:close], rest[1:] if rest.startswith(":") else ""
         return entry, ""
-    decoded = unquote(entry)
-    if decoded.startswith("/") or entry.count(":") != 1:
-        # A socket directory may hold ':' (Cloud SQL's /cloudsql/project:region:instance),
-        # and a bare IPv6 address holds several.
+    if entry.startswith("/") or entry.count(":") != 1:
+        # A socket directory written plainly (in the query) may hold ':', as Cloud SQL's
+        # /cloudsql/project:region:instance does; a bare IPv6 address holds several. In
+        # the authority a socket path is percent-encoded, so a literal ':' starts the port.
         return entry, ""
     host, _, port = entry.partition(":")
     return host, port

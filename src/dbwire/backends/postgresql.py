@@ -308,8 +308,9 @@ class PostgresBackend(Backend):
         SQLAlchemy hands psycopg.connect() an empty positional conninfo; psycopg folds these
         keyword arguments into it (make_conninfo), comma lists and all.
         """
-        for key in (*_CONNINFO_OWN, "database"):
-            # SQLAlchemy copied these from the URL; the resolved values replace them.
+        for key in (*_CONNINFO_OWN, "database", "service", "servicefile", "passfile"):
+            # SQLAlchemy copied these from the URL; the resolved values replace them, and
+            # libpq must not read the service file again (from the process's environment).
             cparams.pop(key, None)
         conninfo = {k: v for k, v in params.options.items() if k not in _RESOLVED_BY_DBWIRE}
         hosts = params.hosts or ((params.host or "", params.port or 5432),)
