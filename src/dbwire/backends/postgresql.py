@@ -308,10 +308,12 @@ class PostgresBackend(Backend):
         SQLAlchemy hands psycopg.connect() an empty positional conninfo; psycopg folds these
         keyword arguments into it (make_conninfo), comma lists and all.
         """
+        given = self.config.connect_args  # the user's own driver arguments win
         for key in (*_CONNINFO_OWN, "database", "service", "servicefile", "passfile"):
             # SQLAlchemy copied these from the URL; the resolved values replace them, and
             # libpq must not read the service file again (from the process's environment).
-            cparams.pop(key, None)
+            if key not in given:
+                cparams.pop(key, None)
         conninfo = {k: v for k, v in params.options.items() if k not in _RESOLVED_BY_DBWIRE}
         hosts = params.hosts or ((params.host or "", params.port or 5432),)
         conninfo["host"] = ",".join(host for host, _ in hosts)
@@ -324,7 +326,7 @@ class PostgresBackend(Backend):
         if password is not None:
             conninfo["password"] = password
         # connect_timeout comes from connect_args: libpq applies it to each host in turn.
-        cparams.update(conninfo)
+        cparams.update({k: v for k, v in conninfo.items() if k not in given})
 
     def _apply_asyncpg(self, cparams: dict[str, Any], params: ConnectParams) -> None:
         """asyncpg gets the host and port lists and the keywords it has a name for."""
