@@ -346,3 +346,23 @@ def test_each_host_is_bounded_by_the_connect_timeout(
         finally:
             db.close()
     assert found == str(second.port)
+
+
+def test_load_balance_hosts_reaches_libpq(
+    second: PostgresServer, session_pg: DatabaseServer, env: dict[str, str]
+) -> None:
+    # load_balance_hosts=random only works if libpq (through psycopg) gets the whole list:
+    # over 20 fresh connections both servers answer (all on one: 2 in a million).
+    url = _multi_host_urls(
+        second.user, session_pg.password, second.database, [second.port, session_pg.port]
+    )[0]
+    db = dbwire.connect(f"{url}?load_balance_hosts=random", environ=env, connect_timeout=5)
+    seen = set()
+    try:
+        for _ in range(20):
+            with db.engine.connect() as conn:
+                seen.add(conn.execute(text("SELECT current_setting('port')")).scalar_one())
+                conn.invalidate()  # the next checkout opens a new connection
+    finally:
+        db.close()
+    assert seen == {str(second.port), str(session_pg.port)}
