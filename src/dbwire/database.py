@@ -10,7 +10,7 @@ import os
 import pickle
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -265,26 +265,58 @@ class Database:
 
     def create_database(self) -> bool:
         """Create the configured database if it does not exist (`create_db = true` does this
-        before the first engine). Returns True when it was created."""
+        before the first engine). Returns True when it was created. The name is quoted as
+        an identifier: whatever it holds is created literally."""
+        created = self._on_database("create", self.backend.create_database)
+        if created:
+            self.logger.info(
+                "created database %r for %r", self.connect_params().database, self.name
+            )
+        return created
+
+    def drop_database(self) -> bool:
+        """Drop the configured database if it exists (this Database's pools are closed
+        first, or the server refuses). Returns True when it was dropped."""
+        self._check_open()
+        self.dispose_pools()
+        dropped = self._on_database("drop", self.backend.drop_database)
+        if dropped:
+            self.logger.info("dropped database %r of %r", self.connect_params().database, self.name)
+        return dropped
+
+    def database_exists(self) -> bool:
+        """True when the configured database exists on its server."""
+        return self._on_database("look up", self.backend.database_exists)
+
+    async def async_create_database(self) -> bool:
+        """The async twin of create_database() (the maintenance login runs in a thread)."""
+        return await asyncio.to_thread(self.create_database)
+
+    async def async_drop_database(self) -> bool:
+        """The async twin of drop_database()."""
+        return await asyncio.to_thread(self.drop_database)
+
+    async def async_database_exists(self) -> bool:
+        """The async twin of database_exists()."""
+        return await asyncio.to_thread(self.database_exists)
+
+    def _on_database(self, what: str, action: Callable[[ConnectParams], bool]) -> bool:
+        """Run a backend's database-level action, its errors as dbwire errors without secrets."""
         self._check_open()
         try:
-            created = self.backend.create_database(self.connect_params())
+            return action(self.connect_params())
         except DbwireError:
             raise
         except Exception as exc:
             self._scrub_chain(exc)  # `from None` still leaves it reachable as __context__
             detail = self._driver_detail(exc)
             raise ConnectError(
-                f"database {self.name!r} ({self.url}): could not create the database: {detail}. "
-                "Fix: the user needs the right to create databases (PostgreSQL CREATEDB, "
-                "MySQL CREATE), or create it by hand and set create_db = false",
+                f"database {self.name!r} ({self.url}): could not {what} the database: "
+                f"{detail}. Fix: the user needs the right to create and drop databases "
+                "(PostgreSQL CREATEDB or ownership, MySQL CREATE/DROP), or do it by hand and "
+                "set create_db = false",
                 database=self.name,
             ) from None
-        if created:
-            self.logger.info(
-                "created database %r for %r", self.connect_params().database, self.name
-            )
-        return created
 
     def migrate(self, script_location: str | os.PathLike[str], revision: str = "head") -> None:
         """Upgrade the schema with Alembic (see dbwire.migrate.migrate)."""
