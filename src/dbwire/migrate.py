@@ -1,16 +1,13 @@
-"""Schema lifecycle: Alembic upgrades, creating a missing database, and seeding initial rows."""
+"""Alembic migrations on dbwire's connection."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dbwire.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import DeclarativeBase
-
     from dbwire.database import Database
 
 
@@ -49,36 +46,3 @@ def migrate(db: Database, script_location: str | os.PathLike[str], revision: str
         config.attributes["connection"] = connection
         config.attributes["dbwire_database"] = db
         command.upgrade(config, revision)
-
-
-def seed(db: Database, models: type[DeclarativeBase] | Iterable[type[Any]]) -> int:
-    """Insert every model's `seed_list` rows in foreign-key order, all or nothing.
-
-    Args:
-        db: the database to seed.
-        models: a declarative base (all its mapped classes) or the classes themselves.
-            A class's `seed_list` holds dicts of column values or ready instances.
-
-    Rows are merged by primary key, so running seed() twice inserts nothing new.
-    Returns the number of rows merged.
-    """
-    from sqlalchemy.orm import DeclarativeBase  # the ORM loads only when seeding
-
-    if isinstance(models, type) and issubclass(models, DeclarativeBase):
-        classes = [mapper.class_ for mapper in models.registry.mappers]
-    else:
-        classes = list(models)
-    tables: list[Any] = []
-    for cls in classes:
-        for table in cls.__table__.metadata.sorted_tables:
-            if table not in tables:
-                tables.append(table)
-    classes.sort(key=lambda cls: tables.index(cls.__table__))
-    merged = 0
-    with db.session() as session:
-        for cls in classes:
-            for item in getattr(cls, "seed_list", ()):
-                session.merge(cls(**item) if isinstance(item, dict) else item)
-                merged += 1
-            session.flush()  # parents reach the database before their children
-    return merged

@@ -11,7 +11,8 @@ import typer
 
 from dbwire.cli.inspect import ConfigOption, DebugOption, Output, _handled, _opened
 from dbwire.errors import ConfigError
-from dbwire.migrate import seed as seed_rows
+from dbwire.seeding import seed as seed_rows
+from dbwire.seeding import seed_file
 
 
 def register(app: typer.Typer) -> None:
@@ -37,24 +38,38 @@ def migrate(
 
 def seed(
     name: Annotated[str, typer.Argument(help="The database.")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A JSON or YAML file of {table: [rows]} (YAML needs PyYAML: dbwire[yaml]).",
+            show_default=False,
+        ),
+    ] = None,
     models: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--models",
-            help="module:Base of the declarative base (or module:attr of a list of classes) "
-            "whose classes carry seed_list; the current directory is importable.",
+            help="module:Base of the declarative base (or module:attr of a list of classes); "
+            "without FILE, every class's seed_list is seeded; the current directory is "
+            "importable.",
         ),
-    ],
+    ] = None,
     config: ConfigOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """Insert every model's seed_list rows in foreign-key order, all or nothing."""
+    """Insert seed rows in foreign-key order, all or nothing, skipping existing primary keys."""
     output = Output()
     with _handled(output, debug, name):
-        target = _import_object(models)
+        if file is None and models is None:
+            raise ConfigError(
+                "dbwire seed: give a FILE of {table: [rows]} or --models module:Base "
+                "(whose classes carry seed_list)",
+                database=name,
+            )
+        target = _import_object(models) if models is not None else None
         with _opened(output, config, name) as db:
-            merged = seed_rows(db, target)
-        output.line(f"{name}: {merged} seed rows merged")
+            report = seed_file(db, str(file), target) if file is not None else seed_rows(db, target)
+        output.line(f"{name}: seeded {report.summary()}")
 
 
 def _import_object(spec: str) -> Any:
