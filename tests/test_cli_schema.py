@@ -87,7 +87,7 @@ def test_migrate_then_seed_twice(tmp_path: Path) -> None:
 
     migrated = _run(tmp_path, "migrate", "app", "--scripts", str(scripts))
     assert migrated.returncode == 0, migrated.stderr
-    assert "app: migrated to head" in migrated.stdout
+    assert "app: migrated from base to 0001" in migrated.stdout
     seeded = _run(tmp_path, "seed", "app", "--models", "seedmodels:Base")
     assert seeded.returncode == 0, seeded.stderr
     assert "app: seeded 2 inserted, 0 already present" in seeded.stdout

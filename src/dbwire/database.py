@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session as OrmSession
     from sqlalchemy.orm import scoped_session, sessionmaker
 
+    from dbwire.migrate import MigrationResult
     from dbwire.schema import TableSchema
     from dbwire.session_forms import AsyncScopeSession, ScopeSession
 
@@ -318,12 +319,14 @@ class Database:
                 database=self.name,
             ) from None
 
-    def migrate(self, script_location: str | os.PathLike[str], revision: str = "head") -> None:
-        """Upgrade the schema with Alembic (see dbwire.migrate.migrate)."""
+    def migrate(
+        self, script_location: str | os.PathLike[str], revision: str = "head"
+    ) -> MigrationResult:
+        """Bring the schema to `revision` with Alembic (see dbwire.migrate.migrate)."""
         from dbwire.migrate import migrate
 
         self._check_open()
-        migrate(self, script_location, revision)
+        return migrate(self, script_location, revision)
 
     def _bad_engine_option(self, exc: TypeError) -> ConfigError:
         return ConfigError(
