@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 from dbwire.migrate import write_env_py
 
@@ -55,7 +56,11 @@ CHANGED_LINES = (
 )
 
 
+_URLS: dict[Path, str] = {}
+
+
 def _project(tmp_path: Path, pg_url: str, *, stock: bool) -> Path:
+    _URLS[tmp_path] = pg_url
     (tmp_path / "dbwire.toml").write_text(f'[databases.app]\nurl = "{pg_url}"\n')
     scripts = tmp_path / "migrations"
     if stock:
@@ -85,6 +90,8 @@ def _dbwire(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         check=False,
     )
     assert done.returncode == 0, done.stderr + done.stdout
+    password = make_url(_URLS[tmp_path]).password
+    assert password and password not in done.stdout + done.stderr  # also in offline SQL
     return done
 
 
