@@ -87,11 +87,13 @@ def test_migrate_then_seed_twice(tmp_path: Path) -> None:
 
     migrated = _run(tmp_path, "migrate", "app", "--scripts", str(scripts))
     assert migrated.returncode == 0, migrated.stderr
-    assert "app: migrated to head" in migrated.stdout
-    for _ in range(2):  # merged by primary key: the second run adds nothing
-        seeded = _run(tmp_path, "seed", "app", "--models", "seedmodels:Base")
-        assert seeded.returncode == 0, seeded.stderr
-        assert "app: 2 seed rows merged" in seeded.stdout
+    assert "app: migrated from base to 0001" in migrated.stdout
+    seeded = _run(tmp_path, "seed", "app", "--models", "seedmodels:Base")
+    assert seeded.returncode == 0, seeded.stderr
+    assert "app: seeded 2 inserted, 0 already present" in seeded.stdout
+    again = _run(tmp_path, "seed", "app", "--models", "seedmodels:Base")  # keys already there
+    assert again.returncode == 0, again.stderr
+    assert "app: seeded 0 inserted, 2 already present" in again.stdout
     counted = _run(tmp_path, "query", "app", "SELECT count(*) AS n FROM member", "--json")
     assert '"n": 1' in counted.stdout
 

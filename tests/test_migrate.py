@@ -55,8 +55,10 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 
 
 def test_seed_in_dependency_order_and_idempotent(db: Database) -> None:
-    assert dbwire.seed(db, [Member, Team]) == 4
-    assert dbwire.seed(db, Base) == 4  # merged by primary key: nothing duplicated
+    first = dbwire.seed(db, [Member, Team])
+    assert (first.total_inserted, first.total_present) == (4, 0)
+    second = dbwire.seed(db, Base)  # keys already there: nothing duplicated
+    assert (second.total_inserted, second.total_present) == (0, 4)
     with db.session() as s:
         teams = s.scalars(select(Team).order_by(Team.name)).all()
         assert [(t.id, t.name) for t in teams] == [

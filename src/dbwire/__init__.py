@@ -27,9 +27,10 @@ if _typing.TYPE_CHECKING:
     from dbwire.health import HealthResult, PoolStatus
     from dbwire.local import LocalStore, get_duckdb_connection
     from dbwire.manager import Manager
-    from dbwire.migrate import migrate, seed
+    from dbwire.migrate import migrate
     from dbwire.observe import QueryStats
     from dbwire.schema import TableSchema
+    from dbwire.seeding import seed
     from dbwire.sources import SourceInfo, get_engine
 
 __version__ = "0.1.0"
@@ -49,7 +50,7 @@ _LAZY = {
     "get_duckdb_connection": "dbwire.local",
     "Manager": "dbwire.manager",
     "migrate": "dbwire.migrate",
-    "seed": "dbwire.migrate",
+    "seed": "dbwire.seeding",
     "QueryStats": "dbwire.observe",
     "TableSchema": "dbwire.schema",
     "SourceInfo": "dbwire.sources",

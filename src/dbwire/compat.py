@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session as OrmSession
     from sqlalchemy.orm import sessionmaker
 
+    from dbwire.session_forms import ScopeSession
+
 __all__ = [
     "PG",
     "DatabaseConnection",
@@ -108,7 +110,7 @@ class DatabaseConnection:
         return self.database.metadata
 
     @property
-    def Session(self) -> sessionmaker[OrmSession]:
+    def Session(self) -> sessionmaker[ScopeSession]:
         """The session factory."""
         return self.database.Session
 

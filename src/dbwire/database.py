@@ -10,8 +10,7 @@ import os
 import pickle
 import threading
 import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -42,11 +41,12 @@ if TYPE_CHECKING:
     # The ORM and asyncio extensions cost ~120 ms to import; they load on first use of
     # sessions or async engines, so `dbwire check` or execute_query() never pays it.
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
-    from sqlalchemy.ext.asyncio import AsyncSession as OrmAsyncSession
     from sqlalchemy.orm import Session as OrmSession
     from sqlalchemy.orm import scoped_session, sessionmaker
 
+    from dbwire.migrate import MigrationResult
     from dbwire.schema import TableSchema
+    from dbwire.session_forms import AsyncScopeSession, ScopeSession
 
 READONLY_OPTION = "dbwire_readonly"
 # create_engine() imports the dialect on first use; SQLAlchemy's MySQL dialect modules
@@ -94,10 +94,10 @@ class Database:
         self._loop_engines: list[
             tuple[weakref.ref[asyncio.AbstractEventLoop] | None, AsyncEngine, OpenConnections]
         ] = []
-        self._session_factory: sessionmaker[OrmSession] | None = None
-        self._readonly_session_factory: sessionmaker[OrmSession] | None = None
+        self._session_factory: sessionmaker[ScopeSession] | None = None
+        self._readonly_session_factory: sessionmaker[ScopeSession] | None = None
         self._readonly_sync_engine: Engine | None = None
-        self._scoped: scoped_session[OrmSession] | None = None
+        self._scoped: scoped_session[ScopeSession] | None = None
         self._metadata: MetaData | None = None
         self._last_password: str | None = None
         self._database_ensured = False
@@ -266,33 +266,67 @@ class Database:
 
     def create_database(self) -> bool:
         """Create the configured database if it does not exist (`create_db = true` does this
-        before the first engine). Returns True when it was created."""
-        self._check_open()
-        try:
-            created = self.backend.create_database(self.connect_params())
-        except DbwireError:
-            raise
-        except Exception as exc:
-            self._scrub_chain(exc)  # `from None` still leaves it reachable as __context__
-            detail = self._driver_detail(exc)
-            raise ConnectError(
-                f"database {self.name!r} ({self.url}): could not create the database: {detail}. "
-                "Fix: the user needs the right to create databases (PostgreSQL CREATEDB, "
-                "MySQL CREATE), or create it by hand and set create_db = false",
-                database=self.name,
-            ) from None
+        before the first engine). Returns True when it was created. The name is quoted as
+        an identifier: whatever it holds is created literally."""
+        created = self._on_database("create", self.backend.create_database)
         if created:
             self.logger.info(
                 "created database %r for %r", self.connect_params().database, self.name
             )
         return created
 
-    def migrate(self, script_location: str | os.PathLike[str], revision: str = "head") -> None:
-        """Upgrade the schema with Alembic (see dbwire.migrate.migrate)."""
+    def drop_database(self) -> bool:
+        """Drop the configured database if it exists (this Database's pools are closed
+        first, or the server refuses). Returns True when it was dropped."""
+        self._check_open()
+        self.dispose_pools()
+        dropped = self._on_database("drop", self.backend.drop_database)
+        if dropped:
+            self.logger.info("dropped database %r of %r", self.connect_params().database, self.name)
+        return dropped
+
+    def database_exists(self) -> bool:
+        """True when the configured database exists on its server."""
+        return self._on_database("look up", self.backend.database_exists)
+
+    async def async_create_database(self) -> bool:
+        """The async twin of create_database() (the maintenance login runs in a thread)."""
+        return await asyncio.to_thread(self.create_database)
+
+    async def async_drop_database(self) -> bool:
+        """The async twin of drop_database()."""
+        return await asyncio.to_thread(self.drop_database)
+
+    async def async_database_exists(self) -> bool:
+        """The async twin of database_exists()."""
+        return await asyncio.to_thread(self.database_exists)
+
+    def _on_database(self, what: str, action: Callable[[ConnectParams], bool]) -> bool:
+        """Run a backend's database-level action, its errors as dbwire errors without secrets."""
+        self._check_open()
+        try:
+            return action(self.connect_params())
+        except DbwireError:
+            raise
+        except Exception as exc:
+            self._scrub_chain(exc)  # `from None` still leaves it reachable as __context__
+            detail = self._driver_detail(exc)
+            raise ConnectError(
+                f"database {self.name!r} ({self.url}): could not {what} the database: "
+                f"{detail}. Fix: the user needs the right to create and drop databases "
+                "(PostgreSQL CREATEDB or ownership, MySQL CREATE/DROP), or do it by hand and "
+                "set create_db = false",
+                database=self.name,
+            ) from None
+
+    def migrate(
+        self, script_location: str | os.PathLike[str], revision: str = "head"
+    ) -> MigrationResult:
+        """Bring the schema to `revision` with Alembic (see dbwire.migrate.migrate)."""
         from dbwire.migrate import migrate
 
         self._check_open()
-        migrate(self, script_location, revision)
+        return migrate(self, script_location, revision)
 
     def _bad_engine_option(self, exc: TypeError) -> ConfigError:
         return ConfigError(
@@ -451,7 +485,7 @@ class Database:
 
     # -- sessions --------------------------------------------------------------
     @property
-    def Session(self) -> sessionmaker[OrmSession]:
+    def Session(self) -> sessionmaker[ScopeSession]:
         """The session factory (expire_on_commit=False, autoflush=False)."""
         self._check_open()
         factory = self._session_factory
@@ -460,47 +494,51 @@ class Database:
                 if self._session_factory is None:
                     from sqlalchemy.orm import sessionmaker
 
+                    from dbwire.session_forms import ScopeSession
+
                     self._session_factory = sessionmaker(
-                        bind=self.engine, expire_on_commit=False, autoflush=False
+                        bind=self.engine,
+                        class_=ScopeSession,
+                        expire_on_commit=False,
+                        autoflush=False,
                     )
                 factory = self._session_factory
         return factory
 
     @property
-    def AsyncSession(self) -> async_sessionmaker[OrmAsyncSession]:
+    def AsyncSession(self) -> async_sessionmaker[AsyncScopeSession]:
         """The running loop's async session factory (expire_on_commit=False, autoflush=False)."""
         return self._async_side().factory(readonly=False)
 
-    def _readonly_factory(self) -> sessionmaker[OrmSession]:
+    def _readonly_factory(self) -> sessionmaker[ScopeSession]:
         self._check_open()
         with self._lock:
             if self._readonly_session_factory is None:
                 from sqlalchemy.orm import sessionmaker
 
+                from dbwire.session_forms import ScopeSession
+
                 self._readonly_session_factory = sessionmaker(
-                    bind=self._readonly_engine(), expire_on_commit=False, autoflush=False
+                    bind=self._readonly_engine(),
+                    class_=ScopeSession,
+                    expire_on_commit=False,
+                    autoflush=False,
                 )
             return self._readonly_session_factory
 
-    @contextmanager
-    def session(self, readonly: bool = False, auto_commit: bool = True) -> Iterator[OrmSession]:
-        """A transactional ORM Session: commit on success, rollback on any exception, always closed.
+    def session(self, readonly: bool = False, auto_commit: bool = True) -> ScopeSession:
+        """An ORM Session, in either form: `with db.session() as s:` commits on success,
+        rolls back on any exception and always closes; `s = db.session()` is a plain Session
+        the caller executes on, commits and closes.
 
         Args:
             readonly: run every transaction of this session read-only, enforced by the database.
-            auto_commit: commit when the block ends without an exception; if False, the caller
-                commits, and anything left uncommitted is rolled back on close.
+            auto_commit: in the `with` form, commit when the block ends without an exception;
+                if False, the caller commits, and anything left uncommitted is rolled back.
         """
         session = (self._readonly_factory() if readonly else self.Session)()
-        try:
-            yield session
-            if auto_commit:
-                session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+        session.dbwire_auto_commit = auto_commit
+        return session
 
     session_scope = session
 
@@ -508,7 +546,7 @@ class Database:
         """A new Session the caller must close (seed 001's get_session())."""
         return self.Session()
 
-    def scoped_session(self) -> scoped_session[OrmSession]:
+    def scoped_session(self) -> scoped_session[ScopeSession]:
         """A thread-local session registry: each thread gets, and reuses, its own Session."""
         self._check_open()
         with self._lock:
@@ -518,20 +556,13 @@ class Database:
                 self._scoped = scoped_session(self.Session)
             return self._scoped
 
-    @asynccontextmanager
-    async def async_session(
-        self, readonly: bool = False, auto_commit: bool = True
-    ) -> AsyncIterator[OrmAsyncSession]:
-        """The async twin of session(): same commit, rollback and close semantics."""
-        factory = self._async_side().factory(readonly=readonly)
-        async with factory() as session:
-            try:
-                yield session
-                if auto_commit:
-                    await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
+    def async_session(self, readonly: bool = False, auto_commit: bool = True) -> AsyncScopeSession:
+        """The async twin of session(): `async with db.async_session() as s:` commits,
+        rolls back and closes; `s = db.async_session()` is a plain AsyncSession the caller
+        awaits execute(), commit() and close() on. Call it where an event loop runs."""
+        session = self._async_side().factory(readonly=readonly)()
+        session.dbwire_auto_commit = auto_commit
+        return session
 
     def connect(self, readonly: bool = False) -> Connection:
         """A SQLAlchemy Core Connection from the pool; use it as a context manager."""
@@ -873,15 +904,19 @@ class _AsyncSide:
     def __init__(self, engine: AsyncEngine, readonly_engine: AsyncEngine) -> None:
         self.engine = engine
         self.readonly_engine = readonly_engine
-        self._factories: dict[bool, async_sessionmaker[OrmAsyncSession]] = {}
+        self._factories: dict[bool, async_sessionmaker[AsyncScopeSession]] = {}
 
-    def factory(self, *, readonly: bool) -> async_sessionmaker[OrmAsyncSession]:
+    def factory(self, *, readonly: bool) -> async_sessionmaker[AsyncScopeSession]:
         found = self._factories.get(readonly)
         if found is None:
             from sqlalchemy.ext.asyncio import async_sessionmaker
 
+            from dbwire.session_forms import AsyncScopeSession
+
             bind = self.readonly_engine if readonly else self.engine
-            found = async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
+            found = async_sessionmaker(
+                bind, class_=AsyncScopeSession, expire_on_commit=False, autoflush=False
+            )
             self._factories[readonly] = found
         return found
 

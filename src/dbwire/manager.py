@@ -6,14 +6,18 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping
-from typing import Any, overload
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, overload
 
 from dbwire import instances, lifecycle
 from dbwire.config import Config, load_config
 from dbwire.database import Database
 from dbwire.errors import ConnectError, DbwireError, describe
 from dbwire.health import UNHEALTHY, HealthResult, check_many, describe_error
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession as OrmAsyncSession
+    from sqlalchemy.orm import Session as OrmSession
 
 ConfigSource = str | os.PathLike[str] | Mapping[str, Any] | Config
 
@@ -340,6 +344,23 @@ class Manager:
             self._build_errors.clear()
         for db in dbs:
             await db.aclose()
+
+    # -- FastAPI ---------------------------------------------------------------
+    # No parameters but self: FastAPI would turn any into request parameters.
+    def get_db(self) -> Iterator[OrmSession]:
+        """`Depends(manager.get_db)`: a Session of the default database, committed after
+        the endpoint, rolled back if it raises (dbwire.integrations.fastapi.get_db)."""
+        from dbwire.integrations.fastapi import default_database
+
+        with default_database(self).session() as session:
+            yield session
+
+    async def get_async_db(self) -> AsyncIterator[OrmAsyncSession]:
+        """`Depends(manager.get_async_db)`: the async twin of get_db()."""
+        from dbwire.integrations.fastapi import default_database
+
+        async with default_database(self).async_session() as session:
+            yield session
 
     def _after_fork(self) -> None:
         # A parent thread may have held the lock at the moment of fork.

@@ -27,21 +27,34 @@ _SYSTEM_SCHEMAS: dict[str, frozenset[str]] = {
 
 @dataclass(frozen=True)
 class ColumnSchema:
-    """One column: its name, its type as the database spells it, and whether it takes NULL."""
+    """One column: its name, its type as the server names it, NULL, default and primary key."""
 
     name: str
     type: str
     nullable: bool = True
+    default: str | None = None
+    primary_key: bool = False
+
+
+@dataclass(frozen=True)
+class ForeignKeySchema:
+    """One column of a foreign key and the column it references."""
+
+    column: str
+    referenced_schema: str | None
+    referenced_table: str
+    referenced_column: str
 
 
 @dataclass(frozen=True)
 class TableSchema:
-    """One table (or view, or S3 file): where it lives and its columns, in order."""
+    """One table (or view, or S3 file): where it lives, its columns in order, its foreign keys."""
 
     name: str
     schema: str | None
     columns: tuple[ColumnSchema, ...] = field(default_factory=tuple)
     kind: str = "table"
+    foreign_keys: tuple[ForeignKeySchema, ...] = field(default_factory=tuple)
 
     @property
     def qualified_name(self) -> str:
@@ -98,12 +111,15 @@ def reflect(conn: Connection, dialect: str) -> list[TableSchema]:
     if dialect == "duckdb":
         return _reflect_duckdb(conn)
     inspector = inspect(conn)
+    server_types = _server_types(conn, dialect)
     found: list[TableSchema] = []
     for schema in _application_schemas(inspector, dialect):
         shown = schema if schema is not None else inspector.default_schema_name
         for kind, object_kind in (("table", ObjectKind.TABLE), ("view", ObjectKind.ANY_VIEW)):
             columns = _columns(inspector, schema, kind, object_kind)
+            keys = _keys(inspector, schema, list(columns)) if kind == "table" else {}
             for table, cols in sorted(columns.items()):
+                primary, foreign = keys.get(table, ((), ()))
                 found.append(
                     TableSchema(
                         name=table,
@@ -111,15 +127,92 @@ def reflect(conn: Connection, dialect: str) -> list[TableSchema]:
                         columns=tuple(
                             ColumnSchema(
                                 name=col["name"],
-                                type=_type_name(col["type"], conn),
+                                type=server_types.get((shown, table, col["name"]))
+                                or _type_name(col["type"], conn),
                                 nullable=bool(col.get("nullable", True)),
+                                default=_default(col.get("default")),
+                                primary_key=col["name"] in primary,
                             )
                             for col in cols
                         ),
                         kind=kind,
+                        foreign_keys=tuple(
+                            ForeignKeySchema(
+                                column=column,
+                                referenced_schema=fk.get("referred_schema") or shown,
+                                referenced_table=fk["referred_table"],
+                                referenced_column=referenced,
+                            )
+                            for fk in foreign
+                            for column, referenced in zip(
+                                fk["constrained_columns"], fk["referred_columns"], strict=False
+                            )
+                        ),
                     )
                 )
     return found
+
+
+def _default(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+# The server's own spelling of every column type (SQLAlchemy's generic names drop details
+# such as PostgreSQL's `with time zone` spelling or MySQL's `unsigned`).
+_SERVER_TYPES: dict[str, str] = {
+    "postgresql": (
+        "SELECT n.nspname, c.relname, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) "
+        "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+        "AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+    ),
+    "mysql": (
+        "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA NOT IN ('information_schema', 'mysql', 'performance_schema', 'sys')"
+    ),
+}
+
+
+def _server_types(conn: Connection, dialect: str) -> dict[tuple[str | None, str, str], str]:
+    from sqlalchemy import text
+
+    sql = _SERVER_TYPES.get("mysql" if dialect == "mariadb" else dialect)
+    if sql is None:
+        return {}
+    return {(s, t, c): str(type_) for s, t, c, type_ in conn.execute(text(sql))}
+
+
+def _pk_columns(constraint: Any) -> list[str]:
+    return list((constraint or {}).get("constrained_columns") or ())
+
+
+_Keys = dict[str, tuple[tuple[str, ...], tuple[Any, ...]]]
+
+
+def _keys(inspector: Inspector, schema: str | None, tables: list[str]) -> _Keys:
+    """Primary-key columns and foreign keys of each table: batched where the dialect can."""
+    try:
+        pks = inspector.get_multi_pk_constraint(schema=schema, kind=ObjectKind.TABLE)
+        fks = inspector.get_multi_foreign_keys(schema=schema, kind=ObjectKind.TABLE)
+        return {
+            table: (
+                tuple(_pk_columns(pks.get((schema, table)))),
+                tuple(fks.get((schema, table)) or ()),
+            )
+            for table in tables
+        }
+    except NotImplementedError:
+        pass
+    return {
+        table: (
+            tuple(
+                inspector.get_pk_constraint(table, schema=schema).get("constrained_columns") or ()
+            ),
+            tuple(inspector.get_foreign_keys(table, schema=schema)),
+        )
+        for table in tables
+    }
 
 
 def _reflect_duckdb(conn: Connection) -> list[TableSchema]:
@@ -130,7 +223,7 @@ def _reflect_duckdb(conn: Connection) -> list[TableSchema]:
     rows = conn.execute(
         text(
             "SELECT c.schema_name, c.table_name, c.column_name, c.data_type, c.is_nullable, "
-            "v.view_name IS NOT NULL AS is_view "
+            "v.view_name IS NOT NULL AS is_view, c.column_default "
             "FROM duckdb_columns() c LEFT JOIN duckdb_views() v "
             "ON v.database_name = c.database_name AND v.schema_name = c.schema_name "
             "AND v.view_name = c.table_name "
@@ -139,13 +232,44 @@ def _reflect_duckdb(conn: Connection) -> list[TableSchema]:
             "ORDER BY is_view, c.schema_name, c.table_name, c.column_index"
         )
     ).all()
+    constraints = conn.execute(
+        text(
+            "SELECT schema_name, table_name, constraint_type, constraint_column_names, "
+            "referenced_table, referenced_column_names FROM duckdb_constraints() "
+            "WHERE database_name = current_database() "
+            "AND constraint_type IN ('PRIMARY KEY', 'FOREIGN KEY')"
+        )
+    ).all()
+    primary: dict[tuple[str, str], set[str]] = {}
+    foreign: dict[tuple[str, str], list[ForeignKeySchema]] = {}
+    for schema, table, kind, columns, referenced_table, referenced_columns in constraints:
+        if kind == "PRIMARY KEY":
+            primary.setdefault((schema, table), set()).update(columns)
+            continue
+        # DuckDB refuses foreign keys across schemas: the referenced table is in this one.
+        foreign.setdefault((schema, table), []).extend(
+            ForeignKeySchema(column, schema, referenced_table, referenced)
+            for column, referenced in zip(columns, referenced_columns, strict=False)
+        )
     grouped: dict[tuple[bool, str, str], list[ColumnSchema]] = {}
-    for schema, table, column, type_, nullable, is_view in rows:
+    for schema, table, column, type_, nullable, is_view, default in rows:
         grouped.setdefault((bool(is_view), schema, table), []).append(
-            ColumnSchema(name=column, type=str(type_), nullable=bool(nullable))
+            ColumnSchema(
+                name=column,
+                type=str(type_),
+                nullable=bool(nullable),
+                default=_default(default),
+                primary_key=column in primary.get((schema, table), ()),
+            )
         )
     return [
-        TableSchema(name=t, schema=s, columns=tuple(cols), kind="view" if v else "table")
+        TableSchema(
+            name=t,
+            schema=s,
+            columns=tuple(cols),
+            kind="view" if v else "table",
+            foreign_keys=tuple(foreign.get((s, t), ())),
+        )
         for (v, s, t), cols in grouped.items()
     ]
 

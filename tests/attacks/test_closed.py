@@ -137,12 +137,18 @@ SYNC_USES: dict[str, Callable[[Database], object]] = {
     "wait": lambda db: db.wait(timeout=1),
     "get_pool_status": lambda db: db.get_pool_status(),
     "create_database": lambda db: db.create_database(),
+    "drop_database": lambda db: db.drop_database(),
+    "database_exists": lambda db: db.database_exists(),
+    "session_plain": lambda db: db.session().execute(text("SELECT 1")),
 }
 ASYNC_USES: dict[str, Callable[[Database], Awaitable[object]]] = {
     "async_execute_query": lambda db: db.async_execute_query("SELECT 1"),
     "async_get_schema": lambda db: db.async_get_schema(),
     "async_health_check": lambda db: db.async_health_check(),
     "async_wait": lambda db: db.async_wait(timeout=1),
+    "async_create_database": lambda db: db.async_create_database(),
+    "async_drop_database": lambda db: db.async_drop_database(),
+    "async_database_exists": lambda db: db.async_database_exists(),
 }
 
 

@@ -18,7 +18,7 @@ from dbwire.backends._query import (
     check_query,
 )
 from dbwire.config import DatabaseConfig
-from dbwire.errors import MASK, MissingDependencyError, is_secret_key
+from dbwire.errors import MASK, ConfigError, MissingDependencyError, is_secret_key
 from dbwire.url import parse_url, query_secrets, without_secrets
 
 if TYPE_CHECKING:
@@ -379,6 +379,22 @@ class Backend:
         Embedded backends create their file on first connect, so the default does nothing.
         """
         return False
+
+    def database_exists(self, params: ConnectParams) -> bool:
+        """True when the configured database exists on the server."""
+        raise self._no_server_databases("database_exists")
+
+    def drop_database(self, params: ConnectParams) -> bool:
+        """Drop the configured database when it exists; True if it was dropped."""
+        raise self._no_server_databases("drop_database")
+
+    def _no_server_databases(self, what: str) -> ConfigError:
+        return ConfigError(
+            f"database {self.config.name!r}: {what}() is for server databases (PostgreSQL, "
+            f"MySQL/MariaDB); the {self.name} backend keeps its data in a file or in memory: "
+            "remove the file yourself",
+            database=self.config.name,
+        )
 
     # -- read-only -------------------------------------------------------------
     #: True when a `readonly = true` database is read-only for every statement of every

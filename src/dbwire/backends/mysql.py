@@ -194,10 +194,11 @@ class MySQLBackend(Backend):
         sock = getattr(dbapi_connection, "_sock", None)
         return sock is not None and socket_readable(sock)
 
-    def create_database(self, params: ConnectParams) -> bool:
+    def _maintenance(self, params: ConnectParams) -> Any:
+        """A connection with no default database, for CREATE/DROP DATABASE."""
         import pymysql
 
-        conn = pymysql.connect(
+        return pymysql.connect(
             host=params.host or "localhost",
             port=params.port or 3306,
             user=params.user or "",
@@ -208,13 +209,38 @@ class MySQLBackend(Backend):
             read_timeout=self.connect_timeout(),
             write_timeout=self.connect_timeout(),
         )
+
+    def _on_database(self, params: ConnectParams, statement: str) -> int:
+        # A backquoted identifier with its backquotes doubled: any name is taken literally.
+        name = (params.database or "").replace("`", "``")
+        conn = self._maintenance(params)
         try:
             with conn.cursor() as cursor:
-                name = (params.database or "").replace("`", "``")
-                created = cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{name}`")
-            return bool(created)
+                return int(cursor.execute(statement.format(name=f"`{name}`")))
         finally:
             conn.close()
+
+    def database_exists(self, params: ConnectParams) -> bool:
+        conn = self._maintenance(params)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(
+                    "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
+                    (params.database or "",),
+                )
+                return cursor.fetchone() is not None
+        finally:
+            conn.close()
+
+    def create_database(self, params: ConnectParams) -> bool:
+        return bool(self._on_database(params, "CREATE DATABASE IF NOT EXISTS {name}"))
+
+    def drop_database(self, params: ConnectParams) -> bool:
+        # IF EXISTS answers with a warning, not a row count: ask first.
+        if not self.database_exists(params):
+            return False
+        self._on_database(params, "DROP DATABASE IF EXISTS {name}")
+        return True
 
     def apply_params(
         self, cparams: dict[str, Any], params: ConnectParams, *, is_async: bool

@@ -260,13 +260,12 @@ class PostgresBackend(Backend):
         except Exception:  # libpq has no socket any more: the connection is gone
             return True
 
-    def create_database(self, params: ConnectParams) -> bool:
+    def _maintenance(self, params: ConnectParams) -> Any:
+        """An autocommit connection to the maintenance database with the same credentials:
+        CREATE/DROP DATABASE cannot run in a transaction or in the database they act on."""
         import psycopg
-        from psycopg import sql
 
-        # CREATE DATABASE cannot run inside a transaction or in the database it creates:
-        # connect to the maintenance database with the same credentials, autocommit.
-        with psycopg.connect(
+        return psycopg.connect(
             host=params.host,
             port=params.port,
             user=params.user,
@@ -274,14 +273,40 @@ class PostgresBackend(Backend):
             dbname="postgres",
             autocommit=True,
             connect_timeout=libpq_seconds(self.connect_timeout()),
-        ) as conn:
+        )
+
+    def database_exists(self, params: ConnectParams) -> bool:
+        with self._maintenance(params) as conn:
+            found = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (params.database,)
+            ).fetchone()
+            return found is not None
+
+    def create_database(self, params: ConnectParams) -> bool:
+        from psycopg import sql
+
+        with self._maintenance(params) as conn:
             exists = conn.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (params.database,)
             ).fetchone()
             if exists:
                 return False
+            # An identifier, quoted by psycopg: any name is created literally.
             name = sql.Identifier(params.database or "")
             conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+            return True
+
+    def drop_database(self, params: ConnectParams) -> bool:
+        from psycopg import sql
+
+        with self._maintenance(params) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (params.database,)
+            ).fetchone()
+            if not exists:
+                return False
+            name = sql.Identifier(params.database or "")
+            conn.execute(sql.SQL("DROP DATABASE {}").format(name))
             return True
 
     def apply_params(

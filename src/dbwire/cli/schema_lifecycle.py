@@ -11,7 +11,8 @@ import typer
 
 from dbwire.cli.inspect import ConfigOption, DebugOption, Output, _handled, _opened
 from dbwire.errors import ConfigError
-from dbwire.migrate import seed as seed_rows
+from dbwire.seeding import seed as seed_rows
+from dbwire.seeding import seed_file
 
 
 def register(app: typer.Typer) -> None:
@@ -22,39 +23,118 @@ def register(app: typer.Typer) -> None:
 
 def migrate(
     name: Annotated[str, typer.Argument(help="The database.")],
-    scripts: Annotated[Path, typer.Option("--scripts", help="The Alembic script directory.")],
-    revision: Annotated[str, typer.Option("--revision", help="Target revision.")] = "head",
+    revision: Annotated[
+        str,
+        typer.Argument(
+            help="Target revision: head (default), an id, base; below the current one "
+            "it downgrades."
+        ),
+    ] = "head",
+    scripts: Annotated[
+        Path, typer.Option("--scripts", help="The Alembic script directory.")
+    ] = Path("migrations"),
+    revision_option: Annotated[
+        str | None, typer.Option("--revision", help="Target revision (same as REVISION).")
+    ] = None,
+    downgrade: Annotated[
+        bool, typer.Option("--downgrade", help="Downgrade to REVISION (default -1).")
+    ] = False,
+    current: Annotated[bool, typer.Option("--current", help="Show the current revision.")] = False,
+    history: Annotated[bool, typer.Option("--history", help="List the revisions.")] = False,
+    stamp: Annotated[
+        bool, typer.Option("--stamp", help="Record REVISION as current without running it.")
+    ] = False,
+    sql: Annotated[
+        bool, typer.Option("--sql", help="Print the SQL instead of running it (offline).")
+    ] = False,
+    init: Annotated[
+        bool,
+        typer.Option("--init", help="Write an env.py for dbwire into --scripts, then stop."),
+    ] = False,
     config: ConfigOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """Upgrade a database's schema with Alembic, on dbwire's connection."""
+    """Migrate a database's schema with Alembic, on dbwire's connection."""
+    from dbwire.migrate import current as current_heads
+    from dbwire.migrate import downgrade as downgrade_to
+    from dbwire.migrate import history as revision_history
+    from dbwire.migrate import migrate as migrate_to
+    from dbwire.migrate import stamp as stamp_as
+    from dbwire.migrate import write_env_py
+
     output = Output()
     with _handled(output, debug, name):
+        target = revision_option or revision
+        if sum((downgrade, current, history, stamp, sql, init)) > 1:
+            raise ConfigError(
+                "dbwire migrate: pick one of --downgrade, --current, --history, --stamp, "
+                "--sql, --init",
+                database=name,
+            )
+        if init:
+            env = write_env_py(scripts)
+            output.line(f"wrote {env}; add revisions with `alembic revision -m ...`")
+            return
         with _opened(output, config, name) as db:
-            db.migrate(scripts, revision)
-        output.line(f"{name}: migrated to {revision}")
+            if current:
+                heads = current_heads(db, scripts)
+                output.line(f"{name}: at {', '.join(heads) if heads else 'base'}")
+                return
+            if history:
+                for line in revision_history(db, scripts):
+                    output.line(line)
+                return
+            if sql:
+                result = migrate_to(db, scripts, target, sql=True)
+                sys.stdout.write(output.clean(result.sql or ""))
+                return
+            if stamp:
+                result = stamp_as(db, scripts, target)
+                output.line(f"{name}: stamped {result.describe(target).split(' ', 1)[1]}")
+                return
+            if downgrade:
+                down_to = "-1" if target == "head" else target
+                result = downgrade_to(db, scripts, down_to)
+                output.line(f"{name}: {result.describe(down_to)}")
+                return
+            result = migrate_to(db, scripts, target)
+            output.line(f"{name}: {result.describe(target)}")
 
 
 def seed(
     name: Annotated[str, typer.Argument(help="The database.")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A JSON or YAML file of {table: [rows]} (YAML needs PyYAML: dbwire[yaml]).",
+            show_default=False,
+        ),
+    ] = None,
     models: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--models",
-            help="module:Base of the declarative base (or module:attr of a list of classes) "
-            "whose classes carry seed_list; the current directory is importable.",
+            help="module:Base of the declarative base (or module:attr of a list of classes); "
+            "without FILE, every class's seed_list is seeded; the current directory is "
+            "importable.",
         ),
-    ],
+    ] = None,
     config: ConfigOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """Insert every model's seed_list rows in foreign-key order, all or nothing."""
+    """Insert seed rows in foreign-key order, all or nothing, skipping existing primary keys."""
     output = Output()
     with _handled(output, debug, name):
-        target = _import_object(models)
+        if file is None and models is None:
+            raise ConfigError(
+                "dbwire seed: give a FILE of {table: [rows]} or --models module:Base "
+                "(whose classes carry seed_list)",
+                database=name,
+            )
+        target = _import_object(models) if models is not None else None
         with _opened(output, config, name) as db:
-            merged = seed_rows(db, target)
-        output.line(f"{name}: {merged} seed rows merged")
+            report = seed_file(db, str(file), target) if file is not None else seed_rows(db, target)
+        output.line(f"{name}: seeded {report.summary()}")
 
 
 def _import_object(spec: str) -> Any:

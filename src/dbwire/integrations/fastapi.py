@@ -1,28 +1,58 @@
-"""FastAPI dependencies yielding dbwire sessions (seed 002's get_db / get_async_db).
+"""FastAPI integration: session dependencies, a lifespan, a health router, error handlers.
 
-FastAPI is not imported here: a dependency is any callable, so this module works
-(and type-checks) without FastAPI installed; `pip install 'dbwire[fastapi]'` for the app.
+The dependencies import nothing from FastAPI (a dependency is any callable), so they
+work and type-check without it; the router and the handlers import it when called
+(`pip install 'dbwire[fastapi]'`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from dbwire.database import Database, connect
+from dbwire.errors import ConfigError, ConnectError, PoolTimeoutError, ReadOnlyError
+
+if TYPE_CHECKING:
+    from dbwire.manager import Manager
+
+Target = Database | str
 
 
-def _database(target: Database | str) -> Database:
-    return target if isinstance(target, Database) else connect(target)
+def _database(target: Any) -> Database:
+    if isinstance(target, Database):
+        return target
+    if isinstance(target, str):
+        return connect(target)
+    return default_database(target)
+
+
+def default_database(manager: Manager) -> Database:
+    """The Manager's database a bare `Depends(manager.get_db)` means: the only one
+    configured, or the one called `default` (which DATABASE_URL defines)."""
+    names = manager.list_databases()
+    if len(names) == 1:
+        return manager.db(names[0])
+    if "default" in names:
+        return manager.db("default")
+    raise ConfigError(
+        f"Depends(manager.get_db): {len(names)} databases are configured "
+        f"({', '.join(names) or 'none'}) and none is called 'default'; name one with "
+        "Depends(get_db(manager.db('NAME')))"
+    )
 
 
 def get_db(
-    target: Database | str, *, auto_commit: bool = True, readonly: bool = False
+    target: Target | Manager, *, auto_commit: bool = True, readonly: bool = False
 ) -> Callable[[], Iterator[Session]]:
     """A dependency yielding a Session: committed after the endpoint returns, rolled back if
-    it raises, always closed. Use as `Depends(get_db(db))`.
+    it raises, always closed. Use as `Depends(get_db(db))` (a Database, a configured name
+    or a Manager's default database).
 
     The options are bound here, not read from the request: FastAPI would otherwise
     expose `auto_commit` as a query parameter anyone could set.
@@ -36,7 +66,7 @@ def get_db(
 
 
 def get_async_db(
-    target: Database | str, *, auto_commit: bool = True, readonly: bool = False
+    target: Target | Manager, *, auto_commit: bool = True, readonly: bool = False
 ) -> Callable[[], AsyncIterator[AsyncSession]]:
     """The async twin of get_db(): `Depends(get_async_db(db))` yields an AsyncSession."""
 
@@ -46,3 +76,66 @@ def get_async_db(
             yield session
 
     return dependency
+
+
+def lifespan(manager: Manager) -> Callable[[Any], Any]:
+    """`FastAPI(lifespan=lifespan(manager))`: sets every database up before the first
+    request (failures go to manager.errors, as setup() does) and closes them all at shutdown."""
+
+    @asynccontextmanager
+    async def run(_app: Any) -> AsyncIterator[None]:
+        await asyncio.to_thread(manager.setup)  # connects with retries: not on the loop
+        try:
+            yield
+        finally:
+            await manager.aclose_all()
+
+    return run
+
+
+def create_health_router(
+    manager: Manager, *, path: str = "/health/db", timeout: float | None = None
+) -> Any:
+    """An APIRouter with GET `path`: 200 when every database is healthy, else 503, with
+    each database's status, response time and (secret-free) error."""
+    from fastapi import APIRouter
+    from fastapi.responses import JSONResponse
+
+    router = APIRouter()
+
+    @router.get(path)
+    async def health() -> JSONResponse:
+        results = await manager.async_health_check(timeout=timeout)
+        healthy = all(result.healthy for result in results.values())
+        body = {
+            "status": "healthy" if healthy else "unhealthy",
+            "databases": {name: result.as_dict() for name, result in results.items()},
+        }
+        return JSONResponse(body, status_code=200 if healthy else 503)
+
+    return router
+
+
+def install_exception_handlers(app: Any, *, retry_after: int = 5) -> None:
+    """ReadOnlyError -> 403; ConnectError and PoolTimeoutError -> 503 with Retry-After.
+
+    The 503 body names the database only: the server's address and the driver's text
+    stay in the application's log.
+    """
+    from fastapi.responses import JSONResponse
+
+    async def read_only(_request: Any, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=403)
+
+    async def unavailable(_request: Any, exc: Exception) -> JSONResponse:
+        database = getattr(exc, "database", None)
+        what = f"database {database!r}" if database else "the database"
+        return JSONResponse(
+            {"detail": f"{what} is unavailable; retry later"},
+            status_code=503,
+            headers={"Retry-After": str(retry_after)},
+        )
+
+    app.add_exception_handler(ReadOnlyError, read_only)
+    app.add_exception_handler(ConnectError, unavailable)
+    app.add_exception_handler(PoolTimeoutError, unavailable)

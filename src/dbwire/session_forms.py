@@ -1,0 +1,74 @@
+"""The Session classes behind `db.session()`: a plain Session and a transaction scope at once."""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+
+class ScopeSession(Session):
+    """A Session that `db.session()` returns: usable as is, or as a transaction scope.
+
+    Used plainly (`s = db.session(); s.execute(...); s.commit(); s.close()`) it is an
+    ordinary Session. Used with `with`, leaving the block commits (when the scope was
+    opened with auto_commit), an exception rolls back, and the session is always closed.
+    Sessions made by `db.Session()` keep SQLAlchemy's own `with` (close only).
+    """
+
+    # None: SQLAlchemy's semantics; True/False: a dbwire scope with or without auto_commit.
+    dbwire_auto_commit: bool | None = None
+
+    def __exit__(
+        self,
+        type_: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        scope = self.dbwire_auto_commit
+        if scope is None:
+            super().__exit__(type_, value, traceback)
+            return
+        try:
+            if type_ is not None:
+                self.rollback()
+            elif scope:
+                try:
+                    self.commit()
+                except BaseException:
+                    self.rollback()
+                    raise
+        finally:
+            self.close()
+
+
+class AsyncScopeSession(AsyncSession):
+    """The async twin of ScopeSession: `await s.commit()` by hand, or `async with`."""
+
+    dbwire_auto_commit: bool | None = None
+
+    async def __aexit__(
+        self,
+        type_: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        scope = self.dbwire_auto_commit
+        if scope is None:
+            await super().__aexit__(type_, value, traceback)
+            return
+        try:
+            if type_ is not None:
+                await self.rollback()
+            elif scope:
+                try:
+                    await self.commit()
+                except BaseException:
+                    await self.rollback()
+                    raise
+        finally:
+            # Shielded as SQLAlchemy's own __aexit__ does: a cancelled task still returns
+            # its connection to the pool.
+            await asyncio.shield(asyncio.ensure_future(self.close()))
