@@ -34,9 +34,9 @@ from dbwire.errors import (
     describe,
     scrub_exception,
 )
-from dbwire.health import HealthResult, PoolStatus
 from dbwire.observe import QueryObserver, QueryStats
 from dbwire.pool import adopt_pool, install_idle_ping
+from dbwire.types import HealthResult, PoolStatus
 
 if TYPE_CHECKING:
     # The ORM and asyncio extensions cost ~120 ms to import; they load on first use of
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session as OrmSession
     from sqlalchemy.orm import scoped_session, sessionmaker
 
-    from dbwire.schema import TableSchema
+    from dbwire.types import TableSchema
 
 READONLY_OPTION = "dbwire_readonly"
 # create_engine() imports the dialect on first use; SQLAlchemy's MySQL dialect modules

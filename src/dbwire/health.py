@@ -8,76 +8,20 @@ import socket
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.pool import Pool, QueuePool
 
 from dbwire.errors import ConnectError, describe
+from dbwire.types import HEALTHY, UNHEALTHY, HealthResult, PoolStatus, Status
 
 if TYPE_CHECKING:
-    from dbwire.database import Database
+    from dbwire.target import Target
 
-Status = Literal["healthy", "unhealthy"]
-HEALTHY: Status = "healthy"
-UNHEALTHY: Status = "unhealthy"
 _MAX_ERROR = 500
 
-
-@dataclass(frozen=True)
-class HealthResult:
-    """The outcome of one health check.
-
-    Reads as attributes (`result.status`) and, for seed 003's code, as a mapping
-    (`result["status"]`).
-    """
-
-    name: str
-    status: Status
-    response_time_ms: float
-    error: str | None = None
-    backend: str | None = None
-
-    @property
-    def healthy(self) -> bool:
-        """True when the database answered the health query in time."""
-        return self.status == HEALTHY
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.__dataclass_fields__:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-ready dict."""
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class PoolStatus:
-    """How full a connection pool is right now.
-
-    `overflow` counts connections open beyond pool_size at this moment (0 when the pool
-    is within its size); None marks a number this kind of pool does not keep.
-    """
-
-    size: int | None
-    checked_in: int | None
-    checked_out: int | None
-    overflow: int | None
-    max_overflow: int | None = None
-    timeout: float | None = None
-    pool_class: str = ""
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.__dataclass_fields__:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-ready dict."""
-        return asdict(self)
+__all__ = ["HEALTHY", "UNHEALTHY", "HealthResult", "PoolStatus", "Status"]
 
 
 def pool_status(pool: Pool) -> PoolStatus:
@@ -104,7 +48,7 @@ def pool_status(pool: Pool) -> PoolStatus:
 
 
 # -- checks ------------------------------------------------------------------------
-def describe_error(db: Database, exc: BaseException) -> str:
+def describe_error(db: Target, exc: BaseException) -> str:
     """One line about exc, safe to show: known passwords and URL passwords masked."""
     try:
         secrets: Iterable[str | None] = db.known_secrets()
@@ -113,7 +57,7 @@ def describe_error(db: Database, exc: BaseException) -> str:
     return describe(exc, secrets, limit=_MAX_ERROR, first_line=True)
 
 
-def _timeout_error(db: Database, timeout: float) -> ConnectError:
+def _timeout_error(db: Target, timeout: float) -> ConnectError:
     return ConnectError(
         f"database {db.name!r} ({db.url}) did not answer the health query within {timeout:g}s; "
         "check that the server is up and reachable (a firewall that drops packets looks "
@@ -186,7 +130,7 @@ class Probe:
     caller shuts that connection's socket down and the thread ends with it.
     """
 
-    def __init__(self, db: Database, timeout: float) -> None:
+    def __init__(self, db: Target, timeout: float) -> None:
         self.db = db
         self.timeout = timeout
         self._done = threading.Event()
@@ -249,7 +193,7 @@ class Probe:
         return self.outcome()[0]
 
 
-def _result(db: Database, elapsed_ms: float, error: BaseException | None) -> HealthResult:
+def _result(db: Target, elapsed_ms: float, error: BaseException | None) -> HealthResult:
     if error is None:
         return HealthResult(db.name, HEALTHY, round(elapsed_ms, 3), None, db.backend.name)
     return HealthResult(
@@ -257,13 +201,13 @@ def _result(db: Database, elapsed_ms: float, error: BaseException | None) -> Hea
     )
 
 
-def check(db: Database, timeout: float | None = None) -> HealthResult:
+def check(db: Target, timeout: float | None = None) -> HealthResult:
     """Run the backend's health query through the pool, answering within timeout seconds."""
     return Probe(db, timeout or db.config.health_timeout).result()
 
 
 def check_many(
-    dbs: Mapping[str, Database | BaseException], timeout: float | None = None
+    dbs: Mapping[str, Target | BaseException], timeout: float | None = None
 ) -> dict[str, HealthResult]:
     """Check every database at once: the answer takes about one timeout, not one per database.
 
@@ -295,7 +239,7 @@ def _forget_abandoned(task: asyncio.Task[None]) -> None:
 
 
 async def async_outcome(
-    db: Database, timeout: float | None = None
+    db: Target, timeout: float | None = None
 ) -> tuple[HealthResult, BaseException | None]:
     """The async check through the async engine; the result and the error.
 
@@ -333,6 +277,6 @@ async def async_outcome(
     return _result(db, (perf_counter() - started) * 1000.0, error), error
 
 
-async def async_check(db: Database, timeout: float | None = None) -> HealthResult:
+async def async_check(db: Target, timeout: float | None = None) -> HealthResult:
     """The async twin of check()."""
     return (await async_outcome(db, timeout))[0]

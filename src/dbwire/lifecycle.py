@@ -23,7 +23,7 @@ from dbwire.errors import (
 from dbwire.health import Probe, async_outcome, describe_error
 
 if TYPE_CHECKING:
-    from dbwire.database import Database
+    from dbwire.target import Target
 
 logger = logging.getLogger("dbwire")
 
@@ -115,7 +115,7 @@ _PERMANENT = (
 )
 
 
-def is_permanent(db: Database, exc: BaseException) -> bool:
+def is_permanent(db: Target, exc: BaseException) -> bool:
     """True for errors that waiting will not cure: bad config, a missing driver, a bad login."""
     if isinstance(exc, _PERMANENT):
         return True
@@ -125,7 +125,7 @@ def is_permanent(db: Database, exc: BaseException) -> bool:
         return False
 
 
-def _not_ready(db: Database, timeout: float, attempts: int, last: BaseException) -> ConnectError:
+def _not_ready(db: Target, timeout: float, attempts: int, last: BaseException) -> ConnectError:
     # A translated ConnectError repeats the database and its own fix; the driver's
     # message underneath says what happened.
     cause = last.__cause__ if isinstance(last, ConnectError) and last.__cause__ else last
@@ -137,7 +137,7 @@ def _not_ready(db: Database, timeout: float, attempts: int, last: BaseException)
     )
 
 
-def wait_until_ready(db: Database, timeout: float = 30.0) -> float:
+def wait_until_ready(db: Target, timeout: float = 30.0) -> float:
     """Retry the health query with backoff until it answers; the seconds it took.
 
     Raises ConnectError when timeout passes, and at once for errors that retrying
@@ -161,7 +161,7 @@ def wait_until_ready(db: Database, timeout: float = 30.0) -> float:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def async_wait_until_ready(db: Database, timeout: float = 30.0) -> float:
+async def async_wait_until_ready(db: Target, timeout: float = 30.0) -> float:
     """The async twin of wait_until_ready(), through the async engine."""
     started = time.monotonic()
     deadline = started + timeout
@@ -181,7 +181,7 @@ async def async_wait_until_ready(db: Database, timeout: float = 30.0) -> float:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def connect_with_retries(db: Database, retries: int | None = None) -> BaseException | None:
+def connect_with_retries(db: Target, retries: int | None = None) -> BaseException | None:
     """Try the health query 1 + retries times (default: the config's connect_retries) with
     backoff; None on success, else the last error.
     """

@@ -13,7 +13,8 @@ from dbwire import instances, lifecycle
 from dbwire.config import Config, load_config
 from dbwire.database import Database
 from dbwire.errors import ConnectError, DbwireError, describe
-from dbwire.health import UNHEALTHY, HealthResult, check_many, describe_error
+from dbwire.health import check_many, describe_error
+from dbwire.types import UNHEALTHY, HealthResult
 
 ConfigSource = str | os.PathLike[str] | Mapping[str, Any] | Config
 

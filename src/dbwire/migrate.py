@@ -11,10 +11,10 @@ from dbwire.errors import ConfigError, MissingDependencyError
 if TYPE_CHECKING:
     from sqlalchemy.orm import DeclarativeBase
 
-    from dbwire.database import Database
+    from dbwire.target import Target
 
 
-def migrate(db: Database, script_location: str | os.PathLike[str], revision: str = "head") -> None:
+def migrate(db: Target, script_location: str | os.PathLike[str], revision: str = "head") -> None:
     """Run Alembic's upgrade to `revision` on the database, in one transaction.
 
     The connection is handed to Alembic as `config.attributes["connection"]` (Alembic's
@@ -51,7 +51,7 @@ def migrate(db: Database, script_location: str | os.PathLike[str], revision: str
         command.upgrade(config, revision)
 
 
-def seed(db: Database, models: type[DeclarativeBase] | Iterable[type[Any]]) -> int:
+def seed(db: Target, models: type[DeclarativeBase] | Iterable[type[Any]]) -> int:
     """Insert every model's `seed_list` rows in foreign-key order, all or nothing.
 
     Args:

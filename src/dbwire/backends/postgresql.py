@@ -20,7 +20,7 @@ from dbwire.backends.base import Backend, ConnectParams, socket_readable
 from dbwire.timeouts import bounded_async_connect, connect_timeout, libpq_seconds, open_asyncpg
 
 if TYPE_CHECKING:
-    from dbwire.local import DuckDBAttach
+    from dbwire.types import DuckDBAttach
 
 # URL query parameters that are libpq keywords; resolve_pg applies them exactly as libpq.
 _LIBPQ_QUERY_KEYWORDS = (
@@ -90,6 +90,11 @@ class PostgresBackend(Backend):
     sync_modules: ClassVar[tuple[str, ...]] = ("psycopg",)
     async_modules: ClassVar[tuple[str, ...]] = ("asyncpg",)
     default_port: ClassVar[int | None] = 5432
+    system_schemas: ClassVar[frozenset[str] | None] = frozenset(
+        {"information_schema", "pg_catalog"}
+    )
+    duckdb_query_function: ClassVar[str | None] = "postgres_query"
+    connectorx_scheme: ClassVar[str | None] = "postgresql"
 
     def query_keys(self) -> Mapping[str, QueryKey]:
         return pg_query_keys()
@@ -295,7 +300,7 @@ class PostgresBackend(Backend):
     # -- the local DuckDB store (DuckDB store issue) ---
     def duckdb_attach(self, readonly: bool) -> DuckDBAttach:
         """DuckDB's postgres extension; host, user and password travel in a secret."""
-        from dbwire.local import DuckDBAttach
+        from dbwire.types import DuckDBAttach
 
         params = self.resolve_params()
         # Only connection options go into the ATTACH string (SQL text); never credentials.
