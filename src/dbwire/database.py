@@ -7,7 +7,6 @@ import functools
 import hashlib
 import logging
 import os
-import pickle
 import threading
 import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -20,7 +19,7 @@ from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
-from dbwire import health, instances, lifecycle, timeouts
+from dbwire import health, instances, lifecycle, metadata_cache, timeouts
 from dbwire._closing import OpenConnections, close_async_engine
 from dbwire.backends import readonly_guard, registry
 from dbwire.backends.base import Backend, ConnectParams
@@ -652,8 +651,9 @@ class Database:
     def metadata(self) -> MetaData:
         """The database's tables, reflected on first use and cached until refresh_metadata().
 
-        With `metadata_cache` set, the reflection is also pickled to that file (keyed by the
-        URL and schema, as seed 001's cache), so a new process skips reflecting.
+        With `metadata_cache` set, the reflection is also written to that file as JSON
+        (keyed by the URL and schema, as seed 001's cache), so a new process skips
+        reflecting; a file another user can write is ignored (dbwire.metadata_cache).
         """
         self._check_open()
         with self._lock:
@@ -673,10 +673,7 @@ class Database:
         metadata.reflect(bind=self.engine, schema=self.config.metadata_schema)
         path = self._metadata_cache_path()
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(pickle.dumps((self._metadata_cache_key(), metadata)))
-            tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+            metadata_cache.write(path, self._metadata_cache_key(), metadata, self.logger)
         return metadata
 
     def _metadata_cache_key(self) -> str:
@@ -689,22 +686,15 @@ class Database:
         path = Path(location).expanduser()
         if path.is_dir() or location.endswith(("/", os.sep)):
             digest = hashlib.sha256(self._metadata_cache_key().encode()).hexdigest()[:16]
-            return path / f"{self.name}-{digest}.metadata.pickle"
+            return path / f"{self.name}-{digest}.metadata.json"
         return path
 
     def _cached_metadata(self) -> MetaData | None:
         path = self._metadata_cache_path()
-        if path is None or not path.is_file():
+        if path is None:
             return None
-        try:
-            # The cache is a file this application wrote itself (seed 001's pickle).
-            key, metadata = pickle.loads(path.read_bytes())
-        except Exception:  # a stale or foreign file: reflect instead, and overwrite it
-            self.logger.warning("metadata cache %s unreadable; reflecting again", path)
-            return None
-        if key != self._metadata_cache_key() or not isinstance(metadata, MetaData):
-            return None  # written for another URL or schema
-        return metadata
+        key, schema = self._metadata_cache_key(), self.config.metadata_schema
+        return metadata_cache.read(path, key, schema, self.logger)
 
     # -- lifecycle -------------------------------------------------------------
     def close(self) -> None:
