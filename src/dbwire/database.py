@@ -34,7 +34,7 @@ from dbwire.errors import (
     scrub_exception,
 )
 from dbwire.observe import QueryObserver, QueryStats
-from dbwire.pool import adopt_pool, install_idle_ping
+from dbwire.pool import install_idle_ping, name_pool, pool_class_for
 from dbwire.types import HealthResult, PoolStatus
 
 if TYPE_CHECKING:
@@ -239,6 +239,7 @@ class Database:
         url, options = self._engine_arguments(is_async=False)
         try:
             with _ENGINE_CREATION_LOCK:
+                _choose_pool(url, options, is_async=False)
                 engine = create_engine(url, **options)
         except TypeError as exc:
             raise self._bad_engine_option(exc) from None
@@ -252,6 +253,7 @@ class Database:
             from sqlalchemy.ext.asyncio import create_async_engine
 
             with _ENGINE_CREATION_LOCK:
+                _choose_pool(url, options, is_async=True)
                 engine = create_async_engine(url, **options)
         except TypeError as exc:
             raise self._bad_engine_option(exc) from None
@@ -832,9 +834,9 @@ class Database:
         self._loop_engines = []
 
     def _instrument(self, engine: Engine) -> None:
-        """Query timing and counters, and the pool class whose timeout explains itself."""
+        """Query timing and counters, and the name the pool's timeout error shows."""
         self._observer.install(engine)
-        adopt_pool(engine, self.name)
+        name_pool(engine, self.name)
 
     # -- schema and the local store (DuckDB store issue) ---
     def get_schema(self) -> list[TableSchema]:
@@ -882,6 +884,14 @@ def _compiled(sql: str, dialect: Any) -> tuple[str, tuple[str, ...] | None]:
     compiled = text(sql).compile(dialect=dialect)
     order = tuple(compiled.positiontup or ()) if dialect.positional else None
     return compiled.string, order
+
+
+def _choose_pool(url: Any, options: dict[str, Any], *, is_async: bool) -> None:
+    """poolclass= for the engine: the queue pool whose timeout says what to raise."""
+    if "poolclass" not in options:
+        chosen = pool_class_for(url, is_async=is_async)
+        if chosen is not None:
+            options["poolclass"] = chosen
 
 
 def _collect(result: Any) -> QueryResult:
