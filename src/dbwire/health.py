@@ -122,6 +122,11 @@ def _shutdown_socket(dbapi_connection: Any) -> bool:
     return True
 
 
+def health_statement(db: Target) -> str:
+    """What a health check runs: the config's health_query, else the backend's (SELECT 1)."""
+    return db.config.health_query or db.backend.health_statement()
+
+
 class Probe:
     """One health check running in its own daemon thread, so a hung server cannot block.
 
@@ -139,13 +144,8 @@ class Probe:
         self._started = perf_counter()
         self._deadline = self._started + timeout
         self._connection: Any = None
-        query = db.config.health_query or db.backend.health_statement()
-        ping: Callable[[], object]
-        if not getattr(db.backend, "has_engine", True):
-            # A backend without a SQLAlchemy engine (s3) answers queries itself.
-            def ping() -> object:
-                return db.execute_query(query)
-        else:
+        statement = health_statement(db)
+        if db.backend.has_engine:
             try:
                 # Built here, not in the thread: engine creation does no I/O, and several
                 # threads importing the same SQLAlchemy dialect at once can fail
@@ -156,9 +156,10 @@ class Probe:
                 self._done.set()
                 return
 
-            def ping() -> object:
-                # execute_query: one round trip on drivers that allow it (bench/RESULTS.md)
-                return db.execute_query(query)
+        def ping() -> object:
+            # execute_query: one round trip on drivers that allow it (bench/RESULTS.md);
+            # a backend without an engine (s3) answers it itself.
+            return db.execute_query(statement)
 
         threading.Thread(
             target=self._run, args=(ping,), name=f"dbwire-health-{db.name}", daemon=True
@@ -229,10 +230,10 @@ def check_many(
 
 # Health checks given up at their deadline, still cleaning up (kept so they are not
 # garbage-collected mid-way; each removes itself when done).
-_ABANDONED: set[asyncio.Task[None]] = set()
+_ABANDONED: set[asyncio.Future[Any]] = set()
 
 
-def _forget_abandoned(task: asyncio.Task[None]) -> None:
+def _forget_abandoned(task: asyncio.Future[Any]) -> None:
     _ABANDONED.discard(task)
     if not task.cancelled():
         task.exception()  # retrieved: asyncio must not log it as never retrieved
@@ -250,17 +251,8 @@ async def async_outcome(
     """
     limit = timeout or db.config.health_timeout
     started = perf_counter()
-    statement = db.config.health_query or db.backend.health_statement()
-
-    async def probe() -> None:
-        if getattr(db.backend, "has_engine", True):
-            async with db.async_engine.connect() as conn:
-                result = await conn.exec_driver_sql(statement)
-                result.all()
-        else:
-            await db.async_execute_query(statement)
-
-    task = asyncio.ensure_future(probe())
+    # The same statement through the same query path as Probe: only the IO is async.
+    task = asyncio.ensure_future(db.async_execute_query(health_statement(db)))
     try:
         done, _ = await asyncio.wait({task}, timeout=limit)
     except asyncio.CancelledError:
