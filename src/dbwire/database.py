@@ -100,7 +100,8 @@ class Database:
         self._metadata: MetaData | None = None
         self._last_password: str | None = None
         self._database_ensured = False
-        self._direct_queries = True  # execute_query's one-round-trip path, where possible
+        # execute_query's one-round-trip path, where possible; by is_async
+        self._direct_queries = {False: True, True: True}
         # -- health, stats, pool, wait (manager issue): query counters, fork safety
         self._observer = QueryObserver(
             self.name,
@@ -579,10 +580,50 @@ class Database:
         classes, and the statement is counted by the observer. Returns None where the
         driver cannot switch autocommit locally (Core's path is used instead).
         """
-        if not self._direct_queries:
+        if not self._direct_queries[False]:
             return None
         engine = self.engine
         dialect = engine.dialect
+        planned = self._direct_plan(sql, params, dialect)
+        if planned is None:
+            return None
+        try:
+            fairy = engine.raw_connection()
+        except dialect.loaded_dbapi.Error as exc:
+            self._scrub_chain(exc)
+            raise self._connect_error(exc, self._driver_detail(exc)) from exc
+        try:
+            return self._direct_run(fairy, dialect, *planned, is_async=False)
+        finally:
+            fairy.close()
+
+    async def _async_execute_direct(
+        self, sql: str, params: Mapping[str, Any] | None
+    ) -> QueryResult | None:
+        """_execute_direct() on the async engine (asyncpg): the same plan, run and errors.
+
+        The connection is checked out through Core (connect errors translated as always)
+        and the statement runs on SQLAlchemy's driver adapter in autocommit, which asyncpg
+        sends as one round trip with its cached prepared statement.
+        """
+        if not self._direct_queries[True]:
+            return None
+        engine = self.async_engine
+        dialect = engine.dialect
+        planned = self._direct_plan(sql, params, dialect)
+        if planned is None:
+            return None
+        async with engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync_conn: self._direct_run(
+                    sync_conn.connection, dialect, *planned, is_async=True
+                )
+            )
+
+    def _direct_plan(
+        self, sql: str, params: Mapping[str, Any] | None, dialect: Any
+    ) -> tuple[str, Any] | None:
+        """The compiled statement and its driver arguments, guard checked; None: use Core."""
         statement, order = _compiled(sql, dialect)
         if self.config.readonly:
             self._guard_readonly(statement)
@@ -590,16 +631,18 @@ class Database:
         if order is not None and not set(order) <= values.keys():
             return None  # let Core raise its usual "a value is required" error
         args: Any = tuple(values[name] for name in order) if order is not None else values
+        return statement, args
+
+    def _direct_run(
+        self, fairy: Any, dialect: Any, statement: str, args: Any, *, is_async: bool
+    ) -> QueryResult | None:
+        """Run a planned statement on a checked-out connection in autocommit, timed and
+        counted, with errors translated as Core translates them."""
         dbapi_error = dialect.loaded_dbapi.Error
         try:
-            fairy = engine.raw_connection()
-        except dbapi_error as exc:
-            self._scrub_chain(exc)
-            raise self._connect_error(exc, self._driver_detail(exc)) from exc
-        try:
-            driver: Any = fairy.driver_connection
+            driver: Any = fairy.dbapi_connection
             if not self.backend.set_autocommit(driver, True):
-                self._direct_queries = False  # this driver cannot: use Core from now on
+                self._direct_queries[is_async] = False  # this driver cannot: use Core
                 return None
             started = perf_counter()
             failed = True
@@ -629,8 +672,6 @@ class Database:
             if self.backend.is_readonly_violation(exc):
                 raise self._readonly_error(self._driver_detail(exc)) from wrapped
             raise wrapped from exc
-        finally:
-            fairy.close()
         return columns, rows
 
     async def async_execute_query(
@@ -642,6 +683,10 @@ class Database:
             return await asyncio.to_thread(self._backend_query, sql, params)
         if self.config.readonly:
             self._guard_readonly(sql)
+        if not self.config.readonly or self.backend.readonly_in_autocommit:
+            direct = await self._async_execute_direct(sql, params)
+            if direct is not None:
+                return direct
         async with self.async_engine.connect() as conn:
             result = await conn.execute(text(sql), dict(params or {}))
             columns, rows = _collect(result)

@@ -214,10 +214,17 @@ class PostgresBackend(Backend):
 
     def set_autocommit(self, driver_connection: Any, on: bool) -> bool:
         # psycopg 3 keeps autocommit client-side: flipping it sends nothing to the server.
-        if not hasattr(driver_connection, "pgconn"):
-            return False
-        driver_connection.autocommit = on
-        return True
+        if hasattr(driver_connection, "pgconn"):
+            driver_connection.autocommit = on
+            return True
+        # SQLAlchemy's asyncpg adapter: autocommit is its own isolation level, also local
+        # (asyncpg itself runs every statement outside a transaction in autocommit).
+        from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+
+        if isinstance(driver_connection, AsyncAdapt_asyncpg_connection):
+            driver_connection.autocommit = on
+            return True
+        return False
 
     def connection_looks_dead(self, dbapi_connection: Any) -> bool:
         asyncpg_conn = getattr(dbapi_connection, "_connection", None)
