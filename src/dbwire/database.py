@@ -19,7 +19,7 @@ from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
-from dbwire import health, instances, lifecycle, metadata_cache, timeouts
+from dbwire import health, instances, lifecycle, metadata_cache, timeouts, translate
 from dbwire._closing import OpenConnections, close_async_engine
 from dbwire.backends import readonly_guard, registry
 from dbwire.backends.base import Backend, ConnectParams
@@ -30,8 +30,6 @@ from dbwire.errors import (
     DatabaseClosedError,
     DbwireError,
     ReadOnlyError,
-    describe,
-    scrub_exception,
 )
 from dbwire.observe import QueryObserver, QueryStats
 from dbwire.pool import install_idle_ping, name_pool, pool_class_for
@@ -392,64 +390,24 @@ class Database:
         secrets.extend(self.config.secret_values())
         return [s for s in secrets if s]
 
+    # Error translation lives in dbwire.translate; these keep the Database's vocabulary.
     def _translate_error(self, ctx: ExceptionContext) -> BaseException | None:
-        original = ctx.original_exception
-        if ctx.is_pre_ping:
-            return None  # the pool handles a failed ping by reconnecting
-        # Whatever is raised chains to these: psycopg's error holds the connection (whose
-        # repr shows the password), SQLAlchemy's the statement (ALTER ROLE .. PASSWORD).
-        self._scrub_chain(original, ctx.sqlalchemy_exception)
-        detail = self._driver_detail(original)
-        if self.backend.is_readonly_violation(original):
-            return self._readonly_error(detail)
-        # A handshake that timed out reads as a "disconnect" (MySQL 2013); it is still a
-        # failed connect, and gets the timeout's own message.
-        if ctx.connection is None and (not ctx.is_disconnect or timeouts.is_timeout(original)):
-            return self._connect_error(original, detail)
-        return None
+        return translate.handle_error(self, ctx)
 
     def _readonly_error(self, detail: str) -> ReadOnlyError:
-        return ReadOnlyError(
-            f"database {self.name!r} refused a write: the session or database is "
-            f"read-only ({detail}). Use session(readonly=False) on a writable "
-            "database for writes",
-            database=self.name,
-        )
+        return translate.readonly_error(self, detail)
 
     def _driver_detail(self, exc: BaseException) -> str:
-        return describe(exc, self.known_secrets())
+        return translate.driver_detail(self, exc)
 
     def _scrub_chain(self, *excs: BaseException | None) -> None:
-        secrets = self.known_secrets()
-        for exc in excs:
-            scrub_exception(exc, secrets)
+        translate.scrub_chain(self, *excs)
 
     def _connect_error(self, exc: BaseException, detail: str) -> ConnectError:
-        if timeouts.is_timeout(exc) and not self.backend.is_auth_failure(exc):
-            return self._timeout_error()
-        if self.backend.is_auth_failure(exc):
-            user = self.backend.base_url().username or "(default user)"
-            fix = (
-                f"check the password for user {user!r} (config password, URL, "
-                "password_file, password_command or .pgpass) and that the user may log in"
-            )
-        else:
-            fix = "check that the server is running and reachable, or wait for it with db.wait()"
-        return ConnectError(
-            f"database {self.name!r} ({self.url}): could not connect: {detail}. Fix: {fix}",
-            database=self.name,
-        )
+        return translate.connect_error(self, exc, detail)
 
     def _timeout_error(self, what: str = "connect") -> ConnectError:
-        url = self.backend.base_url()
-        host, port = url.host, url.port or self.backend.default_port
-        try:
-            params = self.connect_params()
-            host, port = params.host or host, params.port or port
-        except Exception:  # a password source that is down must not hide the timeout
-            pass
-        timeout = timeouts.connect_timeout(self.config, url.query)
-        return timeouts.timeout_error(self.name, host, port, timeout, what=what)
+        return translate.timeout_error(self, what)
 
     # -- sessions --------------------------------------------------------------
     @property

@@ -1,4 +1,4 @@
-"""Target: what the Database's leaves (health, lifecycle, schema, migrate) need of a Database.
+"""Target: what the Database's leaves (health, lifecycle, schema, migrate, translate) need.
 
 A Protocol, so those modules take "something with an engine, a config and a backend"
 without importing database.py, and database.py can call them without an import loop.
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
     from sqlalchemy.orm import Session as OrmSession
 
-    from dbwire.backends.base import Backend
+    from dbwire.backends.base import Backend, ConnectParams
     from dbwire.config import DatabaseConfig
 
 QueryResult = tuple[list[str], list[dict[str, Any]]]
@@ -44,6 +44,8 @@ class Target(Protocol):
     def async_engine(self) -> AsyncEngine: ...
 
     def known_secrets(self) -> list[str]: ...
+
+    def connect_params(self) -> ConnectParams: ...
 
     def execute_query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult: ...
 
