@@ -508,12 +508,9 @@ class Database:
 
         A statement that changes data is committed.
         """
-        self._check_open()
-        if not self.backend.has_engine:  # s3: DuckDB SQL, run by the backend itself
+        if not self._query_route(sql):  # s3: DuckDB SQL, run by the backend itself
             return self._backend_query(sql, params)
-        if self.config.readonly:
-            self._guard_readonly(sql)
-        if not self.config.readonly or self.backend.readonly_in_autocommit:
+        if self._may_go_direct():
             direct = self._execute_direct(sql, params)
             if direct is not None:
                 return direct
@@ -522,6 +519,21 @@ class Database:
             columns, rows = _collect(result)
             conn.commit()
         return columns, rows
+
+    def _query_route(self, sql: str) -> bool:
+        """What execute_query and its async twin decide alike before any IO: open, guard
+        checked; True for a SQLAlchemy engine, False for a backend that runs it itself."""
+        self._check_open()
+        if not self.backend.has_engine:
+            return False
+        if self.config.readonly:
+            self._guard_readonly(sql)
+        return True
+
+    def _may_go_direct(self) -> bool:
+        """The one-round-trip path runs in autocommit: on a read-only database only where
+        the backend keeps autocommit statements read-only too."""
+        return not self.config.readonly or self.backend.readonly_in_autocommit
 
     def _guard_readonly(self, sql: str) -> None:
         """Refuse a non-read on a read-only database before a connection is even taken;
@@ -636,12 +648,9 @@ class Database:
         self, sql: str, params: Mapping[str, Any] | None = None
     ) -> QueryResult:
         """The async twin of execute_query()."""
-        self._check_open()
-        if not self.backend.has_engine:
+        if not self._query_route(sql):
             return await asyncio.to_thread(self._backend_query, sql, params)
-        if self.config.readonly:
-            self._guard_readonly(sql)
-        if not self.config.readonly or self.backend.readonly_in_autocommit:
+        if self._may_go_direct():
             direct = await self._async_execute_direct(sql, params)
             if direct is not None:
                 return direct
