@@ -56,7 +56,7 @@ def measure(pg_url: str, rows: int, sample: int, repeat: int) -> dict[str, Any]:
     import psycopg
 
     import dbwire
-    from dbwire.local import get_duckdb_connection
+    from dbwire.store.local import get_duckdb_connection
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS bench_collect")

@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 
 import dbwire
 from dbwire.cli import app
-from dbwire.collect import CollectProgress, choose_method
 from dbwire.errors import ConfigError
-from dbwire.local import get_duckdb_connection
+from dbwire.store.collect import CollectProgress, choose_method
+from dbwire.store.local import get_duckdb_connection
 
 REPO = Path(__file__).resolve().parent.parent
 

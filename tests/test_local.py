@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 import dbwire
-from dbwire import _extensions
 from dbwire.errors import ConfigError, ConnectError, DbwireError, MissingDependencyError
-from dbwire.local import LocalStore, get_duckdb_connection, resolve_store_path
+from dbwire.store import extensions as _extensions
+from dbwire.store.local import LocalStore, get_duckdb_connection, resolve_store_path
 
 # No DuckDB download can succeed (or is even tried): only files already on disk count.
 OFFLINE = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}

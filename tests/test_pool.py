@@ -14,7 +14,7 @@ from sqlalchemy import pool as sa_pool
 
 from dbwire import Database, DatabaseConfig, PoolStatus, PoolTimeoutError
 from dbwire.health import pool_status
-from dbwire.pool import DbwireAsyncQueuePool, DbwireQueuePool, adopt_pool
+from dbwire.pool import DbwireAsyncQueuePool, DbwireQueuePool, name_pool, pool_class_for
 
 
 @pytest.fixture
@@ -141,6 +141,23 @@ async def test_async_pool_raises_pool_timeout_error(pg_url: str) -> None:
         await db.aclose()
 
 
+@pytest.mark.parametrize(
+    ("url", "is_async", "expected"),
+    [
+        ("postgresql+psycopg://h/d", False, DbwireQueuePool),
+        ("postgresql+asyncpg://h/d", True, DbwireAsyncQueuePool),
+        ("mysql+pymysql://h/d", False, DbwireQueuePool),
+        ("sqlite+aiosqlite:///x.db", True, DbwireAsyncQueuePool),
+        ("sqlite:///x.db", False, DbwireQueuePool),
+    ],
+)
+def test_the_pool_class_is_chosen_before_the_engine_is_built(
+    url: str, is_async: bool, expected: type[sa_pool.Pool]
+) -> None:
+    # poolclass= replaces the dialect's queue pool: no pool changes class after it is built.
+    assert pool_class_for(sqlalchemy.make_url(url), is_async=is_async) is expected
+
+
 def test_other_pool_kinds_are_left_alone(tmp_path: Path) -> None:
     db = Database(DatabaseConfig(name="lite", url=f"sqlite:///{tmp_path / 'a.db'}"))
     try:
@@ -149,9 +166,10 @@ def test_other_pool_kinds_are_left_alone(tmp_path: Path) -> None:
         assert db.get_pool_status().pool_class == "DbwireQueuePool"
     finally:
         db.close()
-    # ... while a pool SQLAlchemy would not pick as a queue pool is never replaced.
+    # ... while a pool SQLAlchemy would not pick as a queue pool is left to the dialect.
+    assert pool_class_for(sqlalchemy.make_url("sqlite://"), is_async=False) is None
     engine = sqlalchemy.create_engine("sqlite://", poolclass=sa_pool.StaticPool)
-    adopt_pool(engine, "static")
+    name_pool(engine, "static")
     assert type(engine.pool) is sa_pool.StaticPool
     status = pool_status(engine.pool)
     assert (status.pool_class, status.checked_out) == ("StaticPool", None)

@@ -24,7 +24,7 @@ def test_names_load_on_first_use_in_a_fresh_interpreter() -> None:
     code = (
         "import sys, dbwire\n"
         "assert 'sqlalchemy.orm' not in sys.modules, 'the ORM loaded at import'\n"
-        "assert 'dbwire.local' not in sys.modules\n"
+        "assert 'dbwire.store' not in sys.modules\n"
         "assert dbwire.credentials.resolve_pg and dbwire.Manager and dbwire.connect\n"
         "assert callable(dbwire.get_duckdb_connection)\n"
     )

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 import dbwire
 from dbwire.cli import app
 from dbwire.errors import ConfigError, DbwireError
-from dbwire.local import get_duckdb_connection
+from dbwire.store.local import get_duckdb_connection
 from servers import free_port
 
 KEY_ID = "AKIDLOCALTEST"

@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 import dbwire
 from dbwire import TableSchema
-from dbwire.schema import ColumnSchema, ForeignKeySchema
+from dbwire.types import ColumnSchema, ForeignKeySchema
 
 
 def _pg(url: str, sql: str) -> None:

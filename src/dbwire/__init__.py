@@ -24,14 +24,13 @@ if _typing.TYPE_CHECKING:
     from dbwire.backends import Backend, register_backend
     from dbwire.config import Config, DatabaseConfig, load_config
     from dbwire.database import Database, connect
-    from dbwire.health import HealthResult, PoolStatus
-    from dbwire.local import LocalStore, get_duckdb_connection
     from dbwire.manager import Manager
     from dbwire.migrate import migrate
     from dbwire.observe import QueryStats
-    from dbwire.schema import TableSchema
     from dbwire.seeding import seed
     from dbwire.sources import SourceInfo, get_engine
+    from dbwire.store import LocalStore, get_duckdb_connection
+    from dbwire.types import HealthResult, PoolStatus, TableSchema
 
 __version__ = "0.1.0"
 
@@ -44,15 +43,15 @@ _LAZY = {
     "load_config": "dbwire.config",
     "Database": "dbwire.database",
     "connect": "dbwire.database",
-    "HealthResult": "dbwire.health",
-    "PoolStatus": "dbwire.health",
-    "LocalStore": "dbwire.local",
-    "get_duckdb_connection": "dbwire.local",
+    "HealthResult": "dbwire.types",
+    "PoolStatus": "dbwire.types",
+    "LocalStore": "dbwire.store",
+    "get_duckdb_connection": "dbwire.store",
     "Manager": "dbwire.manager",
     "migrate": "dbwire.migrate",
     "seed": "dbwire.seeding",
     "QueryStats": "dbwire.observe",
-    "TableSchema": "dbwire.schema",
+    "TableSchema": "dbwire.types",
     "SourceInfo": "dbwire.sources",
     "get_engine": "dbwire.sources",
 }

@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from dbwire.config import Config, DatabaseConfig, validate_database
 from dbwire.database import Database, connect
 from dbwire.errors import ConfigError, DbwireError
-from dbwire.health import HealthResult, PoolStatus
-from dbwire.local import get_duckdb_connection
 from dbwire.manager import ConfigSource
 from dbwire.manager import Manager as _Manager
 from dbwire.sources import SourceInfo, get_engine
+from dbwire.store.local import get_duckdb_connection
+from dbwire.types import HealthResult, PoolStatus
 
 if TYPE_CHECKING:
     from sqlalchemy import MetaData

@@ -88,7 +88,7 @@ class DatabaseConfig(BaseModel):
     health_timeout: float = Field(default=5.0, gt=0)
     # The statement a health check runs; default: the backend's (SELECT 1).
     health_query: str | None = None
-    # Seed 001: reflected metadata pickled here (a file, or a directory for one file per
+    # Seed 001: reflected metadata cached here as JSON (a file, or a directory for one file per
     # database), keyed by URL and schema; db.refresh_metadata() rewrites it.
     metadata_cache: str | None = None
     metadata_schema: str | None = None

@@ -7,7 +7,6 @@ import functools
 import hashlib
 import logging
 import os
-import pickle
 import threading
 import weakref
 from collections.abc import Callable, Mapping
@@ -19,7 +18,7 @@ from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
-from dbwire import health, instances, lifecycle, timeouts
+from dbwire import health, instances, lifecycle, metadata_cache, timeouts, translate
 from dbwire._closing import OpenConnections, close_async_engine
 from dbwire.backends import readonly_guard, registry
 from dbwire.backends.base import Backend, ConnectParams
@@ -30,12 +29,10 @@ from dbwire.errors import (
     DatabaseClosedError,
     DbwireError,
     ReadOnlyError,
-    describe,
-    scrub_exception,
 )
-from dbwire.health import HealthResult, PoolStatus
 from dbwire.observe import QueryObserver, QueryStats
-from dbwire.pool import adopt_pool, install_idle_ping
+from dbwire.pool import install_idle_ping, name_pool, pool_class_for
+from dbwire.types import HealthResult, PoolStatus
 
 if TYPE_CHECKING:
     # The ORM and asyncio extensions cost ~120 ms to import; they load on first use of
@@ -45,8 +42,8 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import scoped_session, sessionmaker
 
     from dbwire.migrate import MigrationResult
-    from dbwire.schema import TableSchema
     from dbwire.session_forms import AsyncScopeSession, ScopeSession
+    from dbwire.types import TableSchema
 
 READONLY_OPTION = "dbwire_readonly"
 # create_engine() imports the dialect on first use; SQLAlchemy's MySQL dialect modules
@@ -101,7 +98,8 @@ class Database:
         self._metadata: MetaData | None = None
         self._last_password: str | None = None
         self._database_ensured = False
-        self._direct_queries = True  # execute_query's one-round-trip path, where possible
+        # execute_query's one-round-trip path, where possible; by is_async
+        self._direct_queries = {False: True, True: True}
         # -- health, stats, pool, wait (manager issue): query counters, fork safety
         self._observer = QueryObserver(
             self.name,
@@ -240,6 +238,7 @@ class Database:
         url, options = self._engine_arguments(is_async=False)
         try:
             with _ENGINE_CREATION_LOCK:
+                _choose_pool(url, options, is_async=False)
                 engine = create_engine(url, **options)
         except TypeError as exc:
             raise self._bad_engine_option(exc) from None
@@ -253,6 +252,7 @@ class Database:
             from sqlalchemy.ext.asyncio import create_async_engine
 
             with _ENGINE_CREATION_LOCK:
+                _choose_pool(url, options, is_async=True)
                 engine = create_async_engine(url, **options)
         except TypeError as exc:
             raise self._bad_engine_option(exc) from None
@@ -424,64 +424,24 @@ class Database:
         secrets.extend(self.config.secret_values())
         return [s for s in secrets if s]
 
+    # Error translation lives in dbwire.translate; these keep the Database's vocabulary.
     def _translate_error(self, ctx: ExceptionContext) -> BaseException | None:
-        original = ctx.original_exception
-        if ctx.is_pre_ping:
-            return None  # the pool handles a failed ping by reconnecting
-        # Whatever is raised chains to these: psycopg's error holds the connection (whose
-        # repr shows the password), SQLAlchemy's the statement (ALTER ROLE .. PASSWORD).
-        self._scrub_chain(original, ctx.sqlalchemy_exception)
-        detail = self._driver_detail(original)
-        if self.backend.is_readonly_violation(original):
-            return self._readonly_error(detail)
-        # A handshake that timed out reads as a "disconnect" (MySQL 2013); it is still a
-        # failed connect, and gets the timeout's own message.
-        if ctx.connection is None and (not ctx.is_disconnect or timeouts.is_timeout(original)):
-            return self._connect_error(original, detail)
-        return None
+        return translate.handle_error(self, ctx)
 
     def _readonly_error(self, detail: str) -> ReadOnlyError:
-        return ReadOnlyError(
-            f"database {self.name!r} refused a write: the session or database is "
-            f"read-only ({detail}). Use session(readonly=False) on a writable "
-            "database for writes",
-            database=self.name,
-        )
+        return translate.readonly_error(self, detail)
 
     def _driver_detail(self, exc: BaseException) -> str:
-        return describe(exc, self.known_secrets())
+        return translate.driver_detail(self, exc)
 
     def _scrub_chain(self, *excs: BaseException | None) -> None:
-        secrets = self.known_secrets()
-        for exc in excs:
-            scrub_exception(exc, secrets)
+        translate.scrub_chain(self, *excs)
 
     def _connect_error(self, exc: BaseException, detail: str) -> ConnectError:
-        if timeouts.is_timeout(exc) and not self.backend.is_auth_failure(exc):
-            return self._timeout_error()
-        if self.backend.is_auth_failure(exc):
-            user = self.backend.base_url().username or "(default user)"
-            fix = (
-                f"check the password for user {user!r} (config password, URL, "
-                "password_file, password_command or .pgpass) and that the user may log in"
-            )
-        else:
-            fix = "check that the server is running and reachable, or wait for it with db.wait()"
-        return ConnectError(
-            f"database {self.name!r} ({self.url}): could not connect: {detail}. Fix: {fix}",
-            database=self.name,
-        )
+        return translate.connect_error(self, exc, detail)
 
     def _timeout_error(self, what: str = "connect") -> ConnectError:
-        url = self.backend.base_url()
-        host, port = url.host, url.port or self.backend.default_port
-        try:
-            params = self.connect_params()
-            host, port = params.host or host, params.port or port
-        except Exception:  # a password source that is down must not hide the timeout
-            pass
-        timeout = timeouts.connect_timeout(self.config, url.query)
-        return timeouts.timeout_error(self.name, host, port, timeout, what=what)
+        return translate.timeout_error(self, what)
 
     # -- sessions --------------------------------------------------------------
     @property
@@ -579,12 +539,9 @@ class Database:
 
         A statement that changes data is committed.
         """
-        self._check_open()
-        if not self.backend.has_engine:  # s3: DuckDB SQL, run by the backend itself
+        if not self._query_route(sql):  # s3: DuckDB SQL, run by the backend itself
             return self._backend_query(sql, params)
-        if self.config.readonly:
-            self._guard_readonly(sql)
-        if not self.config.readonly or self.backend.readonly_in_autocommit:
+        if self._may_go_direct():
             direct = self._execute_direct(sql, params)
             if direct is not None:
                 return direct
@@ -593,6 +550,21 @@ class Database:
             columns, rows = _collect(result)
             conn.commit()
         return columns, rows
+
+    def _query_route(self, sql: str) -> bool:
+        """What execute_query and its async twin decide alike before any IO: open, guard
+        checked; True for a SQLAlchemy engine, False for a backend that runs it itself."""
+        self._check_open()
+        if not self.backend.has_engine:
+            return False
+        if self.config.readonly:
+            self._guard_readonly(sql)
+        return True
+
+    def _may_go_direct(self) -> bool:
+        """The one-round-trip path runs in autocommit: on a read-only database only where
+        the backend keeps autocommit statements read-only too."""
+        return not self.config.readonly or self.backend.readonly_in_autocommit
 
     def _guard_readonly(self, sql: str) -> None:
         """Refuse a non-read on a read-only database before a connection is even taken;
@@ -609,10 +581,50 @@ class Database:
         classes, and the statement is counted by the observer. Returns None where the
         driver cannot switch autocommit locally (Core's path is used instead).
         """
-        if not self._direct_queries:
+        if not self._direct_queries[False]:
             return None
         engine = self.engine
         dialect = engine.dialect
+        planned = self._direct_plan(sql, params, dialect)
+        if planned is None:
+            return None
+        try:
+            fairy = engine.raw_connection()
+        except dialect.loaded_dbapi.Error as exc:
+            self._scrub_chain(exc)
+            raise self._connect_error(exc, self._driver_detail(exc)) from exc
+        try:
+            return self._direct_run(fairy, dialect, *planned, is_async=False)
+        finally:
+            fairy.close()
+
+    async def _async_execute_direct(
+        self, sql: str, params: Mapping[str, Any] | None
+    ) -> QueryResult | None:
+        """_execute_direct() on the async engine (asyncpg): the same plan, run and errors.
+
+        The connection is checked out through Core (connect errors translated as always)
+        and the statement runs on SQLAlchemy's driver adapter in autocommit, which asyncpg
+        sends as one round trip with its cached prepared statement.
+        """
+        if not self._direct_queries[True]:
+            return None
+        engine = self.async_engine
+        dialect = engine.dialect
+        planned = self._direct_plan(sql, params, dialect)
+        if planned is None:
+            return None
+        async with engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync_conn: self._direct_run(
+                    sync_conn.connection, dialect, *planned, is_async=True
+                )
+            )
+
+    def _direct_plan(
+        self, sql: str, params: Mapping[str, Any] | None, dialect: Any
+    ) -> tuple[str, Any] | None:
+        """The compiled statement and its driver arguments, guard checked; None: use Core."""
         statement, order = _compiled(sql, dialect)
         if self.config.readonly:
             self._guard_readonly(statement)
@@ -620,16 +632,18 @@ class Database:
         if order is not None and not set(order) <= values.keys():
             return None  # let Core raise its usual "a value is required" error
         args: Any = tuple(values[name] for name in order) if order is not None else values
+        return statement, args
+
+    def _direct_run(
+        self, fairy: Any, dialect: Any, statement: str, args: Any, *, is_async: bool
+    ) -> QueryResult | None:
+        """Run a planned statement on a checked-out connection in autocommit, timed and
+        counted, with errors translated as Core translates them."""
         dbapi_error = dialect.loaded_dbapi.Error
         try:
-            fairy = engine.raw_connection()
-        except dbapi_error as exc:
-            self._scrub_chain(exc)
-            raise self._connect_error(exc, self._driver_detail(exc)) from exc
-        try:
-            driver: Any = fairy.driver_connection
+            driver: Any = fairy.dbapi_connection
             if not self.backend.set_autocommit(driver, True):
-                self._direct_queries = False  # this driver cannot: use Core from now on
+                self._direct_queries[is_async] = False  # this driver cannot: use Core
                 return None
             started = perf_counter()
             failed = True
@@ -659,19 +673,18 @@ class Database:
             if self.backend.is_readonly_violation(exc):
                 raise self._readonly_error(self._driver_detail(exc)) from wrapped
             raise wrapped from exc
-        finally:
-            fairy.close()
         return columns, rows
 
     async def async_execute_query(
         self, sql: str, params: Mapping[str, Any] | None = None
     ) -> QueryResult:
         """The async twin of execute_query()."""
-        self._check_open()
-        if not self.backend.has_engine:
+        if not self._query_route(sql):
             return await asyncio.to_thread(self._backend_query, sql, params)
-        if self.config.readonly:
-            self._guard_readonly(sql)
+        if self._may_go_direct():
+            direct = await self._async_execute_direct(sql, params)
+            if direct is not None:
+                return direct
         async with self.async_engine.connect() as conn:
             result = await conn.execute(text(sql), dict(params or {}))
             columns, rows = _collect(result)
@@ -683,8 +696,9 @@ class Database:
     def metadata(self) -> MetaData:
         """The database's tables, reflected on first use and cached until refresh_metadata().
 
-        With `metadata_cache` set, the reflection is also pickled to that file (keyed by the
-        URL and schema, as seed 001's cache), so a new process skips reflecting.
+        With `metadata_cache` set, the reflection is also written to that file as JSON
+        (keyed by the URL and schema, as seed 001's cache), so a new process skips
+        reflecting; a file another user can write is ignored (dbwire.metadata_cache).
         """
         self._check_open()
         with self._lock:
@@ -704,10 +718,7 @@ class Database:
         metadata.reflect(bind=self.engine, schema=self.config.metadata_schema)
         path = self._metadata_cache_path()
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(pickle.dumps((self._metadata_cache_key(), metadata)))
-            tmp.replace(path)  # atomic: a concurrent reader never sees half a file
+            metadata_cache.write(path, self._metadata_cache_key(), metadata, self.logger)
         return metadata
 
     def _metadata_cache_key(self) -> str:
@@ -720,22 +731,15 @@ class Database:
         path = Path(location).expanduser()
         if path.is_dir() or location.endswith(("/", os.sep)):
             digest = hashlib.sha256(self._metadata_cache_key().encode()).hexdigest()[:16]
-            return path / f"{self.name}-{digest}.metadata.pickle"
+            return path / f"{self.name}-{digest}.metadata.json"
         return path
 
     def _cached_metadata(self) -> MetaData | None:
         path = self._metadata_cache_path()
-        if path is None or not path.is_file():
+        if path is None:
             return None
-        try:
-            # The cache is a file this application wrote itself (seed 001's pickle).
-            key, metadata = pickle.loads(path.read_bytes())
-        except Exception:  # a stale or foreign file: reflect instead, and overwrite it
-            self.logger.warning("metadata cache %s unreadable; reflecting again", path)
-            return None
-        if key != self._metadata_cache_key() or not isinstance(metadata, MetaData):
-            return None  # written for another URL or schema
-        return metadata
+        key, schema = self._metadata_cache_key(), self.config.metadata_schema
+        return metadata_cache.read(path, key, schema, self.logger)
 
     # -- lifecycle -------------------------------------------------------------
     def close(self) -> None:
@@ -873,9 +877,9 @@ class Database:
         self._loop_engines = []
 
     def _instrument(self, engine: Engine) -> None:
-        """Query timing and counters, and the pool class whose timeout explains itself."""
+        """Query timing and counters, and the name the pool's timeout error shows."""
         self._observer.install(engine)
-        adopt_pool(engine, self.name)
+        name_pool(engine, self.name)
 
     # -- schema and the local store (DuckDB store issue) ---
     def get_schema(self) -> list[TableSchema]:
@@ -927,6 +931,14 @@ def _compiled(sql: str, dialect: Any) -> tuple[str, tuple[str, ...] | None]:
     compiled = text(sql).compile(dialect=dialect)
     order = tuple(compiled.positiontup or ()) if dialect.positional else None
     return compiled.string, order
+
+
+def _choose_pool(url: Any, options: dict[str, Any], *, is_async: bool) -> None:
+    """poolclass= for the engine: the queue pool whose timeout says what to raise."""
+    if "poolclass" not in options:
+        chosen = pool_class_for(url, is_async=is_async)
+        if chosen is not None:
+            options["poolclass"] = chosen
 
 
 def _collect(result: Any) -> QueryResult:

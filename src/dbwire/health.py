@@ -8,76 +8,20 @@ import socket
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.pool import Pool, QueuePool
 
 from dbwire.errors import ConnectError, describe
+from dbwire.types import HEALTHY, UNHEALTHY, HealthResult, PoolStatus, Status
 
 if TYPE_CHECKING:
-    from dbwire.database import Database
+    from dbwire.target import Target
 
-Status = Literal["healthy", "unhealthy"]
-HEALTHY: Status = "healthy"
-UNHEALTHY: Status = "unhealthy"
 _MAX_ERROR = 500
 
-
-@dataclass(frozen=True)
-class HealthResult:
-    """The outcome of one health check.
-
-    Reads as attributes (`result.status`) and, for seed 003's code, as a mapping
-    (`result["status"]`).
-    """
-
-    name: str
-    status: Status
-    response_time_ms: float
-    error: str | None = None
-    backend: str | None = None
-
-    @property
-    def healthy(self) -> bool:
-        """True when the database answered the health query in time."""
-        return self.status == HEALTHY
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.__dataclass_fields__:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-ready dict."""
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class PoolStatus:
-    """How full a connection pool is right now.
-
-    `overflow` counts connections open beyond pool_size at this moment (0 when the pool
-    is within its size); None marks a number this kind of pool does not keep.
-    """
-
-    size: int | None
-    checked_in: int | None
-    checked_out: int | None
-    overflow: int | None
-    max_overflow: int | None = None
-    timeout: float | None = None
-    pool_class: str = ""
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.__dataclass_fields__:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-ready dict."""
-        return asdict(self)
+__all__ = ["HEALTHY", "UNHEALTHY", "HealthResult", "PoolStatus", "Status"]
 
 
 def pool_status(pool: Pool) -> PoolStatus:
@@ -104,7 +48,7 @@ def pool_status(pool: Pool) -> PoolStatus:
 
 
 # -- checks ------------------------------------------------------------------------
-def describe_error(db: Database, exc: BaseException) -> str:
+def describe_error(db: Target, exc: BaseException) -> str:
     """One line about exc, safe to show: known passwords and URL passwords masked."""
     try:
         secrets: Iterable[str | None] = db.known_secrets()
@@ -113,7 +57,7 @@ def describe_error(db: Database, exc: BaseException) -> str:
     return describe(exc, secrets, limit=_MAX_ERROR, first_line=True)
 
 
-def _timeout_error(db: Database, timeout: float) -> ConnectError:
+def _timeout_error(db: Target, timeout: float) -> ConnectError:
     return ConnectError(
         f"database {db.name!r} ({db.url}) did not answer the health query within {timeout:g}s; "
         "check that the server is up and reachable (a firewall that drops packets looks "
@@ -178,6 +122,11 @@ def _shutdown_socket(dbapi_connection: Any) -> bool:
     return True
 
 
+def health_statement(db: Target) -> str:
+    """What a health check runs: the config's health_query, else the backend's (SELECT 1)."""
+    return db.config.health_query or db.backend.health_statement()
+
+
 class Probe:
     """One health check running in its own daemon thread, so a hung server cannot block.
 
@@ -186,7 +135,7 @@ class Probe:
     caller shuts that connection's socket down and the thread ends with it.
     """
 
-    def __init__(self, db: Database, timeout: float) -> None:
+    def __init__(self, db: Target, timeout: float) -> None:
         self.db = db
         self.timeout = timeout
         self._done = threading.Event()
@@ -195,13 +144,8 @@ class Probe:
         self._started = perf_counter()
         self._deadline = self._started + timeout
         self._connection: Any = None
-        query = db.config.health_query or db.backend.health_statement()
-        ping: Callable[[], object]
-        if not getattr(db.backend, "has_engine", True):
-            # A backend without a SQLAlchemy engine (s3) answers queries itself.
-            def ping() -> object:
-                return db.execute_query(query)
-        else:
+        statement = health_statement(db)
+        if db.backend.has_engine:
             try:
                 # Built here, not in the thread: engine creation does no I/O, and several
                 # threads importing the same SQLAlchemy dialect at once can fail
@@ -212,9 +156,10 @@ class Probe:
                 self._done.set()
                 return
 
-            def ping() -> object:
-                # execute_query: one round trip on drivers that allow it (bench/RESULTS.md)
-                return db.execute_query(query)
+        def ping() -> object:
+            # execute_query: one round trip on drivers that allow it (bench/RESULTS.md);
+            # a backend without an engine (s3) answers it itself.
+            return db.execute_query(statement)
 
         threading.Thread(
             target=self._run, args=(ping,), name=f"dbwire-health-{db.name}", daemon=True
@@ -249,7 +194,7 @@ class Probe:
         return self.outcome()[0]
 
 
-def _result(db: Database, elapsed_ms: float, error: BaseException | None) -> HealthResult:
+def _result(db: Target, elapsed_ms: float, error: BaseException | None) -> HealthResult:
     if error is None:
         return HealthResult(db.name, HEALTHY, round(elapsed_ms, 3), None, db.backend.name)
     return HealthResult(
@@ -257,13 +202,13 @@ def _result(db: Database, elapsed_ms: float, error: BaseException | None) -> Hea
     )
 
 
-def check(db: Database, timeout: float | None = None) -> HealthResult:
+def check(db: Target, timeout: float | None = None) -> HealthResult:
     """Run the backend's health query through the pool, answering within timeout seconds."""
     return Probe(db, timeout or db.config.health_timeout).result()
 
 
 def check_many(
-    dbs: Mapping[str, Database | BaseException], timeout: float | None = None
+    dbs: Mapping[str, Target | BaseException], timeout: float | None = None
 ) -> dict[str, HealthResult]:
     """Check every database at once: the answer takes about one timeout, not one per database.
 
@@ -285,17 +230,17 @@ def check_many(
 
 # Health checks given up at their deadline, still cleaning up (kept so they are not
 # garbage-collected mid-way; each removes itself when done).
-_ABANDONED: set[asyncio.Task[None]] = set()
+_ABANDONED: set[asyncio.Future[Any]] = set()
 
 
-def _forget_abandoned(task: asyncio.Task[None]) -> None:
+def _forget_abandoned(task: asyncio.Future[Any]) -> None:
     _ABANDONED.discard(task)
     if not task.cancelled():
         task.exception()  # retrieved: asyncio must not log it as never retrieved
 
 
 async def async_outcome(
-    db: Database, timeout: float | None = None
+    db: Target, timeout: float | None = None
 ) -> tuple[HealthResult, BaseException | None]:
     """The async check through the async engine; the result and the error.
 
@@ -306,17 +251,8 @@ async def async_outcome(
     """
     limit = timeout or db.config.health_timeout
     started = perf_counter()
-    statement = db.config.health_query or db.backend.health_statement()
-
-    async def probe() -> None:
-        if getattr(db.backend, "has_engine", True):
-            async with db.async_engine.connect() as conn:
-                result = await conn.exec_driver_sql(statement)
-                result.all()
-        else:
-            await db.async_execute_query(statement)
-
-    task = asyncio.ensure_future(probe())
+    # The same statement through the same query path as Probe: only the IO is async.
+    task = asyncio.ensure_future(db.async_execute_query(health_statement(db)))
     try:
         done, _ = await asyncio.wait({task}, timeout=limit)
     except asyncio.CancelledError:
@@ -333,6 +269,6 @@ async def async_outcome(
     return _result(db, (perf_counter() - started) * 1000.0, error), error
 
 
-async def async_check(db: Database, timeout: float | None = None) -> HealthResult:
+async def async_check(db: Target, timeout: float | None = None) -> HealthResult:
     """The async twin of check()."""
     return (await async_outcome(db, timeout))[0]

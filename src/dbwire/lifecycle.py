@@ -23,7 +23,7 @@ from dbwire.errors import (
 from dbwire.health import Probe, async_outcome, describe_error
 
 if TYPE_CHECKING:
-    from dbwire.database import Database
+    from dbwire.target import Target
 
 logger = logging.getLogger("dbwire")
 
@@ -115,7 +115,7 @@ _PERMANENT = (
 )
 
 
-def is_permanent(db: Database, exc: BaseException) -> bool:
+def is_permanent(db: Target, exc: BaseException) -> bool:
     """True for errors that waiting will not cure: bad config, a missing driver, a bad login."""
     if isinstance(exc, _PERMANENT):
         return True
@@ -125,7 +125,7 @@ def is_permanent(db: Database, exc: BaseException) -> bool:
         return False
 
 
-def _not_ready(db: Database, timeout: float, attempts: int, last: BaseException) -> ConnectError:
+def _not_ready(db: Target, timeout: float, attempts: int, last: BaseException) -> ConnectError:
     # A translated ConnectError repeats the database and its own fix; the driver's
     # message underneath says what happened.
     cause = last.__cause__ if isinstance(last, ConnectError) and last.__cause__ else last
@@ -137,72 +137,107 @@ def _not_ready(db: Database, timeout: float, attempts: int, last: BaseException)
     )
 
 
-def wait_until_ready(db: Database, timeout: float = 30.0) -> float:
+class Retry:
+    """One retry policy for wait(), async wait() and setup(): attempts, backoff, giving up.
+
+    Bounded by a deadline (`timeout` seconds, wait) or a number of tries (setup). The
+    callers differ only in how they probe and sleep (thread or event loop); what an
+    attempt may take, how long to back off and when to stop is decided here.
+    """
+
+    def __init__(
+        self, db: Target, *, timeout: float | None = None, tries: int | None = None
+    ) -> None:
+        self.db = db
+        self.timeout = timeout
+        self.tries = tries
+        self.started = time.monotonic()
+        self.deadline = None if timeout is None else self.started + timeout
+        self.attempts = 0
+        self._delays = backoff_delays()
+
+    def attempt_timeout(self) -> float:
+        """How long the next attempt may take: the health timeout, cut at the deadline."""
+        limit = self.db.config.health_timeout
+        if self.deadline is None:
+            return limit
+        return max(0.05, min(self.deadline - time.monotonic(), limit))
+
+    def elapsed(self) -> float:
+        """Seconds since the first attempt started."""
+        return time.monotonic() - self.started
+
+    def after_failure(self, error: BaseException) -> float | BaseException:
+        """The seconds to sleep before the next attempt, or the error to give up with.
+
+        Gives up at once for an error waiting will not cure, and when no try or no time
+        is left; the last sleep ends on the deadline, so the last try lands on it.
+        """
+        self.attempts += 1
+        if is_permanent(self.db, error):
+            return error
+        delay = next(self._delays)
+        if self.deadline is not None:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                assert self.timeout is not None
+                return _not_ready(self.db, self.timeout, self.attempts, error)
+            return min(delay, remaining)
+        if self.tries is not None and self.attempts >= self.tries:
+            return error
+        logger.info(
+            "database %r: attempt %d of %d failed; retrying in %.2fs",
+            self.db.name,
+            self.attempts,
+            self.tries,
+            delay,
+        )
+        return delay
+
+
+def wait_until_ready(db: Target, timeout: float = 30.0) -> float:
     """Retry the health query with backoff until it answers; the seconds it took.
 
     Raises ConnectError when timeout passes, and at once for errors that retrying
     cannot fix (a rejected password, bad config, a missing driver).
     """
-    started = time.monotonic()
-    deadline = started + timeout
-    for attempts, delay in enumerate(backoff_delays(), start=1):
-        remaining = deadline - time.monotonic()
-        attempt_timeout = max(0.05, min(remaining, db.config.health_timeout))
-        result, error = Probe(db, attempt_timeout).outcome()
+    retry = Retry(db, timeout=timeout)
+    while True:
+        result, error = Probe(db, retry.attempt_timeout()).outcome()
         if result.healthy:
-            return time.monotonic() - started
+            return retry.elapsed()
         assert error is not None
-        if is_permanent(db, error):
-            raise error
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise _not_ready(db, timeout, attempts, error)
-        time.sleep(min(delay, remaining))  # the last try lands on the deadline
-    raise AssertionError("unreachable")  # pragma: no cover
+        step = retry.after_failure(error)
+        if isinstance(step, BaseException):
+            raise step
+        time.sleep(step)
 
 
-async def async_wait_until_ready(db: Database, timeout: float = 30.0) -> float:
-    """The async twin of wait_until_ready(), through the async engine."""
-    started = time.monotonic()
-    deadline = started + timeout
-    for attempts, delay in enumerate(backoff_delays(), start=1):
-        remaining = deadline - time.monotonic()
-        attempt_timeout = max(0.05, min(remaining, db.config.health_timeout))
-        result, error = await async_outcome(db, attempt_timeout)
+async def async_wait_until_ready(db: Target, timeout: float = 30.0) -> float:
+    """The async twin of wait_until_ready(), through the async engine (same Retry)."""
+    retry = Retry(db, timeout=timeout)
+    while True:
+        result, error = await async_outcome(db, retry.attempt_timeout())
         if result.healthy:
-            return time.monotonic() - started
+            return retry.elapsed()
         assert error is not None
-        if is_permanent(db, error):
-            raise error
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise _not_ready(db, timeout, attempts, error)
-        await asyncio.sleep(min(delay, remaining))  # the last try lands on the deadline
-    raise AssertionError("unreachable")  # pragma: no cover
+        step = retry.after_failure(error)
+        if isinstance(step, BaseException):
+            raise step
+        await asyncio.sleep(step)
 
 
-def connect_with_retries(db: Database, retries: int | None = None) -> BaseException | None:
+def connect_with_retries(db: Target, retries: int | None = None) -> BaseException | None:
     """Try the health query 1 + retries times (default: the config's connect_retries) with
     backoff; None on success, else the last error.
     """
-    tries = 1 + (db.config.connect_retries if retries is None else retries)
-    delays = backoff_delays()
-    error: BaseException | None = None
-    for attempt in range(tries):
-        result, error = Probe(db, db.config.health_timeout).outcome()
+    retry = Retry(db, tries=1 + (db.config.connect_retries if retries is None else retries))
+    while True:
+        result, error = Probe(db, retry.attempt_timeout()).outcome()
         if result.healthy:
             return None
         assert error is not None
-        if is_permanent(db, error):
-            return error
-        if attempt + 1 < tries:
-            delay = next(delays)
-            logger.info(
-                "database %r: attempt %d of %d failed; retrying in %.2fs",
-                db.name,
-                attempt + 1,
-                tries,
-                delay,
-            )
-            time.sleep(delay)
-    return error
+        step = retry.after_failure(error)
+        if isinstance(step, BaseException):
+            return step
+        time.sleep(step)

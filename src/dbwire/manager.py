@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any, overload
 from dbwire import instances, lifecycle
 from dbwire.config import Config, load_config
 from dbwire.database import Database
-from dbwire.errors import ConnectError, DbwireError, describe
-from dbwire.health import UNHEALTHY, HealthResult, check_many, describe_error
+from dbwire.errors import ConfigError, ConnectError, DbwireError, describe
+from dbwire.health import check_many, describe_error
+from dbwire.types import UNHEALTHY, HealthResult
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession as OrmAsyncSession
@@ -347,19 +348,29 @@ class Manager:
 
     # -- FastAPI ---------------------------------------------------------------
     # No parameters but self: FastAPI would turn any into request parameters.
+    def default_db(self) -> Database:
+        """The database a bare `Depends(manager.get_db)` means: the only one configured,
+        or the one called `default` (which DATABASE_URL defines)."""
+        names = self.list_databases()
+        if len(names) == 1:
+            return self.db(names[0])
+        if "default" in names:
+            return self.db("default")
+        raise ConfigError(
+            f"Depends(manager.get_db): {len(names)} databases are configured "
+            f"({', '.join(names) or 'none'}) and none is called 'default'; name one with "
+            "Depends(get_db(manager.db('NAME')))"
+        )
+
     def get_db(self) -> Iterator[OrmSession]:
         """`Depends(manager.get_db)`: a Session of the default database, committed after
         the endpoint, rolled back if it raises (dbwire.integrations.fastapi.get_db)."""
-        from dbwire.integrations.fastapi import default_database
-
-        with default_database(self).session() as session:
+        with self.default_db().session() as session:
             yield session
 
     async def get_async_db(self) -> AsyncIterator[OrmAsyncSession]:
         """`Depends(manager.get_async_db)`: the async twin of get_db()."""
-        from dbwire.integrations.fastapi import default_database
-
-        async with default_database(self).async_session() as session:
+        async with self.default_db().async_session() as session:
             yield session
 
     def _after_fork(self) -> None:

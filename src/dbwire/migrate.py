@@ -29,7 +29,7 @@ from dbwire.errors import ConfigError, MissingDependencyError
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from dbwire.database import Database
+    from dbwire.target import Target
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def _shown(heads: tuple[str, ...]) -> str:
     return ", ".join(heads) if heads else "base"
 
 
-def _alembic(db: Database) -> Any:
+def _alembic(db: Target) -> Any:
     try:
         from alembic import command
     except ImportError:
@@ -68,7 +68,7 @@ def _alembic(db: Database) -> Any:
     return command
 
 
-def _config(db: Database, script_location: str | os.PathLike[str], buffer: Any = None) -> Any:
+def _config(db: Target, script_location: str | os.PathLike[str], buffer: Any = None) -> Any:
     from alembic.config import Config as AlembicConfig
 
     if not os.path.isdir(script_location):
@@ -99,7 +99,7 @@ def _heads(connection: Connection) -> tuple[str, ...]:
     return tuple(sorted(MigrationContext.configure(connection).get_current_heads()))
 
 
-def _run(db: Database, script_location: str | os.PathLike[str], action: Any) -> MigrationResult:
+def _run(db: Target, script_location: str | os.PathLike[str], action: Any) -> MigrationResult:
     """Run one Alembic command on a connection of the database, revisions before and after.
 
     The connection is not in a transaction: env.py's `context.begin_transaction()` begins
@@ -139,7 +139,7 @@ def _is_below(config: Any, target: str, heads: tuple[str, ...]) -> bool:
 
 
 def migrate(
-    db: Database,
+    db: Target,
     script_location: str | os.PathLike[str],
     revision: str = "head",
     *,
@@ -170,20 +170,20 @@ def migrate(
 
 
 def downgrade(
-    db: Database, script_location: str | os.PathLike[str], revision: str = "-1"
+    db: Target, script_location: str | os.PathLike[str], revision: str = "-1"
 ) -> MigrationResult:
     """Downgrade the schema to `revision` (`-1` for one step, `base` for all)."""
     command = _alembic(db)
     return _run(db, script_location, lambda config, _: command.downgrade(config, revision))
 
 
-def stamp(db: Database, script_location: str | os.PathLike[str], revision: str) -> MigrationResult:
+def stamp(db: Target, script_location: str | os.PathLike[str], revision: str) -> MigrationResult:
     """Record `revision` as the database's current one without running migrations."""
     command = _alembic(db)
     return _run(db, script_location, lambda config, _: command.stamp(config, revision))
 
 
-def current(db: Database, script_location: str | os.PathLike[str]) -> tuple[str, ...]:
+def current(db: Target, script_location: str | os.PathLike[str]) -> tuple[str, ...]:
     """The database's current revisions (empty: at base, or never migrated)."""
     _alembic(db)
     _config(db, script_location)  # the same checks as the other commands
@@ -191,7 +191,7 @@ def current(db: Database, script_location: str | os.PathLike[str]) -> tuple[str,
         return _heads(connection)
 
 
-def history(db: Database, script_location: str | os.PathLike[str]) -> list[str]:
+def history(db: Target, script_location: str | os.PathLike[str]) -> list[str]:
     """Every revision of the scripts, newest first: `0002 (head): add orders`."""
     _alembic(db)
     from alembic.script import ScriptDirectory

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, Pool, QueuePool
 
 from dbwire.errors import PoolTimeoutError
@@ -74,17 +74,24 @@ _REPLACEMENTS: dict[type[Pool], type[QueuePool]] = {
 }
 
 
-def adopt_pool(engine: Engine, database: str) -> None:
-    """Give an engine's pool dbwire's timeout error, if the dialect chose a queue pool.
+def pool_class_for(url: URL, *, is_async: bool) -> type[QueuePool] | None:
+    """dbwire's queue pool for the one the dialect would choose, to pass as `poolclass=`.
 
-    The class is swapped in place (the subclasses add no state), so every pool argument
-    the dialect and config chose stays as it was; recreate() keeps the subclass because
-    it builds the new pool from `self.__class__`. Other pool kinds are left alone.
+    None when the dialect picks another kind (SQLite in memory: SingletonThreadPool),
+    which is then left to the dialect. The subclasses add no state, so every pool
+    argument the dialect and config chose means what it meant.
     """
+    # DefaultDialect's classmethod, as create_engine() asks it; a dialect without it
+    # gets the pool create_engine() gives it.
+    choose = getattr(url.get_dialect(_is_async=is_async), "get_pool_class", None)
+    if choose is None:
+        return None
+    return _REPLACEMENTS.get(choose(url))
+
+
+def name_pool(engine: Engine, database: str) -> None:
+    """Tell a dbwire pool the database it serves, for its timeout error (kept by recreate())."""
     pool = engine.pool
-    replacement = _REPLACEMENTS.get(type(pool))
-    if replacement is not None:
-        pool.__class__ = replacement
     if isinstance(pool, DbwireQueuePool | DbwireAsyncQueuePool):
         pool.dbwire_database = database
 

@@ -4,69 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection, Inspector
 from sqlalchemy.engine.reflection import ObjectKind
 
+from dbwire.types import ColumnSchema, ForeignKeySchema, TableSchema
+
 if TYPE_CHECKING:
-    from dbwire.database import Database
+    from dbwire.backends.base import Backend
+    from dbwire.target import Target
 
 logger = logging.getLogger("dbwire")
 
-# Schemas that belong to the server, not to the application.
-_SYSTEM_SCHEMAS: dict[str, frozenset[str]] = {
-    "postgresql": frozenset({"information_schema", "pg_catalog"}),
-    "mysql": frozenset({"information_schema", "mysql", "performance_schema", "sys"}),
-    "mariadb": frozenset({"information_schema", "mysql", "performance_schema", "sys"}),
-    "duckdb": frozenset({"information_schema", "pg_catalog"}),
-}
 
-
-@dataclass(frozen=True)
-class ColumnSchema:
-    """One column: its name, its type as the server names it, NULL, default and primary key."""
-
-    name: str
-    type: str
-    nullable: bool = True
-    default: str | None = None
-    primary_key: bool = False
-
-
-@dataclass(frozen=True)
-class ForeignKeySchema:
-    """One column of a foreign key and the column it references."""
-
-    column: str
-    referenced_schema: str | None
-    referenced_table: str
-    referenced_column: str
-
-
-@dataclass(frozen=True)
-class TableSchema:
-    """One table (or view, or S3 file): where it lives, its columns in order, its foreign keys."""
-
-    name: str
-    schema: str | None
-    columns: tuple[ColumnSchema, ...] = field(default_factory=tuple)
-    kind: str = "table"
-    foreign_keys: tuple[ForeignKeySchema, ...] = field(default_factory=tuple)
-
-    @property
-    def qualified_name(self) -> str:
-        """`schema.name`, or `name` without a schema."""
-        return f"{self.schema}.{self.name}" if self.schema else self.name
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (for the CLI and seed 004's API)."""
-        return asdict(self)
-
-
-def get_schema(db: Database) -> list[TableSchema]:
+def get_schema(db: Target) -> list[TableSchema]:
     """Every table and view of the database's application schemas, with columns.
 
     PostgreSQL: all schemas but pg_catalog, information_schema, pg_toast* and pg_temp*.
@@ -77,43 +30,42 @@ def get_schema(db: Database) -> list[TableSchema]:
     if own is not None:
         return own
     with db.connect() as conn:
-        return reflect(conn, db.backend.dialect_name)
+        return reflect(conn, db.backend)
 
 
-async def async_get_schema(db: Database) -> list[TableSchema]:
+async def async_get_schema(db: Target) -> list[TableSchema]:
     """The async twin of get_schema()."""
     if not db.backend.has_engine:
         return await asyncio.to_thread(get_schema, db)
-    dialect = db.backend.dialect_name
+    backend = db.backend
     async with db.async_connect() as conn:
-        return await conn.run_sync(lambda sync_conn: reflect(sync_conn, dialect))
+        return await conn.run_sync(lambda sync_conn: reflect(sync_conn, backend))
 
 
-def _application_schemas(inspector: Inspector, dialect: str) -> list[str | None]:
+def _application_schemas(inspector: Inspector, backend: Backend) -> list[str | None]:
+    """The schemas to reflect, as the backend describes its namespaces."""
     default = inspector.default_schema_name
-    if dialect in ("sqlite",):
-        return [None]
-    if dialect in ("mysql", "mariadb") and default:
+    if backend.database_is_schema and default:
         return [default]
-    system = _SYSTEM_SCHEMAS.get(dialect)
+    system = backend.system_schemas
     if system is None:
         return [None]
     names = inspector.get_schema_names()
     return [
         name
         for name in names
-        if name not in system and not name.startswith(("pg_toast", "pg_temp"))
+        if name not in system and not name.startswith(backend.system_schema_prefixes)
     ]
 
 
-def reflect(conn: Connection, dialect: str) -> list[TableSchema]:
+def reflect(conn: Connection, backend: Backend) -> list[TableSchema]:
     """TableSchema for every table and view the connection's inspector reports."""
-    if dialect == "duckdb":
+    if not backend.inspector_reflects:
         return _reflect_duckdb(conn)
     inspector = inspect(conn)
-    server_types = _server_types(conn, dialect)
+    server_types = _server_types(conn, conn.dialect.name)
     found: list[TableSchema] = []
-    for schema in _application_schemas(inspector, dialect):
+    for schema in _application_schemas(inspector, backend):
         shown = schema if schema is not None else inspector.default_schema_name
         for kind, object_kind in (("table", ObjectKind.TABLE), ("view", ObjectKind.ANY_VIEW)):
             columns = _columns(inspector, schema, kind, object_kind)

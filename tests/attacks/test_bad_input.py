@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 import dbwire
 from dbwire import ConfigError, ConnectError, DbwireError
-from dbwire.local import get_duckdb_connection
+from dbwire.store.local import get_duckdb_connection
 from servers import free_port
 
 CANARY = f"canary-{uuid.uuid4().hex[:10]}"

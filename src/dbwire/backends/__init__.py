@@ -28,7 +28,7 @@ _BUILTIN: dict[str, str] = {
     "mariadb": "dbwire.backends.mysql:MariaDBBackend",
     "sqlite": "dbwire.backends.sqlite:SQLiteBackend",
     "duckdb": "dbwire.backends.duckdb:DuckDBBackend",
-    "s3": "dbwire.backends.s3:S3Backend",
+    "s3": "dbwire.store.s3:S3Backend",
 }
 
 

@@ -22,8 +22,7 @@ from dbwire.errors import MASK, ConfigError, MissingDependencyError, is_secret_k
 from dbwire.url import parse_url, query_secrets, without_secrets
 
 if TYPE_CHECKING:
-    from dbwire.local import DuckDBAttach
-    from dbwire.schema import TableSchema
+    from dbwire.types import DuckDBAttach, TableSchema
 
 
 # Query keys (URL or `options`) that are the login password itself, first wins.
@@ -449,6 +448,47 @@ class Backend:
 
     def get_schema(self) -> list[TableSchema] | None:
         """The backend's own schema listing, or None to use SQLAlchemy's inspector."""
+        return None
+
+    # -- what the store and the schema reader ask instead of switching on dialect names --
+    #: Schemas that belong to the server, not to the application; None: the backend has
+    #: one namespace (SQLite's main database), reflected as it is.
+    system_schemas: ClassVar[frozenset[str] | None] = None
+    #: Prefixes of server-owned schema names (PostgreSQL's pg_toast*, pg_temp*).
+    system_schema_prefixes: ClassVar[tuple[str, ...]] = ("pg_toast", "pg_temp")
+    #: True where the configured database is the one schema to reflect (MySQL, MariaDB).
+    database_is_schema: ClassVar[bool] = False
+    #: False where SQLAlchemy's inspector cannot reflect this backend and the schema
+    #: reader uses the database's own catalog (DuckDB under SQLAlchemy 2.1).
+    inspector_reflects: ClassVar[bool] = True
+    #: DuckDB's table function that runs SQL on an attached catalog of this backend
+    #: (postgres_query, mysql_query); None: DuckDB copies whole tables only.
+    duckdb_query_function: ClassVar[str | None] = None
+    #: connectorx's URL scheme and identifier quote for this backend; None: not readable by it.
+    connectorx_scheme: ClassVar[str | None] = None
+    connectorx_quote: ClassVar[str] = '"'
+    #: True where connectorx beats DuckDB's own reader (MySQL, MariaDB), when installed.
+    prefers_connectorx: ClassVar[bool] = False
+    #: True for a file DuckDB reads itself (SQLite, DuckDB): when this process already
+    #: holds the file open, collect() reads it through the engine instead.
+    duckdb_reads_file: ClassVar[bool] = False
+
+    def collect_method(self, is_table: bool, connectorx_installed: bool) -> str:
+        """The fastest way store.collect() reads this backend: duckdb, connectorx or sqlalchemy."""
+        if self.prefers_connectorx and connectorx_installed:
+            return "connectorx"
+        if not self.has_engine or self.duckdb_query_function is not None:
+            return "duckdb"
+        if self.duckdb_reads_file and is_table:
+            return "duckdb"
+        return "sqlalchemy"
+
+    def duckdb_source(self, query_or_table: str) -> str | None:
+        """SQL DuckDB runs to read this source without an attached catalog; None: attach it."""
+        return None
+
+    def duckdb_io_error(self, exc: BaseException) -> BaseException | None:
+        """The error to raise for a DuckDB IO error reading this source; None: re-raise it."""
         return None
 
 

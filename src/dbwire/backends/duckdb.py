@@ -16,7 +16,7 @@ from dbwire.backends._query import QueryKey
 from dbwire.backends.base import Backend
 
 if TYPE_CHECKING:
-    from dbwire.local import DuckDBAttach
+    from dbwire.types import DuckDBAttach
 
 _MEMORY_NAMES = {None, "", ":memory:"}
 READONLY_TXN_FLAG = "dbwire_readonly_txn"
@@ -47,6 +47,13 @@ class DuckDBBackend(Backend):
     dialect_name: ClassVar[str] = "duckdb"
     label: ClassVar[str] = "DuckDB"
     schemes: ClassVar[tuple[str, ...]] = ("duckdb",)
+    system_schemas: ClassVar[frozenset[str] | None] = frozenset(
+        {"information_schema", "pg_catalog"}
+    )
+    # duckdb-engine's inspector queries PostgreSQL catalog tables (pg_collation) that
+    # DuckDB lacks under SQLAlchemy 2.1: the schema reader uses DuckDB's own catalog.
+    inspector_reflects: ClassVar[bool] = False
+    duckdb_reads_file: ClassVar[bool] = True
     extra: ClassVar[str] = "duckdb"
     sync_driver: ClassVar[str] = "dbwire"
     async_driver: ClassVar[str | None] = "dbwire_async"
@@ -114,6 +121,6 @@ class DuckDBBackend(Backend):
     # -- the local DuckDB store (DuckDB store issue) ---
     def duckdb_attach(self, readonly: bool) -> DuckDBAttach:
         """DuckDB attaches another DuckDB file natively."""
-        from dbwire.local import DuckDBAttach
+        from dbwire.types import DuckDBAttach
 
         return DuckDBAttach(target=self.attachable_file(), attach_type=None)

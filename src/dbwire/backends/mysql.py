@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from dbwire.backends._query import QueryKey
-    from dbwire.local import DuckDBAttach
+    from dbwire.types import DuckDBAttach
 
 # 1792: cannot execute in a READ ONLY transaction; 1290: server runs with --read-only.
 _READONLY_CODES = {1792, 1290}
@@ -87,6 +87,15 @@ class MySQLBackend(Backend):
     sync_modules: ClassVar[tuple[str, ...]] = ("pymysql",)
     async_modules: ClassVar[tuple[str, ...]] = ("aiomysql",)
     default_port: ClassVar[int | None] = 3306
+    system_schemas: ClassVar[frozenset[str] | None] = frozenset(
+        {"information_schema", "mysql", "performance_schema", "sys"}
+    )
+    database_is_schema: ClassVar[bool] = True
+    duckdb_query_function: ClassVar[str | None] = "mysql_query"
+    connectorx_scheme: ClassVar[str | None] = "mysql"
+    connectorx_quote: ClassVar[str] = "`"
+    # connectorx's Arrow stream beat DuckDB's mysql extension (see dbwire.store.collect).
+    prefers_connectorx: ClassVar[bool] = True
 
     def query_keys(self) -> Mapping[str, QueryKey]:
         return MYSQL_QUERY_KEYS
@@ -265,7 +274,7 @@ class MySQLBackend(Backend):
     # -- the local DuckDB store (DuckDB store issue) ---
     def duckdb_attach(self, readonly: bool) -> DuckDBAttach:
         """DuckDB's mysql extension; host, user and password travel in a secret."""
-        from dbwire.local import DuckDBAttach
+        from dbwire.types import DuckDBAttach
 
         params = self.resolve_params()
         host = params.host or "127.0.0.1"

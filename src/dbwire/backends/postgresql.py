@@ -21,7 +21,7 @@ from dbwire.errors import is_secret_key
 from dbwire.timeouts import bounded_async_connect, connect_timeout, libpq_seconds, open_asyncpg
 
 if TYPE_CHECKING:
-    from dbwire.local import DuckDBAttach
+    from dbwire.types import DuckDBAttach
 
 # URL query parameters that are libpq keywords; resolve_pg applies them exactly as libpq.
 _LIBPQ_QUERY_KEYWORDS = (
@@ -91,6 +91,11 @@ class PostgresBackend(Backend):
     sync_modules: ClassVar[tuple[str, ...]] = ("psycopg",)
     async_modules: ClassVar[tuple[str, ...]] = ("asyncpg",)
     default_port: ClassVar[int | None] = 5432
+    system_schemas: ClassVar[frozenset[str] | None] = frozenset(
+        {"information_schema", "pg_catalog"}
+    )
+    duckdb_query_function: ClassVar[str | None] = "postgres_query"
+    connectorx_scheme: ClassVar[str | None] = "postgresql"
 
     def query_keys(self) -> Mapping[str, QueryKey]:
         return pg_query_keys()
@@ -237,10 +242,17 @@ class PostgresBackend(Backend):
 
     def set_autocommit(self, driver_connection: Any, on: bool) -> bool:
         # psycopg 3 keeps autocommit client-side: flipping it sends nothing to the server.
-        if not hasattr(driver_connection, "pgconn"):
-            return False
-        driver_connection.autocommit = on
-        return True
+        if hasattr(driver_connection, "pgconn"):
+            driver_connection.autocommit = on
+            return True
+        # SQLAlchemy's asyncpg adapter: autocommit is its own isolation level, also local
+        # (asyncpg itself runs every statement outside a transaction in autocommit).
+        from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+
+        if isinstance(driver_connection, AsyncAdapt_asyncpg_connection):
+            driver_connection.autocommit = on
+            return True
+        return False
 
     def connection_looks_dead(self, dbapi_connection: Any) -> bool:
         asyncpg_conn = getattr(dbapi_connection, "_connection", None)
@@ -390,7 +402,7 @@ class PostgresBackend(Backend):
     # -- the local DuckDB store (DuckDB store issue) ---
     def duckdb_attach(self, readonly: bool) -> DuckDBAttach:
         """DuckDB's postgres extension; host, user and password travel in a secret."""
-        from dbwire.local import DuckDBAttach
+        from dbwire.types import DuckDBAttach
 
         params = self.resolve_params()
         # Only connection options go into the ATTACH string (SQL text); never credentials.

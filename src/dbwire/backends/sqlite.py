@@ -24,7 +24,7 @@ from dbwire.backends.base import Backend
 from dbwire.backends.readonly_guard import READ_PRAGMAS, READ_PRAGMAS_WITH_ARGUMENT
 
 if TYPE_CHECKING:
-    from dbwire.local import DuckDBAttach
+    from dbwire.types import DuckDBAttach
 
 _MEMORY_NAMES = {None, "", ":memory:"}
 
@@ -95,6 +95,7 @@ class SQLiteBackend(Backend):
     sync_modules: ClassVar[tuple[str, ...]] = ("sqlite3",)
     async_modules: ClassVar[tuple[str, ...]] = ("aiosqlite",)
     is_server: ClassVar[bool] = False
+    duckdb_reads_file: ClassVar[bool] = True
     busy_timeout_ms: ClassVar[int] = 5000
 
     def __init__(self, config: Any) -> None:
@@ -220,7 +221,7 @@ class SQLiteBackend(Backend):
     # -- the local DuckDB store (DuckDB store issue) ---
     def duckdb_attach(self, readonly: bool) -> DuckDBAttach:
         """DuckDB's sqlite extension reads the file directly."""
-        from dbwire.local import DuckDBAttach
+        from dbwire.types import DuckDBAttach
 
         return DuckDBAttach(
             target=self.attachable_file(), attach_type="sqlite", extensions=("sqlite_scanner",)

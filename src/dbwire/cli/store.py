@@ -21,11 +21,11 @@ from rich.progress import (
 from rich.text import Text
 
 from dbwire.cli.inspect import ConfigOption, DebugOption, Format, Output, _handled, _load
-from dbwire.collect import CollectProgress
 from dbwire.config import Config
 from dbwire.database import Database, connect
 from dbwire.errors import DbwireError
-from dbwire.local import LocalStore, get_duckdb_connection
+from dbwire.store.collect import CollectProgress
+from dbwire.store.local import LocalStore, get_duckdb_connection
 
 _QUIT = {".quit", ".exit", "\\q", "quit", "exit"}
 

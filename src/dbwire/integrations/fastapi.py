@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from dbwire.database import Database, connect
-from dbwire.errors import ConfigError, ConnectError, PoolTimeoutError, ReadOnlyError
+from dbwire.errors import ConnectError, PoolTimeoutError, ReadOnlyError
 
 if TYPE_CHECKING:
     from dbwire.manager import Manager
@@ -33,18 +33,8 @@ def _database(target: Any) -> Database:
 
 
 def default_database(manager: Manager) -> Database:
-    """The Manager's database a bare `Depends(manager.get_db)` means: the only one
-    configured, or the one called `default` (which DATABASE_URL defines)."""
-    names = manager.list_databases()
-    if len(names) == 1:
-        return manager.db(names[0])
-    if "default" in names:
-        return manager.db("default")
-    raise ConfigError(
-        f"Depends(manager.get_db): {len(names)} databases are configured "
-        f"({', '.join(names) or 'none'}) and none is called 'default'; name one with "
-        "Depends(get_db(manager.db('NAME')))"
-    )
+    """The Manager's database a bare `Depends(manager.get_db)` means (Manager.default_db)."""
+    return manager.default_db()
 
 
 def get_db(

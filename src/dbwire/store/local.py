@@ -15,7 +15,6 @@ redacts secret values) never show it, and error text is scrubbed of it as well.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -29,8 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from dbwire import _extensions, timeouts
-from dbwire._extensions import default_extension_directory, load_extension
+from dbwire import timeouts
 from dbwire.errors import (
     ConfigError,
     ConnectError,
@@ -40,12 +38,16 @@ from dbwire.errors import (
     scrub,
     scrub_exception,
 )
+from dbwire.store import extensions as _extensions
+from dbwire.store.extensions import default_extension_directory, load_extension
+from dbwire.store.quoting import quote_ident, quote_literal
+from dbwire.types import DuckDBAttach
 
 if TYPE_CHECKING:
     import duckdb
 
-    from dbwire.collect import CollectProgress
     from dbwire.database import Database
+    from dbwire.store.collect import CollectProgress
 
 logger = logging.getLogger("dbwire.local")
 
@@ -57,59 +59,6 @@ _LOCK_PID = re.compile(r"PID (\d+)")
 _RESERVED_ALIASES = {"memory", "system", "temp", "main"}
 
 CollectMode = Literal["replace", "append"]
-
-
-def quote_ident(name: str, *, what: str = "identifier") -> str:
-    """Quote `name` as a DuckDB identifier; refuses what no identifier may hold."""
-    if not isinstance(name, str) or not name or "\x00" in name or len(name) > 255:
-        raise ConfigError(f"invalid {what} {name!r}: expected 1-255 characters without NUL")
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(value: str) -> str:
-    """Quote `value` as a DuckDB string literal (for paths; never for secrets)."""
-    if "\x00" in value:
-        raise ConfigError(f"invalid value {value!r}: contains NUL")
-    return "'" + value.replace("'", "''") + "'"
-
-
-@dataclass(frozen=True)
-class DuckDBAttach:
-    """How a LocalStore attaches one database; built by the backend's `duckdb_attach()`.
-
-    The store turns it into `CREATE TEMPORARY SECRET` (values as bound parameters) and
-    `ATTACH target AS alias (TYPE attach_type, SECRET ..., READ_ONLY)`. A spec with
-    `attach=False` (S3) only creates its secret, scoped to `scope`.
-    """
-
-    target: str = ""
-    attach_type: str | None = None
-    extensions: tuple[str, ...] = ()
-    secret_type: str | None = None
-    secret: Mapping[str, object] = field(default_factory=dict, repr=False)
-    scope: str | None = None
-    attach: bool = True
-    # Keys of `secret` whose values must never be shown (scrubbed from error text).
-    hidden: frozenset[str] = frozenset({"password", "secret", "session_token"})
-
-    def fingerprint(self) -> str:
-        """A digest of everything that makes this attachment; a change means re-attach."""
-        payload = json.dumps(
-            [
-                self.target,
-                self.attach_type,
-                self.extensions,
-                self.secret_type,
-                sorted((k, str(v)) for k, v in self.secret.items()),
-                self.scope,
-                self.attach,
-            ]
-        )
-        return hashlib.sha256(payload.encode()).hexdigest()
-
-    def hidden_values(self) -> list[str]:
-        """The secret values to scrub from any text shown to a user."""
-        return [str(v) for k, v in self.secret.items() if k in self.hidden and v]
 
 
 @dataclass
@@ -387,7 +336,7 @@ class LocalStore:
                 database.execute_query("SELECT 1")
 
         try:
-            return self._attach_spec(
+            return self.attach_spec(
                 database.name, name, spec, readonly=readonly, url=database.url, preflight=preflight
             )
         except ConnectError as exc:
@@ -395,7 +344,7 @@ class LocalStore:
                 raise database._timeout_error("attach it to the DuckDB store") from None
             raise
 
-    def _attach_spec(
+    def attach_spec(
         self,
         database: str,
         alias: str,
@@ -405,6 +354,10 @@ class LocalStore:
         url: str,
         preflight: Callable[[], None] | None = None,
     ) -> str:
+        """Attach (or only register the secret of) a spec a backend built; the alias.
+
+        `attach()` calls it for a Database; the S3 source calls it for its own bucket.
+        """
         quoted = quote_ident(alias, what="alias")
         self._check_open()
         source = spec.fingerprint()
@@ -537,7 +490,7 @@ class LocalStore:
             method: force "duckdb", "connectorx" or "sqlalchemy" instead of the fastest.
             progress: called with a CollectProgress now and then while rows arrive.
         """
-        from dbwire.collect import collect
+        from dbwire.store.collect import collect
 
         return collect(
             self,

@@ -11,8 +11,8 @@ from dbwire.backends.base import Backend
 from dbwire.errors import ConfigError, ConnectError, DbwireError, scrub
 
 if TYPE_CHECKING:
-    from dbwire.local import DuckDBAttach, LocalStore
-    from dbwire.schema import TableSchema
+    from dbwire.store.local import LocalStore
+    from dbwire.types import DuckDBAttach, TableSchema
 
 _DATA_SUFFIXES = (
     ".parquet",
@@ -127,6 +127,18 @@ class S3Backend(Backend):
         """The s3:// URL of `key`, relative to the prefix."""
         return f"{self.base_path}/{key.lstrip('/')}"
 
+    def duckdb_source(self, query_or_table: str) -> str | None:
+        """DuckDB SQL over s3:// paths as given, or a key under the prefix read whole."""
+        from dbwire.store.quoting import quote_literal
+
+        key = query_or_table.strip()
+        if not any(c.isspace() for c in key):
+            return f"SELECT * FROM {quote_literal(self.path_of(key))}"
+        return query_or_table
+
+    def duckdb_io_error(self, exc: BaseException) -> BaseException | None:
+        return self.unreachable(exc)
+
     def health_statement(self) -> str:
         # SELECT 1 would not touch the bucket: list the prefix instead, which needs the
         # endpoint to answer and the credentials to be accepted.
@@ -166,7 +178,7 @@ class S3Backend(Backend):
     # -- the local DuckDB store --------------------------------------------------
     def duckdb_attach(self, readonly: bool) -> DuckDBAttach:
         """A DuckDB S3 secret scoped to the bucket; nothing is ATTACHed."""
-        from dbwire.local import DuckDBAttach
+        from dbwire.types import DuckDBAttach
 
         options = self._options()
         params = self.resolve_params()
@@ -208,12 +220,12 @@ class S3Backend(Backend):
 
     def _ready_store(self) -> LocalStore:
         """The private in-memory store, with this bucket's secret as currently configured."""
-        from dbwire.local import LocalStore
+        from dbwire.store.local import LocalStore
 
         with self._lock:
             if self._store is None or self._store.closed:
                 self._store = LocalStore.open(None, threads=2)
-            self._store._attach_spec(
+            self._store.attach_spec(
                 self.config.name,
                 self.config.name,
                 self.duckdb_attach(readonly=True),
@@ -244,8 +256,8 @@ class S3Backend(Backend):
         """Each data file under the prefix (parquet, CSV, JSON) as a table with its columns."""
         import duckdb
 
-        from dbwire.local import quote_literal
-        from dbwire.schema import ColumnSchema, TableSchema
+        from dbwire.store.quoting import quote_literal
+        from dbwire.types import ColumnSchema, TableSchema
 
         with self._lock:
             store = self._ready_store()

@@ -22,16 +22,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 from dbwire.errors import ConfigError, ConnectError, DbwireError, MissingDependencyError, describe
 
 if TYPE_CHECKING:
+    import duckdb
     import pyarrow as pa
 
     from dbwire.database import Database
-    from dbwire.local import LocalStore
 
 METHODS = ("duckdb", "connectorx", "sqlalchemy")
 _TABLE_NAME = re.compile(r"^\s*[A-Za-z_][\w$]*(\.[A-Za-z_][\w$]*){0,2}\s*$")
@@ -52,6 +52,30 @@ class CollectProgress:
 ProgressCallback = Callable[[CollectProgress], None]
 
 
+class IntoStore(Protocol):
+    """What collect() needs of the store it fills (LocalStore), so it need not import it."""
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection: ...
+
+    @property
+    def attached(self) -> dict[str, str]: ...
+
+    def execute(self, query: str, parameters: object = None) -> duckdb.DuckDBPyConnection: ...
+
+    def alias_of(self, db: Database) -> str | None: ...
+
+    def attach(
+        self, db: Database | str, alias: str | None = None, readonly: bool = True
+    ) -> str: ...
+
+    def _catalog_exists(self, alias: str) -> bool: ...
+
+    def _log_collect(
+        self, database: str, table: str, method: str, rows: int, secs: float
+    ) -> None: ...
+
+
 def is_table_name(text: str) -> bool:
     """True for `table`, `schema.table` or `catalog.schema.table`, False for a query."""
     return bool(_TABLE_NAME.match(text))
@@ -59,17 +83,7 @@ def is_table_name(text: str) -> bool:
 
 def choose_method(db: Database, query_or_table: str) -> str:
     """The fastest way to collect from this backend (see the module docstring)."""
-    backend = db.backend
-    if not backend.has_engine:
-        return "duckdb"
-    dialect = backend.dialect_name
-    if dialect == "postgresql":
-        return "duckdb"
-    if dialect in ("mysql", "mariadb"):
-        return "connectorx" if _has_connectorx() else "duckdb"
-    if dialect in ("sqlite", "duckdb") and is_table_name(query_or_table):
-        return "duckdb"
-    return "sqlalchemy"
+    return db.backend.collect_method(is_table_name(query_or_table), _has_connectorx())
 
 
 def _has_connectorx() -> bool:
@@ -77,7 +91,7 @@ def _has_connectorx() -> bool:
 
 
 def collect(
-    store: LocalStore,
+    store: IntoStore,
     db: Database,
     query_or_table: str,
     *,
@@ -110,7 +124,7 @@ def collect(
         try:
             count = _via_duckdb_s3_checked(store, db, query_or_table, target, mode, progress)
         except ConnectError:
-            if db.backend.dialect_name not in ("sqlite", "duckdb") or method == "duckdb":
+            if not db.backend.duckdb_reads_file or method == "duckdb":
                 raise
             # A file this process already has open (through db.engine) cannot be attached
             # a second time; reading it through the engine works.
@@ -153,16 +167,16 @@ class Target:
 
     @property
     def sql(self) -> str:
-        from dbwire.local import quote_ident
+        from dbwire.store.quoting import quote_ident
 
         name = quote_ident(self.name, what="table name")
         if self.schema is None:
             return name
         return f"{quote_ident(self.schema, what='schema name')}.{name}"
 
-    def prepare(self, store: LocalStore) -> bool:
+    def prepare(self, store: IntoStore) -> bool:
         """Create the schema if needed; True if the table exists already."""
-        from dbwire.local import quote_ident
+        from dbwire.store.quoting import quote_ident
 
         if self.schema is not None:
             store.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
@@ -175,7 +189,7 @@ class Target:
 
 
 # -- DuckDB reads the source itself ------------------------------------------------------
-def _collect_alias(store: LocalStore, db: Database) -> str:
+def _collect_alias(store: IntoStore, db: Database) -> str:
     alias = store.alias_of(db)
     if alias is not None:
         return alias
@@ -188,29 +202,23 @@ def _collect_alias(store: LocalStore, db: Database) -> str:
 
 
 def _source_sql(
-    store: LocalStore, db: Database, query_or_table: str
+    store: IntoStore, db: Database, query_or_table: str
 ) -> tuple[str, dict[str, object]]:
-    from dbwire.backends.s3 import S3Backend
-    from dbwire.local import quote_ident, quote_literal
+    from dbwire.store.quoting import quote_ident
 
-    dialect = db.backend.dialect_name
-    alias = _collect_alias(store, db)
-    table = is_table_name(query_or_table)
     backend = db.backend
-    if isinstance(backend, S3Backend):  # DuckDB SQL over s3:// paths, or a key under the prefix
-        key = query_or_table.strip()
-        if not any(c.isspace() for c in key):
-            return f"SELECT * FROM {quote_literal(backend.path_of(key))}", {}
-        return query_or_table, {}
-    if table:
+    alias = _collect_alias(store, db)
+    own = backend.duckdb_source(query_or_table)
+    if own is not None:  # a source DuckDB reads through its secret only (S3 paths)
+        return own, {}
+    if is_table_name(query_or_table):
         parts = [quote_ident(alias, what="alias")]
         parts += [quote_ident(p) for p in query_or_table.strip().split(".")]
         return "SELECT * FROM " + ".".join(parts), {}
-    functions = {"postgresql": "postgres_query", "mysql": "mysql_query", "mariadb": "mysql_query"}
-    function = functions.get(dialect)
+    function = backend.duckdb_query_function
     if function is None:
         raise DbwireError(
-            f"database {db.name!r}: DuckDB can collect only whole tables from {dialect}; "
+            f"database {db.name!r}: DuckDB can collect only whole tables from {backend.label}; "
             "pass a table name, or method='sqlalchemy' for a query",
             database=db.name,
         )
@@ -218,28 +226,28 @@ def _source_sql(
 
 
 def _via_duckdb_s3_checked(
-    store: LocalStore,
+    store: IntoStore,
     db: Database,
     query_or_table: str,
     target: Target,
     mode: str,
     progress: ProgressCallback | None,
 ) -> int:
-    """_via_duckdb, with an unreachable S3 endpoint reported as the ConnectError it is."""
+    """_via_duckdb, with an IO error the backend explains (an unreachable S3 endpoint)
+    raised as the error it names."""
     import duckdb
-
-    from dbwire.backends.s3 import S3Backend
 
     try:
         return _via_duckdb(store, db, query_or_table, target, mode, progress)
     except duckdb.IOException as exc:
-        if isinstance(db.backend, S3Backend):
-            raise db.backend.unreachable(exc) from None
+        explained = db.backend.duckdb_io_error(exc)
+        if explained is not None:
+            raise explained from None
         raise
 
 
 def _via_duckdb(
-    store: LocalStore,
+    store: IntoStore,
     db: Database,
     query_or_table: str,
     target: Target,
@@ -259,7 +267,7 @@ def _via_duckdb(
 
 @contextmanager
 def _poll_progress(
-    store: LocalStore, target: Target, progress: ProgressCallback | None
+    store: IntoStore, target: Target, progress: ProgressCallback | None
 ) -> Iterator[None]:
     """Report DuckDB's own progress estimate (query_progress) from a helper thread."""
     if progress is None:
@@ -310,7 +318,7 @@ def _require_pyarrow(db: Database) -> Any:
 
 
 def _ingest(
-    store: LocalStore,
+    store: IntoStore,
     batches: Iterable[pa.Table],
     target: Target,
     mode: str,
@@ -396,7 +404,8 @@ def _connectorx_batches(db: Database, query_or_table: str, batch_size: int) -> I
             "run: pip install 'dbwire[fast]'",
             database=db.name,
         ) from None
-    if db.backend.dialect_name not in ("mysql", "mariadb", "postgresql"):
+    scheme = db.backend.connectorx_scheme
+    if scheme is None:
         raise DbwireError(
             f"database {db.name!r}: dbwire uses connectorx for MySQL, MariaDB and PostgreSQL "
             f"only, not {db.backend.name}",
@@ -408,7 +417,6 @@ def _connectorx_batches(db: Database, query_or_table: str, batch_size: int) -> I
         pass
     params = db.connect_params()
     password = params.password_value()
-    scheme = "postgresql" if db.backend.dialect_name == "postgresql" else "mysql"
     userinfo = quote(params.user or "", safe="")
     if password:
         userinfo += ":" + quote(password, safe="")
@@ -417,7 +425,7 @@ def _connectorx_batches(db: Database, query_or_table: str, batch_size: int) -> I
         f"{quote(params.database or '', safe='')}"
     )
     if is_table_name(query_or_table):
-        quote_char = '"' if scheme == "postgresql" else "`"
+        quote_char = db.backend.connectorx_quote
         name = ".".join(
             quote_char + p.replace(quote_char, quote_char * 2) + quote_char
             for p in query_or_table.strip().split(".")
