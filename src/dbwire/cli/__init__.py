@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from dbwire.cli import inspect as inspect_commands
+from dbwire.cli import query as query_commands
 from dbwire.cli import schema_lifecycle as lifecycle_commands
 from dbwire.cli import store as store_commands
 
@@ -17,6 +18,7 @@ app = typer.Typer(
 )
 
 inspect_commands.register(app)
+query_commands.register(app)
 store_commands.register(app)
 lifecycle_commands.register(app)
 

@@ -195,7 +195,7 @@ class Format(enum.StrEnum):
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
-    for command in (list_command, check, wait, url, query, schema):
+    for command in (list_command, check, wait, url, schema):
         name = "list" if command is list_command else command.__name__
         app.command(name)(command)
 
@@ -424,24 +424,6 @@ def _explain_rows(
         if (key.startswith("pool_") or key == "max_overflow") and key not in cfg.model_fields_set:
             rows.append((key, str(value), f"{db.backend.name} backend default"))
     return rows
-
-
-def query(
-    name: Annotated[str, typer.Argument(help="The database.")],
-    sql: Annotated[str, typer.Argument(help="One SQL statement.")],
-    output_format: Annotated[
-        Format, typer.Option("--format", "-f", help="Output format.")
-    ] = Format.table,
-    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
-    config: ConfigOption = None,
-    debug: DebugOption = False,
-) -> None:
-    """Run one SQL statement and print its rows (a statement that changes data is committed)."""
-    output = Output()
-    with _handled(output, debug, name), _opened(output, config, name) as db:
-        columns, rows = db.execute_query(sql)
-    fmt = Format.json if as_json else output_format
-    output.rows(columns, [[row[c] for c in columns] for row in rows], fmt)
 
 
 def schema(
