@@ -425,7 +425,10 @@ class Database:
     def _connect_error(self, exc: BaseException, detail: str) -> ConnectError:
         if timeouts.is_timeout(exc) and not self.backend.is_auth_failure(exc):
             return self._timeout_error()
-        if self.backend.is_auth_failure(exc):
+        backend_fix = self.backend.connect_fix(exc)
+        if backend_fix:
+            fix = backend_fix
+        elif self.backend.is_auth_failure(exc):
             user = self.backend.base_url().username or "(default user)"
             fix = (
                 f"check the password for user {user!r} (config password, URL, "
