@@ -125,7 +125,7 @@ class Output:
             for row in rows:
                 table.add_row(*(Text("NULL") if v is None else self.cell(v) for v in row))
             self.table(table)
-            self.err.print(Text(f"({len(rows)} rows)"))
+            self.err.print(Text(f"({len(rows)} row{'' if len(rows) == 1 else 's'})"))
 
     def error(self, message: str) -> None:
         """Print one error line on stderr, never wrapped."""
