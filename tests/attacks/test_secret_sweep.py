@@ -843,6 +843,7 @@ def test_every_cli_command_keeps_the_canary_in(
             ["check", target, "--json"],
             ["url", target, "--explain"],
             ["query", target, "SELECT 1 AS one; SELECT * FROM no_such_table_z"],
+            ["shell", target],  # psql reads an empty stdin and ends
         ]
     script = tmp_path / "statements.sql"
     script.write_text("SELECT :v AS v, ':v' AS lit;\nSELECT 2 AS two;\n")
@@ -867,6 +868,9 @@ def test_every_cli_command_keeps_the_canary_in(
     for name in (names[0], names[-3], names[-4]):
         into = tmp_path / f"{name}.duckdb"
         argvs.append(["collect", name, "SELECT 1 AS one", "--into", str(into), "-t", "t", *cfg])
+        argvs.append(
+            ["collect", name, "SELECT 1 AS one", "--into", str(into), "-t", "j", "--json", *cfg]
+        )
     runs = _run_all(argvs, env, tmp_path)
     runner = CliRunner()
     for name in names:
@@ -882,6 +886,8 @@ def test_every_cli_command_keeps_the_canary_in(
     assert any(r.code == 0 and "42" in r.text for r in runs if r.args[0] == "sql")
     by_url = {r.args[1]: r.code for r in runs if r.args[0] == "check" and len(r.args) == 2}
     assert by_url == {canary_url: 0, dead_url: 1}
+    shells = {r.args[1]: r.code for r in runs if r.args[0] == "shell"}
+    assert shells[canary_url] == 0, [r.text for r in runs if r.args[0] == "shell"]
     works = [
         r
         for r in runs

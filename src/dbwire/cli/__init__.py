@@ -6,9 +6,11 @@ from typing import Annotated
 
 import typer
 
+from dbwire.cli import init as init_commands
 from dbwire.cli import inspect as inspect_commands
 from dbwire.cli import query as query_commands
 from dbwire.cli import schema_lifecycle as lifecycle_commands
+from dbwire.cli import shell as shell_commands
 from dbwire.cli import store as store_commands
 
 app = typer.Typer(
@@ -42,6 +44,8 @@ inspect_commands.register(app)
 query_commands.register(app)
 store_commands.register(app)
 lifecycle_commands.register(app)
+init_commands.register(app)
+shell_commands.register(app)
 
 
 def main() -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import enum
 import re
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +20,7 @@ from rich.progress import (
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 from rich.text import Text
 
@@ -31,7 +34,7 @@ from dbwire.cli.inspect import (
     _require_databases,
 )
 from dbwire.cli.sqltext import _WORD, split
-from dbwire.collect import CollectProgress
+from dbwire.collect import CollectProgress, choose_method
 from dbwire.config import Config
 from dbwire.database import Database, connect
 from dbwire.errors import DbwireError
@@ -308,17 +311,26 @@ def collect_command(
     method: Annotated[
         str | None, typer.Option("--method", help="Force duckdb, connectorx or sqlalchemy.")
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON summary on stdout (for scripts).")
+    ] = False,
     config: ConfigOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """Copy a query's result (or a table) from a database into a local DuckDB table."""
+    """Copy a query's result (or a table) from a database into a local DuckDB table.
+
+    Progress (rows, rows/s, ETA where DuckDB knows the fraction, the method) shows on a
+    terminal; piped, only the summary line is printed.
+    """
     output = Output()
+    seen = _Seen(method=method)
     with _handled(output, debug):
         loaded = _load(output, config)
         db = connect(loaded.database(name))
         output.learn(db.known_secrets())
+        started = time.monotonic()
         try:
-            with get_duckdb_connection(into) as store, _progress(output, table) as report:
+            with get_duckdb_connection(into) as store, _progress(output, table, seen) as report:
                 rows = store.collect(
                     db,
                     query,
@@ -330,26 +342,71 @@ def collect_command(
                 where = store.path
         finally:
             db.close()
-        output.err.print(Text(f"collected {rows:,} rows from {name!r} into {where} table {table}"))
+        seconds = time.monotonic() - started
+        if seen.method is None:  # no progress report came (a small table): say what ran
+            seen.method = choose_method(db, query)
+    rate = rows / seconds if seconds > 0 else None
+    if as_json:
+        output.json(
+            {
+                "database": name,
+                "table": table,
+                "into": str(where),
+                "rows": rows,
+                "seconds": round(seconds, 3),
+                "rows_per_second": None if rate is None else round(rate),
+                "method": seen.method,
+            }
+        )
+        return
+    speed = f", {rate:,.0f} rows/s" if rate else ""
+    sys.stderr.write(
+        output.clean(
+            f"collected {rows:,} rows from {name!r} into {where} table {table} in "
+            f"{seconds:.1f}s{speed} (method: {seen.method or 'chosen by dbwire'})"
+        )
+        + "\n"
+    )
+
+
+@dataclass
+class _Seen:
+    """What the progress reports told: the method dbwire chose."""
+
+    method: str | None = None
 
 
 @contextmanager
-def _progress(output: Output, table: str) -> Iterator[Any]:
-    """A rich progress bar on stderr, fed by CollectProgress reports (from any thread)."""
+def _progress(output: Output, table: str, seen: _Seen) -> Iterator[Any]:
+    """A rich progress display on stderr, fed by CollectProgress reports (from any thread);
+    nothing at all when stderr is not a terminal (no bar, no blank line in a log)."""
+    if not sys.stderr.isatty():
+
+        def quiet(update: CollectProgress) -> None:
+            seen.method = update.method or seen.method
+
+        yield quiet
+        return
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
         TaskProgressColumn(),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
     )
     with Progress(*columns, console=output.err, transient=True) as bar:
         task = bar.add_task(f"collecting {table}", total=None)
 
         def report(update: CollectProgress) -> None:
+            seen.method = update.method or seen.method
             if update.fraction is not None:
                 bar.update(task, total=100, completed=update.fraction * 100)
+            text = f"collecting {table} ({update.method})"
             if update.rows is not None:
-                bar.update(task, description=f"collecting {table}: {update.rows:,} rows")
+                text += f": {update.rows:,} rows"
+                if update.elapsed > 0:
+                    text += f", {update.rows / update.elapsed:,.0f} rows/s"
+            bar.update(task, description=text)
 
         yield report
