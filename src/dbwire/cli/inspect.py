@@ -23,6 +23,7 @@ from rich.text import Text
 from sqlalchemy import inspect as sa_inspect
 
 from dbwire.backends.base import ConnectParams
+from dbwire.cli.results import json_value, text_value
 from dbwire.config import Config, DatabaseConfig, load_config
 from dbwire.database import Database
 from dbwire.errors import (
@@ -111,12 +112,14 @@ class Output:
     def rows(self, columns: list[str], rows: Sequence[Sequence[Any]], fmt: str) -> None:
         """Print a result as a table, JSON objects or CSV (`dbwire query`, `dbwire sql`)."""
         if fmt == "json":
-            self.json([dict(zip(columns, row, strict=True)) for row in rows])
+            self.json(
+                [{c: json_value(v) for c, v in zip(columns, row, strict=True)} for row in rows]
+            )
         elif fmt == "csv":
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\n")
             writer.writerow(columns)
-            writer.writerows(rows)
+            writer.writerows([text_value(v) for v in row] for row in rows)
             self.line(buffer.getvalue().rstrip("\n"))
         else:
             table = Table(show_lines=False)
