@@ -229,7 +229,7 @@ def test_query_in_every_format(setup: Setup, target: str) -> None:
     sql = "SELECT 1 AS n, 'two, too' AS word"
     table = run_inline("query", target, sql, "--config", cfg)
     assert table.code == 0, table.text
-    assert "two, too" in table.out and "(1 rows)" in table.err
+    assert "two, too" in table.out and "(1 row)" in table.err
     as_json = run_inline("query", target, sql, "--config", cfg, "--format", "json")
     assert json.loads(as_json.out) == [{"n": 1, "word": "two, too"}]
     assert json.loads(run_inline("query", target, sql, "-c", cfg, "--json").out)[0]["n"] == 1

@@ -308,9 +308,15 @@ def test_dbwire_sql_warns_about_a_database_it_cannot_attach(tmp_path: Path) -> N
         '[databases.gone]\nurl = "postgresql://u:Sekrit-pw-42@127.0.0.1:1/x"\n'
         f'[databases.lite]\nurl = "sqlite:///{tmp_path / "l.db"}"\n'
     )
-    result = CliRunner().invoke(app, ["sql", "SELECT 1 AS one", "--config", str(config)])
+    # Attached only when asked for (--only) or named by a statement; a statement that does
+    # not name it never tries.
+    result = CliRunner().invoke(
+        app, ["sql", "SELECT 1 AS one", "--only", "gone,lite", "--config", str(config)]
+    )
     assert result.exit_code == 0, result.output
     assert "'gone' not attached" in result.output and "Sekrit-pw-42" not in result.output
+    quiet = CliRunner().invoke(app, ["sql", "SELECT 1 AS one", "--config", str(config)])
+    assert quiet.exit_code == 0 and "gone" not in quiet.output
     assert "one" in result.stdout
 
 

@@ -329,7 +329,12 @@ _PREFIX_FIELD_ALIASES = {"pgpass": "passfile", "dbname": "database", "name": "da
 
 
 def _suggest(word: str, choices: Any) -> str:
-    match = difflib.get_close_matches(word, list(choices), n=1)
+    options = list(choices)
+    # Django's USER / HOST / NAME: a key that differs only in case is the likely meaning.
+    folded = [c for c in options if c.casefold() == word.casefold()]
+    if not folded and word.casefold() == "name" and "database" in options:
+        folded = ["database"]
+    match = folded or difflib.get_close_matches(word, options, n=1)
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 

@@ -61,7 +61,10 @@ def connect_error(db: Target, exc: BaseException, detail: str) -> ConnectError:
     """A failed connect: a timeout, a rejected login, or a server that is not there."""
     if timeouts.is_timeout(exc) and not db.backend.is_auth_failure(exc):
         return timeout_error(db)
-    if db.backend.is_auth_failure(exc):
+    backend_fix = db.backend.connect_fix(exc)
+    if backend_fix:
+        fix = backend_fix
+    elif db.backend.is_auth_failure(exc):
         user = db.backend.base_url().username or "(default user)"
         fix = (
             f"check the password for user {user!r} (config password, URL, "

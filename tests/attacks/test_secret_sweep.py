@@ -830,7 +830,23 @@ def test_every_cli_command_keeps_the_canary_in(
         ["check", "--json", *cfg],
         ["sql", "SELECT 42 AS answer", *cfg],
         ["sql", "SELECT * FROM no_such_thing", "--debug", *cfg],
+        # sql attaches lazily: --only attaches every placement, a statement names one.
+        ["sql", "SELECT 42 AS answer", "--only", ",".join(names), *cfg],
+        ["sql", f"SELECT * FROM {names[0]}.public.no_such_thing", *cfg],
     ]
+    # A URL where a name goes: check (like pg_isready -d), url and query.
+    canary_url = f"postgresql://{pg_roles.right}:{CANARY}@{host}:{port}/{database}"
+    dead_url = f"postgresql://{pg_roles.right}:{CANARY}@{host}:{free_port()}/{database}"
+    for target in (canary_url, dead_url):
+        argvs += [
+            ["check", target],
+            ["check", target, "--json"],
+            ["url", target, "--explain"],
+            ["query", target, "SELECT 1 AS one; SELECT * FROM no_such_table_z"],
+            ["shell", target],  # psql reads an empty stdin and ends
+        ]
+    script = tmp_path / "statements.sql"
+    script.write_text("SELECT :v AS v, ':v' AS lit;\nSELECT 2 AS two;\n")
 
     def per_database(name: str) -> list[list[str]]:
         return [
@@ -841,6 +857,7 @@ def test_every_cli_command_keeps_the_canary_in(
             ["query", name, "SELECT * FROM no_such_table_x", "--debug", *cfg],
             ["schema", name, *cfg],
             ["wait", name, "--timeout", "2", *cfg],
+            ["query", name, "-f", str(script), "--param", "v=1", "-F", "json", *cfg],
         ]
 
     # As the installed script: every command for a working PostgreSQL, a wrong login, a
@@ -851,6 +868,9 @@ def test_every_cli_command_keeps_the_canary_in(
     for name in (names[0], names[-3], names[-4]):
         into = tmp_path / f"{name}.duckdb"
         argvs.append(["collect", name, "SELECT 1 AS one", "--into", str(into), "-t", "t", *cfg])
+        argvs.append(
+            ["collect", name, "SELECT 1 AS one", "--into", str(into), "-t", "j", "--json", *cfg]
+        )
     runs = _run_all(argvs, env, tmp_path)
     runner = CliRunner()
     for name in names:
@@ -864,6 +884,10 @@ def test_every_cli_command_keeps_the_canary_in(
     report = json.loads(as_json.out)
     assert report[names[0]]["status"] == "healthy", report[names[0]]
     assert any(r.code == 0 and "42" in r.text for r in runs if r.args[0] == "sql")
+    by_url = {r.args[1]: r.code for r in runs if r.args[0] == "check" and len(r.args) == 2}
+    assert by_url == {canary_url: 0, dead_url: 1}
+    shells = {r.args[1]: r.code for r in runs if r.args[0] == "shell"}
+    assert shells[canary_url] == 0, [r.text for r in runs if r.args[0] == "shell"]
     works = [
         r
         for r in runs

@@ -8,6 +8,7 @@ to dbwire.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import threading
 from importlib.metadata import entry_points
@@ -62,8 +63,10 @@ class BackendRegistry:
         found = self._registered.get(key)
         if found is not None:
             return found
+        close = difflib.get_close_matches(key, self.known(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise UnknownBackendError(
-            f"no backend for {scheme!r}; known: {', '.join(self.known())}. "
+            f"no backend for {scheme!r}{hint}; known: {', '.join(self.known())}. "
             f"Third-party backends publish a {self.group!r} entry point "
             "or use @dbwire.register_backend"
         )

@@ -425,6 +425,11 @@ class Backend:
         """True when exc is the server rejecting the login."""
         return False
 
+    def connect_fix(self, exc: BaseException) -> str | None:
+        """The fix for a failed connect when this backend knows its cause (a missing
+        database, access denied); None leaves the generic hint."""
+        return None
+
     # -- the local DuckDB store and engine-less backends (DuckDB store issue) ---
     #: False for a backend without a SQLAlchemy engine (s3): Database sends execute_query()
     #: and get_schema() to the backend's own methods below.

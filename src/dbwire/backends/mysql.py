@@ -271,6 +271,29 @@ class MySQLBackend(Backend):
     def is_auth_failure(self, exc: BaseException) -> bool:
         return mysql_error_code(exc) in _AUTH_CODES
 
+    def connect_fix(self, exc: BaseException) -> str | None:
+        code = mysql_error_code(exc)
+        url = self.base_url()
+        user, database = url.username or "(default user)", url.database
+        if code == 1049:
+            return (
+                f"the database {database!r} does not exist on the server: create it "
+                "(create_db = true in the config, or CREATE DATABASE), or correct the name"
+            )
+        if code == 1044:
+            return (
+                f"access denied for user {user!r} to database {database!r} (or it does not "
+                "exist: the server does not tell a user without rights which): create it, "
+                "GRANT the user privileges on it, or connect as a user that has them"
+            )
+        if code in _AUTH_CODES:
+            return (
+                f"access denied for user {user!r}: check the password (config password, URL, "
+                "password_file, password_command or a MySQL option file) and that the "
+                "user may log in from this host"
+            )
+        return None
+
     # -- the local DuckDB store (DuckDB store issue) ---
     def duckdb_attach(self, readonly: bool) -> DuckDBAttach:
         """DuckDB's mysql extension; host, user and password travel in a secret."""

@@ -171,6 +171,17 @@ class PostgresBackend(Backend):
         if isinstance(listed, str) and listed:
             check_hosts(self.config.name, listed.split(","))
 
+    def connect_fix(self, exc: BaseException) -> str | None:
+        text = str(exc)
+        if sqlstate_of(exc) == "3D000" or ("database" in text and "does not exist" in text):
+            database = self.base_url().database or "(the user name)"
+            return (
+                f"the database {database!r} does not exist on the server: create it "
+                "(create_db = true in the config, or CREATE DATABASE), or correct the "
+                "database name"
+            )
+        return None
+
     def resolve_params(self) -> ConnectParams:
         """libpq-exact resolution: dbwire's config first, then PG* variables, the service
         file and .pgpass, exactly as libpq would choose (dbwire.credentials.resolve_pg).

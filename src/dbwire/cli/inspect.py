@@ -6,9 +6,12 @@ import csv
 import enum
 import io
 import json
+import os
+import re
 import sys
+import tomllib
 import traceback
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +23,7 @@ from rich.text import Text
 from sqlalchemy import inspect as sa_inspect
 
 from dbwire.backends.base import ConnectParams
+from dbwire.cli.results import json_value, text_value
 from dbwire.config import Config, DatabaseConfig, load_config
 from dbwire.database import Database
 from dbwire.errors import (
@@ -39,6 +43,16 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 _CONFIG_ERRORS = (ConfigError, UnknownDatabaseError, UnknownBackendError)
+# The name a database given as a URL on the command line goes by.
+URL_NAME = "url"
+
+
+def target(name: str, config: Path | None) -> tuple[str, Path | str | None]:
+    """(database name, config source) of a NAME argument that may be a URL instead."""
+    if "://" in name:
+        return URL_NAME, name
+    return name, config
+
 
 ConfigOption = Annotated[
     Path | None,
@@ -98,12 +112,14 @@ class Output:
     def rows(self, columns: list[str], rows: Sequence[Sequence[Any]], fmt: str) -> None:
         """Print a result as a table, JSON objects or CSV (`dbwire query`, `dbwire sql`)."""
         if fmt == "json":
-            self.json([dict(zip(columns, row, strict=True)) for row in rows])
+            self.json(
+                [{c: json_value(v) for c, v in zip(columns, row, strict=True)} for row in rows]
+            )
         elif fmt == "csv":
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\n")
             writer.writerow(columns)
-            writer.writerows(rows)
+            writer.writerows([text_value(v) for v in row] for row in rows)
             self.line(buffer.getvalue().rstrip("\n"))
         else:
             table = Table(show_lines=False)
@@ -112,12 +128,24 @@ class Output:
             for row in rows:
                 table.add_row(*(Text("NULL") if v is None else self.cell(v) for v in row))
             self.table(table)
-            self.err.print(Text(f"({len(rows)} rows)"))
+            self.err.print(Text(f"({len(rows)} row{'' if len(rows) == 1 else 's'})"))
 
     def error(self, message: str) -> None:
         """Print one error line on stderr, never wrapped."""
-        line = " ".join(self.clean(message).split())
+        line = " ".join(cli_remedy(self.clean(message)).split())
         sys.stderr.write(f"error: {line}\n")
+
+
+_NAMED = re.compile(r"database '([^']+)'")
+
+
+def cli_remedy(message: str, name: str | None = None) -> str:
+    """A library hint turned into its command-line form (`db.wait()` is `dbwire wait NAME`)."""
+    if "db.wait()" not in message:
+        return message
+    found = _NAMED.search(message)
+    name = name or (found.group(1) if found else "NAME")
+    return message.replace("db.wait()", f"dbwire wait {name}")
 
 
 def _config_secrets(db_config: DatabaseConfig) -> list[str | None]:
@@ -139,18 +167,79 @@ def _handled(output: Output, debug: bool, where: str | None = None) -> Iterator[
             output.err.print(Text(output.clean("".join(traceback.format_exc()))))
         # SQLAlchemy's first line names the driver error; the rest is SQL and a link.
         message = describe(exc, output.secrets, limit=2000, first_line=True)
-        if where and not isinstance(exc, DbwireError):
+        if where and "://" in where:
+            where = URL_NAME  # a URL given as the name: its name is "url", its text is secret
+        if where and (not isinstance(exc, DbwireError) or repr(where) not in message):
             message = f"database {where!r}: {message}"
-        if not debug:
+        # A DbwireError says what to fix; only an unexpected error has a traceback worth seeing.
+        if not debug and not isinstance(exc, DbwireError):
             message += " (--debug shows the traceback)"
         output.error(message)
         raise typer.Exit(EXIT_CONFIG if isinstance(exc, _CONFIG_ERRORS) else EXIT_FAILED) from None
 
 
-def _load(output: Output, config: Path | None) -> Config:
-    loaded = load_config(config)
+def _load(output: Output, config: Path | str | None) -> Config:
+    loaded = _load_any(config)
     output.learn_config(loaded)
     return loaded
+
+
+def _load_any(config: Path | str | None) -> Config:
+    if isinstance(config, str):  # a URL given where a name goes (`dbwire check URL`)
+        return load_config({"databases": {URL_NAME: {"url": config}}})
+    if config is not None and config.exists() and not config.is_file() and not config.is_dir():
+        # `-c <(printf ...)`: a pipe can be read once, so read it here; relative paths in it
+        # are relative to the working directory (a pipe has no folder of its own).
+        try:
+            document = tomllib.loads(config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{config}: cannot read config: {exc}") from None
+        return load_config(document)
+    return load_config(config if config is not None else discover_config())
+
+
+def discover_config(
+    start: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Path | None:
+    """The config file the CLI uses when none is named: $DBWIRE_CONFIG (left to
+    load_config), dbwire.toml or [tool.dbwire] in pyproject.toml in this folder or the
+    nearest parent, else (without $DATABASE_URL) the user's $XDG_CONFIG_HOME/dbwire/dbwire.toml
+    (~/.config/dbwire/dbwire.toml)."""
+    env = os.environ if environ is None else environ
+    if env.get("DBWIRE_CONFIG"):
+        return None
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "dbwire.toml"
+        if candidate.is_file():
+            return candidate
+        project = folder / "pyproject.toml"
+        if project.is_file() and _has_dbwire_table(project):
+            return project
+    if env.get("DATABASE_URL"):
+        return None
+    base = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else Path.home() / ".config"
+    user_file = base / "dbwire" / "dbwire.toml"
+    return user_file if user_file.is_file() else None
+
+
+def _has_dbwire_table(project: Path) -> bool:
+    try:
+        tool = tomllib.loads(project.read_text(encoding="utf-8")).get("tool")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return True  # let load_config report what is wrong with it
+    return isinstance(tool, dict) and "dbwire" in tool
+
+
+def _require_databases(loaded: Config) -> None:
+    """No database at all is a configuration error: a gate that checked nothing fails."""
+    if not loaded.databases:
+        raise ConfigError(
+            "no databases configured: no dbwire.toml here or in a parent folder, no "
+            "[tool.dbwire] in pyproject.toml, no $DBWIRE_CONFIG, $DATABASE_URL or "
+            "~/.config/dbwire/dbwire.toml. Fix: write one (dbwire init), pass --config FILE, "
+            "or give a URL"
+        )
 
 
 def _database(output: Output, manager: Manager, name: str) -> Database:
@@ -163,7 +252,8 @@ def _database(output: Output, manager: Manager, name: str) -> Database:
 def _opened(output: Output, config: Path | None, name: str) -> Iterator[Database]:
     """The named database of the config, its secrets known to output, closed afterwards
     (also when the command fails)."""
-    manager = Manager(_load(output, config))
+    name, source = target(name, config)
+    manager = Manager(_load(output, source))
     try:
         yield _database(output, manager, name)
     finally:
@@ -195,7 +285,7 @@ class Format(enum.StrEnum):
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
-    for command in (list_command, check, wait, url, query, schema):
+    for command in (list_command, check, wait, url, schema):
         name = "list" if command is list_command else command.__name__
         app.command(name)(command)
 
@@ -232,7 +322,8 @@ def list_command(
 
 def check(
     names: Annotated[
-        list[str] | None, typer.Argument(help="Databases to check (default: all).")
+        list[str] | None,
+        typer.Argument(help="Databases to check (default: all), or one URL (like pg_isready -d)."),
     ] = None,
     config: ConfigOption = None,
     timeout: Annotated[
@@ -244,21 +335,35 @@ def check(
 ) -> None:
     """Check databases concurrently: status, latency, pool, error.
 
-    Exit 0 when all are healthy, 1 when any is not, 2 for a config error.
+    Exit 0 when all are healthy, 1 when any is not, 2 for a config or usage error (no
+    database configured included: a gate that checked nothing must not pass).
     """
     output = Output()
     with _handled(output, debug):
-        manager = Manager(_load(output, config))
+        source: Path | str | None = config
+        if names and len(names) == 1 and "://" in names[0]:
+            names, source = [URL_NAME], names[0]
+        manager = Manager(_load(output, source))
+        _require_databases(manager.config)
         selected = names or manager.list_databases()
         targets: dict[str, Database | BaseException] = {}
         for name in selected:
             manager.config.database(name)  # UnknownDatabaseError: exit 2
             try:
                 targets[name] = _database(output, manager, name)
+            except _CONFIG_ERRORS as exc:
+                manager.close_all()
+                # A config error is exit 2, never an unhealthy row.
+                message = str(exc) if repr(name) in str(exc) else f"database {name!r}: {exc}"
+                output.error(message)
+                raise typer.Exit(EXIT_CONFIG) from None
             except DbwireError as exc:
                 targets[name] = exc
         results = check_many(targets, timeout)
         report = {name: _check_entry(targets[name], result) for name, result in results.items()}
+        for name, entry in report.items():
+            if entry["error"]:
+                entry["error"] = cli_remedy(entry["error"], name)
         manager.close_all()
     if as_json:
         output.json(report)
@@ -309,7 +414,7 @@ def _check_table(output: Output, report: dict[str, dict[str, Any]]) -> Table:
             output.cell(_ms(entry["response_time_ms"])),
             output.cell(_pool_text(entry["pool"])),
             output.cell(f"by {readonly}" if readonly else ""),
-            output.cell(entry["error"] or ""),
+            output.cell(cli_remedy(entry["error"] or "", name)),
         )
     return table
 
@@ -329,7 +434,7 @@ def wait(
 
 
 def url(
-    name: Annotated[str, typer.Argument(help="The database.")],
+    name: Annotated[str, typer.Argument(help="The database, or a URL.")],
     explain: Annotated[
         bool, typer.Option("--explain", help="Show each field's value and where it came from.")
     ] = False,
@@ -343,7 +448,8 @@ def url(
     """Print the resolved connection URL (password masked unless --show-password)."""
     output = Output()
     with _handled(output, debug):
-        loaded = _load(output, config)
+        name, source = target(name, config)
+        loaded = _load(output, source)
         manager = Manager(loaded)
         db = _database(output, manager, name)
         params = db.connect_params()
@@ -455,24 +561,6 @@ def _explain_rows(
         if (key.startswith("pool_") or key == "max_overflow") and key not in cfg.model_fields_set:
             rows.append((key, str(value), f"{db.backend.name} backend default"))
     return rows
-
-
-def query(
-    name: Annotated[str, typer.Argument(help="The database.")],
-    sql: Annotated[str, typer.Argument(help="One SQL statement.")],
-    output_format: Annotated[
-        Format, typer.Option("--format", "-f", help="Output format.")
-    ] = Format.table,
-    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
-    config: ConfigOption = None,
-    debug: DebugOption = False,
-) -> None:
-    """Run one SQL statement and print its rows (a statement that changes data is committed)."""
-    output = Output()
-    with _handled(output, debug, name), _opened(output, config, name) as db:
-        columns, rows = db.execute_query(sql)
-    fmt = Format.json if as_json else output_format
-    output.rows(columns, [[row[c] for c in columns] for row in rows], fmt)
 
 
 def schema(

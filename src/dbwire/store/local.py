@@ -80,7 +80,7 @@ class StoreSettings:
     threads: the CPUs this process may use.
     temp_directory: `<store file>.tmp` for a file store (DuckDB's own choice); a private
         folder under the system temp dir, removed on close, for an in-memory store.
-    extension_directory: dbwire's cache folder (see dbwire._extensions).
+    extension_directory: dbwire's cache folder (see dbwire.store.extensions).
     """
 
     memory_limit: str
@@ -302,7 +302,7 @@ class LocalStore:
 
     # -- extensions and attachments ------------------------------------------------------
     def load_extension(self, name: str, *, database: str | None = None) -> str:
-        """Load a DuckDB extension, offline first (see dbwire._extensions)."""
+        """Load a DuckDB extension, offline first (see dbwire.store.extensions)."""
         self._check_open()
         return load_extension(self._con, name, database=database)
 
