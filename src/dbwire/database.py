@@ -240,7 +240,8 @@ class Database:
             with _ENGINE_CREATION_LOCK:
                 _choose_pool(url, options, is_async=False)
                 engine = create_engine(url, **options)
-        except TypeError as exc:
+        except (TypeError, sa_exc.ArgumentError) as exc:
+            # ArgumentError: SQLAlchemy refusing a URL or option dbwire's checks let by.
             raise self._bad_engine_option(exc) from None
         self._install_hooks(engine, is_async=False)
         return engine
@@ -254,7 +255,8 @@ class Database:
             with _ENGINE_CREATION_LOCK:
                 _choose_pool(url, options, is_async=True)
                 engine = create_async_engine(url, **options)
-        except TypeError as exc:
+        except (TypeError, sa_exc.ArgumentError) as exc:
+            # ArgumentError: SQLAlchemy refusing a URL or option dbwire's checks let by.
             raise self._bad_engine_option(exc) from None
         self._install_hooks(engine.sync_engine, is_async=True)
         return engine
@@ -328,7 +330,7 @@ class Database:
         self._check_open()
         return migrate(self, script_location, revision)
 
-    def _bad_engine_option(self, exc: TypeError) -> ConfigError:
+    def _bad_engine_option(self, exc: Exception) -> ConfigError:
         return ConfigError(
             f"database {self.name!r}: {exc}; remove that setting for the "
             f"{self.backend.name} backend or pick a pool that takes it",

@@ -53,6 +53,24 @@ def _connect(url: str, **kw: Any) -> Callable[[], object]:
 PORT = _closed_port()
 FINDINGS: list[tuple[str, Callable[[], object], type[DbwireError], tuple[str, ...]]] = [
     (
+        "pg-more-ports-than-hosts",
+        _connect(f"postgresql://u:{CANARY}@127.0.0.1/d?port=-1&port=-1"),
+        ConfigError,
+        ("port '-1'", "1 to 65535"),
+    ),
+    (
+        "pg-port-list-for-one-host",
+        _connect(f"postgresql://u:{CANARY}@127.0.0.1/d?port=5432&port=5433"),
+        ConfigError,
+        ("2 ports for 1 host", "one port for every host"),
+    ),
+    (
+        "pg-port-list-longer-than-host-list",
+        _connect(f"postgresql://u:{CANARY}@h1,h2/d?port=1&port=2&port=3"),
+        ConfigError,
+        ("3 ports for 2 host",),
+    ),
+    (
         "mysql-options",
         _connect(f"mysql://u:{CANARY}@127.0.0.1:{PORT}/d?options=-c%20x%3Dy"),
         ConfigError,
@@ -511,3 +529,15 @@ async def test_mysql_password_in_the_url_query_still_logs_in(mysql_url: str) -> 
         assert (await db.async_execute_query("SELECT 2 AS two"))[1] == [{"two": 2}]
     finally:
         await db.aclose()
+
+
+def test_one_port_serves_every_host_as_in_libpq() -> None:
+    """libpq takes a single port for a host list; SQLAlchemy's URL parser wants one per host."""
+    db = dbwire.connect(f"postgresql://u@127.0.0.1,localhost/d?port={PORT}", name="one-port")
+    try:
+        query = db.backend.engine_url(is_async=False).query
+        assert query.get("port") == f"{PORT},{PORT}", query
+        # asyncpg gets the host and port lists as connect arguments, not in the URL.
+        assert db.engine is not None and db.async_engine is not None
+    finally:
+        db.close()

@@ -17,7 +17,7 @@ from dbwire.backends._accepts import (
 )
 from dbwire.backends._query import QueryKey, check_hosts
 from dbwire.backends.base import Backend, ConnectParams, socket_readable
-from dbwire.errors import is_secret_key
+from dbwire.errors import ConfigError, is_secret_key
 from dbwire.timeouts import bounded_async_connect, connect_timeout, libpq_seconds, open_asyncpg
 
 if TYPE_CHECKING:
@@ -105,6 +105,13 @@ class PostgresBackend(Backend):
 
     def engine_url(self, *, is_async: bool) -> URL:
         url = super().engine_url(is_async=is_async)
+        hosts, ports = url.query.get("host"), url.query.get("port")
+        if isinstance(hosts, str) and isinstance(ports, str) and "," not in ports:
+            count = len(hosts.split(","))
+            if count > 1:
+                # libpq uses a single port for every host; SQLAlchemy's parser of the URL
+                # wants one per host, so spell the same list out.
+                url = url.update_query_dict({"port": ",".join([ports] * count)})
         if is_async:
             # asyncpg knows none of libpq's keywords (service=, passfile=, sslmode= ...);
             # resolve_params() applies them and apply_params() passes on what asyncpg takes.
@@ -167,9 +174,33 @@ class PostgresBackend(Backend):
     def validate(self) -> None:
         super().validate()
         # Hosts that travel in the query (several, or a socket directory) are checked too.
-        listed = self.base_url().query.get("host")
+        query = self.base_url().query
+        listed = query.get("host")
         if isinstance(listed, str) and listed:
             check_hosts(self.config.name, listed.split(","))
+        ports = query.get("port")
+        if isinstance(ports, str) and ports:
+            self._check_ports(
+                ports.split(","), listed.split(",") if isinstance(listed, str) else []
+            )
+
+    def _check_ports(self, ports: list[str], hosts: list[str]) -> None:
+        """libpq's rule: each port a number, and one port for all hosts or one per host."""
+        name = self.config.name
+        for port in ports:
+            if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+                raise ConfigError(
+                    f"database {name!r}: port {port!r} is not a port number; Fix: give "
+                    "a number from 1 to 65535 (url ...:5432 or ?port=5432)",
+                    database=name,
+                )
+        if len(ports) > 1 and len(ports) != max(len(hosts), 1):
+            raise ConfigError(
+                f"database {name!r}: {len(ports)} ports for {max(len(hosts), 1)} host(s); "
+                "Fix: give one port for every host, in the same order, or a single port "
+                "for all of them (as libpq takes them)",
+                database=name,
+            )
 
     def connect_fix(self, exc: BaseException) -> str | None:
         text = str(exc)
