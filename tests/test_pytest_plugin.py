@@ -247,3 +247,22 @@ def test_no_default_database_is_a_dbwire_error_naming_the_fix(pytester: pytest.P
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*ConfigError*one, two*dbwire_database*--dbwire-database*"])
+
+
+def test_command_line_options_choose_the_config_and_the_database(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    config = tmp_path / "elsewhere.toml"
+    config.write_text(
+        f'[databases.one]\nurl = "sqlite:///{tmp_path}/one.db"\n'
+        f'[databases.two]\nurl = "sqlite:///{tmp_path}/two.db"\n'
+    )
+    pytester.makepyfile(
+        "def test_x(dbwire_database, dbwire_manager):\n"
+        "    assert dbwire_database.name == 'two'\n"
+        "    assert dbwire_manager.list_databases() == ['one', 'two']\n"
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", f"--dbwire-config={config}", "--dbwire-database=two"
+    )
+    result.assert_outcomes(passed=1)

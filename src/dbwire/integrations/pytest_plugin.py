@@ -162,9 +162,11 @@ def dbwire_config(pytestconfig: pytest.Config) -> Config:
     """The dbwire Config of the test session (`--dbwire-config` / ini, else discovery)."""
     from dbwire.config import load_config
 
-    path = _setting(pytestconfig, "dbwire_config")
-    if path is not None and not os.path.isabs(path):
-        path = str(pytestconfig.rootpath / path)
+    path: str | None = pytestconfig.getoption("dbwire_config", default=None)
+    if not path and pytestconfig.getini("dbwire_config"):
+        # An ini path is relative to the ini file, as pytest's own ini paths are.
+        base = pytestconfig.inipath.parent if pytestconfig.inipath else pytestconfig.rootpath
+        path = str(base / str(pytestconfig.getini("dbwire_config")))
     return load_config(path)
 
 
