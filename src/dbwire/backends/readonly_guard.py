@@ -227,8 +227,9 @@ class _Token:
     value: str  # words upper-cased, quoted identifiers as written, punctuation as is
 
 
-def _skip_quoted(sql: str, start: int, quote: str, backslash: bool) -> int:
-    """The index after the literal or identifier opened by sql[start] == quote."""
+def quoted_end(sql: str, start: int, quote: str, *, backslash: bool) -> int | None:
+    """The index after the literal or identifier opened by sql[start] == quote; None when
+    it is never closed. Shared with the CLI's statement splitter, so both read SQL alike."""
     i = start + 1
     n = len(sql)
     while i < n:
@@ -242,10 +243,11 @@ def _skip_quoted(sql: str, start: int, quote: str, backslash: bool) -> int:
                 continue
             return i + 1
         i += 1
-    raise _Refused(_UNTERMINATED, f"an unterminated {quote} quote")
+    return None
 
 
-def _skip_block_comment(sql: str, start: int, nested: bool) -> int:
+def block_comment_end(sql: str, start: int, *, nested: bool) -> int | None:
+    """The index after the /* comment opened at sql[start]; None when it is never closed."""
     depth = 0
     i = start
     n = len(sql)
@@ -263,7 +265,21 @@ def _skip_block_comment(sql: str, start: int, nested: bool) -> int:
                 return i
         else:
             i += 1
-    raise _Refused(_UNTERMINATED, "an unterminated /* comment")
+    return None
+
+
+def _skip_quoted(sql: str, start: int, quote: str, backslash: bool) -> int:
+    end = quoted_end(sql, start, quote, backslash=backslash)
+    if end is None:
+        raise _Refused(_UNTERMINATED, f"an unterminated {quote} quote")
+    return end
+
+
+def _skip_block_comment(sql: str, start: int, nested: bool) -> int:
+    end = block_comment_end(sql, start, nested=nested)
+    if end is None:
+        raise _Refused(_UNTERMINATED, "an unterminated /* comment")
+    return end
 
 
 def _tokens(sql: str, lexer: _Lexer) -> list[_Token]:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 
+from dbwire.backends.readonly_guard import block_comment_end, quoted_end
 from dbwire.errors import ConfigError
 
 _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\x80-\uffff][A-Za-z0-9_\x80-\uffff]*)?\$")
@@ -73,33 +74,12 @@ def _spans(sql: str, dialect: str) -> Iterator[Span]:
 
 
 def _quoted_end(sql: str, start: int, quote: str, *, backslash: bool) -> int:
-    i, n = start + 1, len(sql)
-    while i < n:
-        c = sql[i]
-        if backslash and c == "\\":
-            i += 2
-            continue
-        if c == quote:
-            if i + 1 < n and sql[i + 1] == quote:  # doubled quote: part of the literal
-                i += 2
-                continue
-            return i + 1
-        i += 1
-    return n  # unterminated: the server names the error
+    # Unterminated: the rest is the literal, and the server names the error.
+    return quoted_end(sql, start, quote, backslash=backslash) or len(sql)
 
 
 def _block_comment_end(sql: str, start: int, *, nested: bool) -> int:
-    depth, i, n = 1, start + 2, len(sql)
-    while i < n and depth:
-        if sql.startswith("*/", i):
-            depth -= 1
-            i += 2
-        elif nested and sql.startswith("/*", i):
-            depth += 1
-            i += 2
-        else:
-            i += 1
-    return i
+    return block_comment_end(sql, start, nested=nested) or len(sql)
 
 
 @dataclass(frozen=True)
