@@ -841,6 +841,7 @@ def test_what_the_guard_allows_postgresql_itself_runs_as_one_read(
 @given(sql=_SQL)
 @example(sql="SELECT 1 --1; DROP TABLE nope")  # '--1' is minus minus one, not a comment
 @example(sql="SELECT 'a\\'; DROP TABLE nope; -- '")
+@example(sql="SELECT!0;--")  # MariaDB runs a final `--` as one more statement
 def test_what_the_guard_allows_mariadb_itself_runs_as_one_read(
     mysql_server: DatabaseServer, sql: str
 ) -> None:

@@ -184,6 +184,8 @@ class _Lexer:
     brackets: bool = False  # [identifier] (SQLite)
     backticks: bool = False  # `identifier` (MySQL, SQLite)
     executable_comments: bool = False  # MySQL runs the text of /*! ... */
+    # MariaDB with multi-statements runs a comment after the last ';' as one more statement.
+    comment_after_end: bool = True
 
 
 _PG = _Lexer()
@@ -196,6 +198,7 @@ _MYSQL = _Lexer(
     hash_comments=True,
     dash_needs_space=True,
     backticks=True,
+    comment_after_end=False,
     executable_comments=True,
 )
 _SQLITE = _Lexer(
@@ -293,6 +296,8 @@ def _tokens(sql: str, lexer: _Lexer) -> list[_Token]:
         if c in _SPACE:
             i += 1
             continue
+        if ended and not lexer.comment_after_end:
+            raise _Refused("a second statement", "several statements in one string")
         if c == "-" and sql.startswith("--", i):
             after = sql[i + 2 : i + 3]
             if not lexer.dash_needs_space or after == "" or after in _SPACE:
