@@ -1,7 +1,7 @@
 """Collect benchmark: store.collect() from PostgreSQL against the raw paths it competes with.
 
 `python -m bench.collect [--quick]` from the repo root starts a throwaway PostgreSQL server
-(tests/servers.py), loads 1M rows x 5 columns with generate_series, and times:
+(tests/servers/), loads 1M rows x 5 columns with generate_series, and times:
 
 - raw: DuckDB's postgres extension, `CREATE TABLE AS SELECT * FROM postgres_scan(...)`,
   on a fresh in-memory DuckDB (LOAD included), as a user would write it by hand; for a

@@ -13,7 +13,7 @@ from typing import Any
 from bench.harness import FULL, QUICK, Iterations, Stats, time_one
 
 REPO = Path(__file__).resolve().parent.parent
-# tests/servers.py starts the same throwaway servers the test suite uses (no pytest needed).
+# tests/servers/ starts the same throwaway servers the test suite uses (no pytest needed).
 if str(REPO / "tests") not in sys.path:
     sys.path.insert(0, str(REPO / "tests"))
 

@@ -173,7 +173,7 @@ def markdown(
         f"- Python {info['python']}; "
         + ", ".join(f"{name} {version}" for name, version in info["libraries"].items() if version),
         f"- PostgreSQL {info['postgresql'] or '(not started)'}, a throwaway server on loopback "
-        "(tests/servers.py); dbwire at commit " + (info["git"] or "unknown"),
+        "(tests/servers/); dbwire at commit " + (info["git"] or "unknown"),
         "- Load average at the end of the run: "
         + ", ".join(f"{x:.2f}" for x in info["load_average"])
         + f" (1, 5, 15 min) on {info['cpus']} CPUs",

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import pytest
 from sqlalchemy import text
-from tests.servers import DatabaseServer, PostgresServer
+from servers import DatabaseServer, PostgresServer
 
 import dbwire
 from dbwire import ConfigError, DatabaseConfig, load_config

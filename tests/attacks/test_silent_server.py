@@ -1,6 +1,6 @@
 """A server that accepts and never answers: every connect path ends in time, and leaves no thread.
 
-The silent server (tests/silent.py) completes TCP handshakes and then sends nothing and
+The silent server (tests/servers/silent.py) completes TCP handshakes and then sends nothing and
 closes nothing, like a hung database or a stopped VM behind a live port. Each test times
 one connect path against it, checks the error names the database, the host and the
 timeout, and checks with threading.enumerate() that nothing is left blocked behind it.
@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 import dbwire
 from dbwire import ConnectError, Database, Manager
-from silent import MutingProxy, SilentServer
+from servers.silent import MutingProxy, SilentServer
 
 CONNECT_TIMEOUT = 2.0
 # libpq rounds to whole seconds (min 2); scheduling on a shared 2-CPU machine adds some.

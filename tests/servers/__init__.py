@@ -1,0 +1,31 @@
+"""Real servers for the test suite, started from installed binaries (never mocks).
+
+- ``local``: throwaway PostgreSQL and MariaDB servers, or external ones by URL;
+- ``silent``: a server that accepts TCP connections and never answers.
+
+Each server module is independent of pytest; ``tests/conftest.py`` turns them into fixtures.
+"""
+
+from servers.local import (
+    MYSQL_URL_ENV,
+    POSTGRES_URL_ENV,
+    DatabaseServer,
+    ExternalServer,
+    ExternalServerError,
+    MariaDBServer,
+    PostgresServer,
+    ServerUnavailable,
+    free_port,
+)
+
+__all__ = [
+    "MYSQL_URL_ENV",
+    "POSTGRES_URL_ENV",
+    "DatabaseServer",
+    "ExternalServer",
+    "ExternalServerError",
+    "MariaDBServer",
+    "PostgresServer",
+    "ServerUnavailable",
+    "free_port",
+]
