@@ -116,3 +116,100 @@ def test_shell_logs_in_without_the_password_in_argv(
     assert "shell-ok" in out
     assert server.password not in out + err
     assert not list(tmp_path.glob("**/client.cnf"))
+
+
+def test_init_alembic_writes_a_project_that_migrates_with_no_edit(tmp_path: Path) -> None:
+    made = _dbwire(tmp_path, "init", "--alembic", "migrations")
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "migrations" / "env.py").exists()
+    assert "dbwire migrate main --scripts migrations" in made.stdout
+    # The generated alembic.ini is what `alembic revision` needs; no edit of env.py.
+    alembic = Path(sys.executable).parent / "alembic"
+    revision = subprocess.run(
+        [str(alembic), "-c", "migrations/alembic.ini", "revision", "-m", "users", "--rev-id", "1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        timeout=60,
+    )
+    assert revision.returncode == 0, revision.stderr
+    script = next((tmp_path / "migrations" / "versions").glob("1_*.py"))
+    body, upgrade, rest = script.read_text().partition('"""Upgrade schema."""\n    pass')
+    assert upgrade, body  # alembic's generic template, as `alembic revision` writes it
+    create = "op.create_table('users', sa.Column('id', sa.Integer, primary_key=True))"
+    script.write_text(body + create + rest)
+    db_file = tmp_path / "app.db"
+    (tmp_path / "dbwire.toml").write_text(f'[databases.main]\nurl = "sqlite:///{db_file}"\n')
+    migrated = _dbwire(tmp_path, "migrate", "main", "--scripts", "migrations")
+    assert migrated.returncode == 0, migrated.stderr
+    with sqlite3.connect(db_file) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"users", "alembic_version"} <= tables
+    # A second init into the same directory refuses instead of overwriting env.py.
+    again = _dbwire(tmp_path, "init", "--force", "--alembic", "migrations")
+    assert again.returncode == 2 and "env.py already exists" in again.stderr
+
+
+def test_shell_opens_sqlite3_on_the_configured_file(tmp_path: Path) -> None:
+    db_file = tmp_path / "app.db"
+    with sqlite3.connect(db_file) as conn:
+        conn.execute("CREATE TABLE t (v TEXT)")
+        conn.execute("INSERT INTO t VALUES ('from-the-file')")
+    (tmp_path / "dbwire.toml").write_text(f'[databases.main]\nurl = "sqlite:///{db_file}"\n')
+    run = subprocess.run(
+        [str(DBWIRE), "shell", "main"],
+        input="SELECT v FROM t;\n",
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "from-the-file" in run.stdout
+
+
+def test_shell_without_the_client_names_what_to_install(tmp_path: Path) -> None:
+    (tmp_path / "dbwire.toml").write_text(
+        f'[databases.main]\nurl = "duckdb:///{tmp_path / "x.duckdb"}"\n'
+    )
+    env = _env(tmp_path)
+    env["PATH"] = str(tmp_path / "empty-bin")  # no duckdb CLI on this PATH, whatever the host has
+    run = subprocess.run(
+        [str(DBWIRE), "shell", "main"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert run.returncode == 1, run.stderr  # the config is right; the machine lacks a tool
+    assert "needs duckdb on PATH" in run.stderr and "Fix: install it" in run.stderr
+
+
+def test_schema_of_a_missing_schema_is_an_error_not_an_empty_list(tmp_path: Path) -> None:
+    db_file = tmp_path / "app.db"
+    with sqlite3.connect(db_file) as conn:
+        conn.execute("CREATE TABLE t (v TEXT)")
+    (tmp_path / "dbwire.toml").write_text(f'[databases.main]\nurl = "sqlite:///{db_file}"\n')
+    missing = _dbwire(tmp_path, "schema", "main", "--schema", "mian")
+    assert missing.returncode == 2
+    assert "no schema 'mian'" in missing.stderr and "did you mean 'main'" in missing.stderr
+    present = _dbwire(tmp_path, "schema", "main", "--schema", "main")
+    assert present.returncode == 0 and "t" in present.stdout
+
+
+def test_param_json_form_binds_typed_values(tmp_path: Path) -> None:
+    (tmp_path / "dbwire.toml").write_text(
+        f'[databases.main]\nurl = "sqlite:///{tmp_path / "app.db"}"\n'
+    )
+    sql = "SELECT typeof(:n) AS n, typeof(:s) AS s, typeof(:f) AS f, typeof(:z) AS z"
+    run = _dbwire(
+        tmp_path, "query", "main", sql, "-F", "csv",
+        "--param", "n:=42", "--param", "s=42", "--param", "f:=1.5", "--param", "z:=null",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[1] == "integer,text,real,null"
+    bad = _dbwire(tmp_path, "query", "main", "SELECT :n", "--param", "n:=forty")
+    assert bad.returncode == 2 and "takes a JSON value" in bad.stderr

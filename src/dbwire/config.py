@@ -57,6 +57,9 @@ class DatabaseConfig(BaseModel):
     user: str | None = Field(default=None, alias="username")
     password: SecretStr | None = Field(default=None, repr=False)
     database: str | None = None
+    # A pg_service.conf section, as libpq's `service=`: its host, port, dbname... fill in
+    # whatever this table leaves unset.
+    service: str | None = None
     # Credential sources resolved at connect time (see dbwire.credentials).
     passfile: str | None = None
     password_file: str | None = None

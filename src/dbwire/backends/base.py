@@ -78,6 +78,8 @@ class Backend:
     sync_driver: ClassVar[str]
     async_driver: ClassVar[str | None] = None
     sync_modules: ClassVar[tuple[str, ...]] = ()
+    # Whether `service = "..."` (a pg_service.conf section) means anything to this backend.
+    reads_pg_service: ClassVar[bool] = False
     async_modules: ClassVar[tuple[str, ...]] = ()
     default_port: ClassVar[int | None] = None
     is_server: ClassVar[bool] = True
@@ -178,6 +180,15 @@ class Backend:
             url = url.set(**updates)
         if cfg.options:
             url = url.update_query_dict(cfg.options)
+        if cfg.service is not None:
+            if not self.reads_pg_service:
+                raise ConfigError(
+                    f"database {cfg.name!r}: service = {cfg.service!r} names a pg_service.conf "
+                    f"section, which only PostgreSQL reads, not {self.label or self.name}. "
+                    "Fix: remove service from this database, or set host, port and database",
+                    database=cfg.name,
+                )
+            url = url.update_query_dict({"service": cfg.service})
         return url
 
     def resolve_params(self) -> ConnectParams:
@@ -252,7 +263,7 @@ class Backend:
 
     def password_from_url(self) -> str | None:
         """A password written inside the configured URL, if any."""
-        if self.config.url is None and not self.config.options:
+        if self.config.url is None and not self.config.options and self.config.service is None:
             return None
         url = self.base_url()
         if url.password is not None:

@@ -91,6 +91,7 @@ class PostgresBackend(Backend):
     sync_modules: ClassVar[tuple[str, ...]] = ("psycopg",)
     async_modules: ClassVar[tuple[str, ...]] = ("asyncpg",)
     default_port: ClassVar[int | None] = 5432
+    reads_pg_service: ClassVar[bool] = True
     system_schemas: ClassVar[frozenset[str] | None] = frozenset(
         {"information_schema", "pg_catalog"}
     )

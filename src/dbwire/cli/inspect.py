@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import enum
 import io
 import json
@@ -598,6 +599,17 @@ def schema(
 
 def _read_schema(db: Database, db_schema: str | None) -> dict[str, list[dict[str, Any]]]:
     inspector = sa_inspect(db.engine)
+    if db_schema is not None:
+        known = inspector.get_schema_names()
+        # A misspelt --schema must not look like an empty one: a CI gate would pass on it.
+        if db_schema not in known:
+            hint = difflib.get_close_matches(db_schema, known, n=1)
+            raise ConfigError(
+                f"database {db.name!r} has no schema {db_schema!r} (--schema)"
+                + (f"; did you mean {hint[0]!r}?" if hint else "")
+                + f" Its schemas: {', '.join(sorted(known)) or '(none)'}",
+                database=db.name,
+            )
     tables: dict[str, list[dict[str, Any]]] = {}
     for table_name in sorted(inspector.get_table_names(schema=db_schema)):
         primary = set(

@@ -66,7 +66,11 @@ def query(
     ] = None,
     param: Annotated[
         list[str] | None,
-        typer.Option("--param", "-p", help="Bind :name to a value: --param name=value."),
+        typer.Option(
+            "--param",
+            "-p",
+            help="Bind :name: --param name=value (a string) or name:=JSON (id:=42, ok:=true).",
+        ),
     ] = None,
     limit: Annotated[
         int | None,
@@ -110,7 +114,7 @@ def _run(
     output: Output,
     conn: Connection,
     statement: Statement,
-    params: dict[str, str],
+    params: dict[str, Any],
     fmt: Format,
     limit: int | None,
 ) -> None:

@@ -8,9 +8,11 @@ all of those is code; only code is split, and only code carries bind parameters.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from dbwire.backends.readonly_guard import block_comment_end, quoted_end
 from dbwire.errors import ConfigError
@@ -175,18 +177,35 @@ def split(sql: str, dialect: str) -> list[Statement]:
     return statements
 
 
-def parse_params(pairs: Collection[str], database: str) -> dict[str, str]:
-    """`--param name=value` pairs as a dict; a pair without `=` is a usage error."""
-    params: dict[str, str] = {}
+def parse_params(pairs: Collection[str], database: str) -> dict[str, Any]:
+    """`--param name=value` (a string, as psql's variables) and `--param name:=JSON` (a typed
+    value: `id:=42`, `ok:=true`, `x:=null`, `tags:='["a"]'`, as httpie spells it) as a dict;
+    anything else is a usage error."""
+    params: dict[str, Any] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
+        typed = sep and name.endswith(":")
+        if typed:
+            name = name[:-1]
         if not sep or not _WORD.fullmatch(name):
             raise ConfigError(
-                f"database {database!r}: --param {pair!r} is not name=value. "
-                "Fix: write --param id=42 and use :id in the SQL",
+                f"database {database!r}: --param {pair!r} is not name=value or name:=JSON. "
+                "Fix: write --param id=42 (a string) or --param id:=42 (a number) and use :id "
+                "in the SQL",
                 database=database,
             )
-        params[name] = value
+        if not typed:
+            params[name] = value
+            continue
+        try:
+            params[name] = json.loads(value)
+        except ValueError:
+            raise ConfigError(
+                f"database {database!r}: --param {name}:= takes a JSON value, not {value!r}. "
+                f"Fix: --param {name}:=42, {name}:=true, {name}:=null, or {name}:='\"text\"' "
+                f"(or {name}={value} for a string)",
+                database=database,
+            ) from None
     return params
 
 
