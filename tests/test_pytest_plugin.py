@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from servers import DatabaseServer
+
 pytest_plugins = ["pytester"]
 
 TABLE = "plugin_rows"
@@ -279,3 +281,93 @@ def test_command_line_options_choose_the_config_and_the_database(
         "-p", "no:cacheprovider", f"--dbwire-config={config}", "--dbwire-database=two"
     )
     result.assert_outcomes(passed=1)
+
+
+FRESH_ANY = """
+import os
+import sqlalchemy as sa
+
+def test_runs_in_its_workers_copy(dbwire_database, db_session):
+    # the copy carries the template's table and rows; commits here touch the copy only
+    assert db_session.execute(sa.text("SELECT v FROM plugin_rows")).scalars().all() == ["seed"]
+    db_session.execute(sa.text("INSERT INTO plugin_rows (id, v) VALUES (2, 'x')"))
+    db_session.commit()
+    where = dbwire_database.connect_params().database
+    with open(os.environ["FRESH_LOG"], "a") as log:
+        log.write(os.path.basename(where) + "\\n")
+"""
+
+
+def _seeded(url: str | sa.URL) -> sa.Engine:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {TABLE}"))
+        conn.execute(sa.text(f"CREATE TABLE {TABLE} (id integer PRIMARY KEY, v text)"))
+        conn.execute(sa.text(f"INSERT INTO {TABLE} (id, v) VALUES (1, 'seed')"))
+    return engine
+
+
+def _run_fresh(pytester: pytest.Pytester, url: str, log: Path) -> set[str]:
+    _inner_project(pytester, url, ini_extra="dbwire_fresh_database = true")
+    pytester.makepyfile(
+        test_commits=FRESH_ANY, test_other_worker=FRESH_ANY.replace("test_runs", "test_2")
+    )
+    result = _run(pytester)
+    result.assert_outcomes(passed=2)
+    return set(log.read_text().split())
+
+
+def test_fresh_database_per_worker_on_mariadb(
+    pytester: pytest.Pytester,
+    mysql_server: DatabaseServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Copies need CREATE and DROP on other databases: the server's admin login has them.
+    admin_url = sa.make_url(mysql_server.admin_url)
+    mysql_url = admin_url.set(database="plugin_tpl")
+    admin = sa.create_engine(admin_url.set(drivername="mysql+pymysql"))
+    with admin.begin() as conn:
+        conn.execute(sa.text("CREATE DATABASE IF NOT EXISTS plugin_tpl"))
+    admin.dispose()
+    log = tmp_path / "fresh.log"
+    monkeypatch.setenv("FRESH_LOG", str(log))
+    engine = _seeded(mysql_url.set(drivername="mysql+pymysql"))
+    template = mysql_url.database
+    try:
+        url = mysql_url.render_as_string(hide_password=False)
+        assert _run_fresh(pytester, url, log) == {
+            f"{template}_test_gw0",
+            f"{template}_test_gw1",
+        }
+        with engine.connect() as conn:
+            # the copies are gone, and the template was never written to
+            left = conn.execute(
+                sa.text(
+                    "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE :p"
+                ),
+                {"p": f"{template}_test_%"},
+            ).all()
+            assert left == []
+            assert conn.execute(sa.text(f"SELECT count(*) FROM {TABLE}")).scalar_one() == 1
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP DATABASE IF EXISTS plugin_tpl"))
+        engine.dispose()
+
+
+def test_fresh_database_per_worker_on_a_sqlite_file(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "fresh.log"
+    monkeypatch.setenv("FRESH_LOG", str(log))
+    path = tmp_path / "app.sqlite"
+    _seeded(f"sqlite:///{path}").dispose()
+    assert _run_fresh(pytester, f"sqlite:///{path}", log) == {
+        "app_test_gw0.sqlite",
+        "app_test_gw1.sqlite",
+    }
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(f"SELECT count(*) FROM {TABLE}")).scalar_one() == 1
+    engine.dispose()

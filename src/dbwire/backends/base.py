@@ -398,6 +398,15 @@ class Backend:
         """Drop the configured database when it exists; True if it was dropped."""
         raise self._no_server_databases("drop_database")
 
+    def copy_tables(self, params: ConnectParams, target: str) -> None:
+        """Copy every table of the configured database, rows included, into the existing
+        database `target` on the same server (for a fresh test database per worker)."""
+        raise ConfigError(
+            f"database {self.config.name!r}: the {self.name} backend cannot copy a database; "
+            "Fix: set dbwire_fresh_database = false, or create the test database yourself",
+            database=self.config.name,
+        )
+
     def _no_server_databases(self, what: str) -> ConfigError:
         return ConfigError(
             f"database {self.config.name!r}: {what}() is for server databases (PostgreSQL, "

@@ -244,6 +244,39 @@ class MySQLBackend(Backend):
     def create_database(self, params: ConnectParams) -> bool:
         return bool(self._on_database(params, "CREATE DATABASE IF NOT EXISTS {name}"))
 
+    def copy_tables(self, params: ConnectParams, target: str) -> None:
+        """Copy every base table of the configured database (structure and rows) into the
+        existing database `target` on the same server: MySQL has no CREATE DATABASE ...
+        TEMPLATE. Views, routines and triggers are not copied."""
+
+        def quoted(name: str) -> str:
+            return "`" + name.replace("`", "``") + "`"
+
+        source = params.database or ""
+        conn = self._maintenance(params)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(
+                    "SELECT TABLE_NAME FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+                    (source,),
+                )
+                tables = [str(row[0]) for row in cursor.fetchall()]
+                # Tables come in name order, not foreign-key order.
+                cursor.execute("SET FOREIGN_KEY_CHECKS = 0")
+                cursor.execute(f"USE {quoted(target)}")
+                for table in tables:
+                    cursor.execute(f"SHOW CREATE TABLE {quoted(source)}.{quoted(table)}")
+                    # Unqualified, so the table and its REFERENCES land in `target`.
+                    cursor.execute(cursor.fetchone()[1])
+                    cursor.execute(
+                        f"INSERT INTO {quoted(target)}.{quoted(table)} "
+                        f"SELECT * FROM {quoted(source)}.{quoted(table)}"
+                    )
+            conn.commit()
+        finally:
+            conn.close()
+
     def drop_database(self, params: ConnectParams) -> bool:
         # IF EXISTS answers with a warning, not a row count: ask first.
         if not self.database_exists(params):

@@ -10,8 +10,10 @@ drivers, the Manager) is imported until a fixture is used.
   default one (`--dbwire-database` / ini `dbwire_database`, else the only configured one).
 - `db_session` / `async_db_session`: a Session on the default database whose every change is
   rolled back after the test, even what the code under test commits.
-- ini `dbwire_fresh_database = true`: each PostgreSQL database is cloned for the test session
-  (`CREATE DATABASE <name>_test_<worker> TEMPLATE <name>`), used instead, and dropped at the end.
+- ini `dbwire_fresh_database = true`: each database is copied for the test session, one copy
+  per xdist worker (`<name>_test_<worker>`: PostgreSQL `CREATE DATABASE ... TEMPLATE`,
+  MySQL/MariaDB tables and rows copied, a SQLite file backed up), used instead, and removed at
+  the end.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -91,13 +94,24 @@ def fresh_name(template: str, worker: str) -> str:
 
 
 class _FreshDatabases:
-    """The PostgreSQL clones made for this test session, dropped by drop_all()."""
+    """The copies made for this test session (a database per worker), removed by drop_all().
+
+    PostgreSQL clones with CREATE DATABASE ... TEMPLATE; MySQL/MariaDB, which has no
+    templates, gets a new database with each table's structure and rows copied; a SQLite file
+    is copied with SQLite's backup API. Anything else is used as configured, with a warning.
+    """
 
     def __init__(self) -> None:
         self.made: list[DatabaseConfig] = []
+        self.files: list[Path] = []
 
-    def clone(self, cfg: DatabaseConfig) -> DatabaseConfig:
-        """A copy of cfg pointing at a new database created from cfg's database."""
+    def clone(self, cfg: DatabaseConfig) -> DatabaseConfig | None:
+        """A copy of cfg pointing at a fresh copy of its database; None when there is no way."""
+        backend = _backend_name(cfg)
+        if backend == "sqlite":
+            return self._copy_sqlite(cfg)
+        if backend not in ("postgresql", "mysql"):
+            return None
         from dbwire.database import Database
 
         with Database(cfg) as source:
@@ -107,16 +121,48 @@ class _FreshDatabases:
             with Database(fresh_cfg) as fresh:
                 # A leftover of a run that was killed before its teardown.
                 fresh.drop_database()
-                _create_from_template(source, template, fresh.connect_params().database or "")
+                name = fresh.connect_params().database or ""
+                if backend == "postgresql":
+                    _create_from_template(source, template, name)
+                else:
+                    fresh.create_database()
+                    self.made.append(fresh_cfg)
+                    source.backend.copy_tables(params, name)
+                    return fresh_cfg
         self.made.append(fresh_cfg)
         return fresh_cfg
 
+    def _copy_sqlite(self, cfg: DatabaseConfig) -> DatabaseConfig | None:
+        import sqlite3
+        import tempfile
+
+        from sqlalchemy.engine import make_url
+
+        database = make_url(cfg.url or "sqlite://").database or ""
+        if database in ("", ":memory:") or database.startswith("file:"):
+            return None  # nothing on disk to copy (an in-memory database is fresh anyway)
+        source = Path(database).expanduser()
+        folder = Path(tempfile.mkdtemp(prefix="dbwire-fresh-"))
+        target = folder / f"{source.stem}_test_{worker_id()}{source.suffix}"
+        with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as src:
+            dst = sqlite3.connect(target)
+            try:
+                src.backup(dst)
+            finally:
+                dst.close()
+        self.files.append(folder)
+        return cfg.model_copy(update={"url": f"sqlite:///{target}"})
+
     def drop_all(self) -> None:
+        import shutil
+
         from dbwire.database import Database
 
         while self.made:
             with Database(self.made.pop()) as fresh:
                 fresh.drop_database()
+        while self.files:
+            shutil.rmtree(self.files.pop(), ignore_errors=True)
 
 
 def _create_from_template(source: Database, template: str, name: str) -> None:
@@ -181,11 +227,13 @@ def dbwire_manager(pytestconfig: pytest.Config, dbwire_config: Config) -> Iterat
         if pytestconfig.getini("dbwire_fresh_database"):
             databases = dict(config.databases)
             for name, cfg in databases.items():
-                if _backend_name(cfg) == "postgresql":
-                    databases[name] = fresh.clone(cfg)
+                copy = fresh.clone(cfg)
+                if copy is not None:
+                    databases[name] = copy
                 else:
                     warnings.warn(
-                        f"dbwire_fresh_database: database {name!r} is not PostgreSQL; "
+                        f"dbwire_fresh_database: database {name!r} ({_backend_name(cfg)}) "
+                        "cannot be copied (PostgreSQL, MySQL/MariaDB and SQLite files can); "
                         "the tests use it as configured",
                         stacklevel=1,
                     )
