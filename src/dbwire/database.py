@@ -565,7 +565,10 @@ class Database:
 
     def _may_go_direct(self) -> bool:
         """The one-round-trip path runs in autocommit: on a read-only database only where
-        the backend keeps autocommit statements read-only too."""
+        the backend keeps autocommit statements read-only too. With `echo` on, SQLAlchemy
+        logs what it runs, so the statement goes through it to be echoed like any other."""
+        if self.config.echo:
+            return False
         return not self.config.readonly or self.backend.readonly_in_autocommit
 
     def _guard_readonly(self, sql: str) -> None:
