@@ -46,6 +46,9 @@ class ConnectParams:
     # Every (host, port) to try, in order, where the backend takes several; host/port
     # above are the first of them.
     hosts: tuple[tuple[str, int], ...] = ()
+    # Set when .pgpass gives the hosts different passwords (or some none): the driver reads
+    # this file per host, as libpq does, since a conninfo has room for only one password.
+    passfile: str | None = None
 
     def password_value(self) -> str | None:
         """The password in clear, for a driver's connect() call only."""

@@ -272,6 +272,7 @@ class PostgresBackend(Backend):
             sources["password"] = password_source or "config"
         elif resolved.password is not None:
             sources["password"] = resolved.sources.get("password", ".pgpass")
+        per_host = {t.password.get_secret_value() if t.password else None for t in resolved.targets}
         return ConnectParams(
             host=resolved.host,
             port=resolved.port,
@@ -281,6 +282,7 @@ class PostgresBackend(Backend):
             sources=sources,
             options=resolved.options,
             hosts=tuple(resolved.hosts),
+            passfile=resolved.passfile if password is None and len(per_host) > 1 else None,
         )
 
     def set_autocommit(self, driver_connection: Any, on: bool) -> bool:
@@ -403,7 +405,9 @@ class PostgresBackend(Backend):
         if params.database is not None:
             conninfo["dbname"] = params.database
         password = params.password_value()
-        if password is not None:
+        if params.passfile is not None:
+            conninfo["passfile"] = params.passfile  # libpq looks each host up in it
+        elif password is not None:
             conninfo["password"] = password
         # connect_timeout comes from connect_args: libpq applies it to each host in turn.
         cparams.update({k: v for k, v in conninfo.items() if k not in given})
@@ -424,7 +428,10 @@ class PostgresBackend(Backend):
         cparams["user"] = params.user
         cparams["database"] = params.database
         password = params.password_value()
-        if password is not None:
+        if params.passfile is not None:
+            # asyncpg takes the line of the first host the file has one for, for every host.
+            cparams["passfile"] = params.passfile
+        elif password is not None:
             cparams["password"] = password
         sslmode = params.options.get("sslmode")
         if sslmode and "ssl" not in cparams:
