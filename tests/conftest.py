@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from clean_env import CleanEnv
 from servers import (
     DatabaseServer,
     ExternalServer,
@@ -79,3 +81,10 @@ def pg_url(pg_server: DatabaseServer) -> str:
 def mysql_url(mysql_server: DatabaseServer) -> str:
     """``mysql://dbwire:<pw>@127.0.0.1:<port>/dbwire`` of a running server."""
     return _running_url(mysql_server)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CleanEnv:
+    """The one clean environment: no PG*/MYSQL_*/DBWIRE_* variable, no DATABASE_URL, HOME
+    and PGSYSCONFDIR inside tmp_path. Use `clean_env.set(...)` to add what a test needs."""
+    return CleanEnv(monkeypatch, tmp_path)

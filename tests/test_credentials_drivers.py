@@ -10,7 +10,6 @@ PGPASSFILE the way libpq does.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
+from clean_env import CleanEnv
 from dbwire import Database, DatabaseConfig
 
 IDENTITY = "SELECT current_user, current_database(), inet_server_port()"
@@ -134,16 +134,11 @@ CASES = [
 
 
 @pytest.fixture
-def environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[dict[str, str]], None]:
-    """Replace every PG* variable (libpq reads the real process environment)."""
-    for key in list(os.environ):
-        if key.startswith("PG"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("HOME", str(tmp_path))
+def environ(clean_env: CleanEnv) -> Callable[[dict[str, str]], None]:
+    """Set PG* variables on a clean environment (libpq reads the real process environment)."""
 
     def apply(values: dict[str, str]) -> None:
-        for key, value in values.items():
-            monkeypatch.setenv(key, value)
+        clean_env.set(**values)
 
     return apply
 

@@ -33,6 +33,7 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 import dbwire
+from clean_env import CleanEnv
 from dbwire import Database, DatabaseConfig, Manager
 from dbwire.cli import app
 from dbwire.credentials import PasswordCommand
@@ -151,11 +152,8 @@ def mysql_roles(mysql_server: DatabaseServer) -> Iterator[Roles]:
 
 
 @pytest.fixture(autouse=True)
-def _no_ambient_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in ("PGPASSWORD", "PGPASSFILE", "PGSERVICE", "PGSERVICEFILE", "DATABASE_URL"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-pgpass"))
-    monkeypatch.setenv("DBWIRE_DUCKDB_OFFLINE", "1")
+def _no_ambient_credentials(clean_env: CleanEnv, tmp_path: Path) -> None:
+    clean_env.set(PGPASSFILE=str(tmp_path / "no-pgpass"), DBWIRE_DUCKDB_OFFLINE="1")
 
 
 # --------------------------------------------------------------------------- placements
