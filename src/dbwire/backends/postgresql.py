@@ -322,11 +322,14 @@ class PostgresBackend(Backend):
         CREATE/DROP DATABASE cannot run in a transaction or in the database they act on."""
         import psycopg
 
+        # Every host, as for a session: CREATE DATABASE fails over like any connection.
+        hosts = params.hosts or ((params.host or "", params.port or 5432),)
         return psycopg.connect(
-            host=params.host,
-            port=params.port,
+            host=",".join(host for host, _ in hosts),
+            port=",".join(str(port) for _, port in hosts),
             user=params.user,
-            password=params.password_value(),
+            password=None if params.passfile else params.password_value(),
+            passfile=params.passfile,
             dbname="postgres",
             autocommit=True,
             connect_timeout=libpq_seconds(self.connect_timeout()),

@@ -1,5 +1,5 @@
-""".pgpass per host on a multi-host URL, as libpq reads it: each host's own line, so failover
-to the second host logs in with the second host's password (a real server; the first host is a
+"""Multi-host URLs past the first host: each host logs in with its own .pgpass line, as libpq
+reads it, and CREATE/DROP DATABASE fail over like a session (a real server; the first host is a
 closed port)."""
 
 from __future__ import annotations
@@ -63,3 +63,20 @@ def test_second_host_uses_its_own_line_when_the_first_has_another(
     assert _where(url, environ, "psycopg") == s.port
     with dbwire.connect(url, environ=environ) as db:
         assert "not-this-one" not in repr(db.connect_params()) + repr(db)
+
+
+def test_create_and_drop_database_fail_over_like_a_session(
+    tmp_path: Path, pg_server: DatabaseServer, pg_url: str
+) -> None:
+    down = free_port()
+    s = pg_server
+    environ = _pgpass(tmp_path, [f"{s.host}:{s.port}:*:{s.user}:{s.password}"])
+    s.run_sql_admin(f"ALTER ROLE {s.user} CREATEDB")
+    url = f"postgresql://{s.user}@{s.host}:{down},{s.host}:{s.port}/multihost_made"
+    with dbwire.connect(url, environ=environ) as db:
+        assert db.create_database() is True
+        assert db.database_exists() is True
+        assert db.execute_query("SELECT current_database() AS d")[1] == [{"d": "multihost_made"}]
+        db.dispose_pools()
+        assert db.drop_database() is True
+        assert db.database_exists() is False
