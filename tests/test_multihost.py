@@ -1,6 +1,6 @@
 """Multi-host URLs past the first host: each host logs in with its own .pgpass line, as libpq
 reads it, and CREATE/DROP DATABASE fail over like a session (a real server; the first host is a
-closed port)."""
+closed port). The DuckDB store attaches past it too."""
 
 from __future__ import annotations
 
@@ -80,3 +80,21 @@ def test_create_and_drop_database_fail_over_like_a_session(
         db.dispose_pools()
         assert db.drop_database() is True
         assert db.database_exists() is False
+
+
+def test_the_store_attaches_past_a_down_first_host(
+    tmp_path: Path, pg_server: DatabaseServer, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DBWIRE_DUCKDB_OFFLINE", "1")
+    down = free_port()
+    s = pg_server
+    url = f"postgresql://{s.user}:{s.password}@{s.host}:{down},{s.host}:{s.port}/{s.database}"
+    with dbwire.connect(url, environ=_pgpass(tmp_path, [])) as db:
+        with dbwire.get_duckdb_connection(None) as store:
+            alias = store.attach(db, alias="pg")
+            port = store.execute(
+                f"SELECT * FROM postgres_query('{alias}', 'SELECT inet_server_port()')"
+            )
+            assert port.fetchone() == (s.port,)
+            secrets = store.execute("SELECT secret_string FROM duckdb_secrets()").fetchall()
+            assert s.password not in repr(secrets)

@@ -463,19 +463,29 @@ class PostgresBackend(Backend):
         if "connect_timeout" not in options or self.config.connect_timeout is not None:
             # libpq waits forever by default; DuckDB's ATTACH must not.
             options["connect_timeout"] = str(libpq_seconds(self.connect_timeout()))
+        secret: dict[str, Any] = {
+            "host": params.host,
+            "port": params.port,
+            "database": params.database,
+            "user": params.user,
+            "password": params.password_value(),
+        }
+        if len(params.hosts) > 1:
+            # A secret holds one host and port; the lists go in the conninfo (they are not
+            # secret), so DuckDB's libpq fails over across them as a session's does.
+            options["host"] = ",".join(host for host, _ in params.hosts)
+            options["port"] = ",".join(str(port) for _, port in params.hosts)
+            del secret["host"], secret["port"]
+            if params.passfile is not None:
+                options["passfile"] = params.passfile
+                del secret["password"]
         target = " ".join(f"{k}={_conninfo_value(v)}" for k, v in sorted(options.items()))
         return DuckDBAttach(
             target=target,
             attach_type="postgres",
             extensions=("postgres_scanner",),
             secret_type="postgres",
-            secret={
-                "host": params.host,
-                "port": params.port,
-                "database": params.database,
-                "user": params.user,
-                "password": params.password_value(),
-            },
+            secret=secret,
         )
 
 
