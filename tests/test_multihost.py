@@ -89,12 +89,14 @@ def test_the_store_attaches_past_a_down_first_host(
     down = free_port()
     s = pg_server
     url = f"postgresql://{s.user}:{s.password}@{s.host}:{down},{s.host}:{s.port}/{s.database}"
-    with dbwire.connect(url, environ=_pgpass(tmp_path, [])) as db:
-        with dbwire.get_duckdb_connection(None) as store:
-            alias = store.attach(db, alias="pg")
-            port = store.execute(
-                f"SELECT * FROM postgres_query('{alias}', 'SELECT inet_server_port()')"
-            )
-            assert port.fetchone() == (s.port,)
-            secrets = store.execute("SELECT secret_string FROM duckdb_secrets()").fetchall()
-            assert s.password not in repr(secrets)
+    with (
+        dbwire.connect(url, environ=_pgpass(tmp_path, [])) as db,
+        dbwire.get_duckdb_connection(None) as store,
+    ):
+        alias = store.attach(db, alias="pg")
+        port = store.execute(
+            f"SELECT * FROM postgres_query('{alias}', 'SELECT inet_server_port()')"
+        )
+        assert port.fetchone() == (s.port,)
+        secrets = store.execute("SELECT secret_string FROM duckdb_secrets()").fetchall()
+        assert s.password not in repr(secrets)
