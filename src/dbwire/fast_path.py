@@ -1,0 +1,200 @@
+"""execute_query's one-round-trip path: the statement alone, on the pooled driver connection.
+
+SQLAlchemy Core spends four round trips on a one-statement query (pre-ping, BEGIN, the
+statement, COMMIT) plus its execution machinery; a one-statement query needs none of it
+(bench/RESULTS.md). The SQL is compiled by SQLAlchemy exactly as text() would be (`:name`,
+`\\:` and `%`), errors come out as the same SQLAlchemy/dbwire classes, and the statement
+is counted by the observer.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+from collections.abc import Callable, Mapping
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import event, text
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Engine
+
+from dbwire import translate
+from dbwire.backends import readonly_guard
+
+if TYPE_CHECKING:
+    from dbwire.backends.base import Backend
+    from dbwire.target import Target
+
+QueryResult = tuple[list[str], list[dict[str, Any]]]
+# Set while the fast path checks a connection out, so the autocommit reset lets it be.
+# SQLAlchemy's greenlets share their parent's context, so this holds for async too.
+_DIRECT: contextvars.ContextVar[bool] = contextvars.ContextVar("dbwire_direct", default=False)
+AUTOCOMMIT_LEFT_ON = "dbwire_autocommit_left_on"
+
+
+class FastPath:
+    """The direct execute_query path of one Database, sync and async."""
+
+    def __init__(self, db: Target, record: Callable[[str, float, bool], None]) -> None:
+        self.db = db
+        self._record = record
+        # Where the driver cannot switch autocommit locally, Core's path is used; by is_async.
+        self.enabled = {False: True, True: True}
+
+    def may_go_direct(self) -> bool:
+        """The one-round-trip path runs in autocommit: on a read-only database only where
+        the backend keeps autocommit statements read-only too. With `echo` on, SQLAlchemy
+        logs what it runs, so the statement goes through it to be echoed like any other."""
+        db = self.db
+        if db.config.echo:
+            return False
+        return not db.config.readonly or db.backend.readonly_in_autocommit
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult | None:
+        """execute_query() on the sync engine's pooled driver connection: one round trip.
+
+        Returns None where the driver cannot switch autocommit locally (Core's path is
+        used instead).
+        """
+        if not self.enabled[False]:
+            return None
+        return self.on_engine(self.db.engine, sql, params, is_async=False)
+
+    async def async_execute(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult | None:
+        """execute() on the running loop's async engine: the same code, in one greenlet.
+
+        The async drivers (asyncpg, aiomysql, aiosqlite, DuckDB's thread) run through
+        SQLAlchemy's adapters, so checkout, statement and checkin cost one greenlet hop.
+        """
+        if not self.enabled[True]:
+            return None
+        from sqlalchemy.util import greenlet_spawn
+
+        engine = self.db.async_engine.sync_engine
+        result: QueryResult | None = await greenlet_spawn(
+            self.on_engine, engine, sql, params, is_async=True
+        )
+        return result
+
+    def on_engine(
+        self, engine: Engine, sql: str, params: Mapping[str, Any] | None, *, is_async: bool
+    ) -> QueryResult | None:
+        """Check a connection out of engine's pool, run the statement on it, check it in."""
+        dialect = engine.dialect
+        planned = self.plan(sql, params, dialect)
+        if planned is None:
+            return None
+        token = _DIRECT.set(True)
+        try:
+            fairy = engine.raw_connection()
+        except dialect.loaded_dbapi.Error as exc:
+            translate.scrub_chain(self.db, exc)
+            raise translate.connect_error(
+                self.db, exc, translate.driver_detail(self.db, exc)
+            ) from exc
+        finally:
+            _DIRECT.reset(token)
+        ran = False
+        try:
+            result = self.run(fairy, dialect, *planned, is_async=is_async)
+            ran = result is not None
+            return result
+        finally:
+            if ran:
+                # Nothing was begun (autocommit): the pool's rollback-on-return, a round
+                # trip on MySQL, has nothing to undo. Connection.close() skips it alike.
+                fairy._close_special(transaction_reset=True)
+            else:
+                fairy.close()
+
+    def plan(
+        self, sql: str, params: Mapping[str, Any] | None, dialect: Any
+    ) -> tuple[str, Any] | None:
+        """The compiled statement and its driver arguments, guard checked; None: use Core."""
+        statement, order = compiled(sql, dialect)
+        db = self.db
+        if db.config.readonly:
+            readonly_guard.check_statement(
+                statement, database=db.name, dialect=db.backend.dialect_name
+            )
+        values = dict(params or {})
+        if order is not None and not set(order) <= values.keys():
+            return None  # let Core raise its usual "a value is required" error
+        args: Any = tuple(values[name] for name in order) if order is not None else values
+        return statement, args
+
+    def run(
+        self, fairy: Any, dialect: Any, statement: str, args: Any, *, is_async: bool
+    ) -> QueryResult | None:
+        """Run a planned statement on a checked-out connection in autocommit, timed and
+        counted, with errors translated as Core translates them."""
+        db = self.db
+        backend = db.backend
+        dbapi_error = dialect.loaded_dbapi.Error
+        try:
+            driver: Any = fairy.dbapi_connection
+            if not backend.set_autocommit(driver, True):
+                self.enabled[is_async] = False  # this driver cannot: use Core
+                return None
+            started = perf_counter()
+            failed = True
+            try:
+                cursor = driver.cursor()
+                try:
+                    cursor.execute(statement, args)
+                    description = cursor.description
+                    columns = [column[0] for column in description or ()]
+                    rows = (
+                        [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+                        if description is not None
+                        else []
+                    )
+                finally:
+                    cursor.close()
+                failed = False
+            finally:
+                self._record(statement, perf_counter() - started, failed)
+                if backend.autocommit_sticks:
+                    fairy.info[AUTOCOMMIT_LEFT_ON] = True
+                elif not getattr(driver, "closed", False):
+                    backend.set_autocommit(driver, False)
+        except dbapi_error as exc:
+            if dialect.is_disconnect(exc, fairy.dbapi_connection, None):
+                fairy.invalidate(exc)
+            wrapped = sa_exc.DBAPIError.instance(statement, args, exc, dbapi_error, dialect=dialect)
+            translate.scrub_chain(db, exc, wrapped)
+            if backend.is_readonly_violation(exc):
+                raise translate.readonly_error(db, translate.driver_detail(db, exc)) from wrapped
+            raise wrapped from exc
+        return columns, rows
+
+
+def install_autocommit_reset(engine: Engine, backend: Backend) -> None:
+    """Where autocommit sticks (a round trip to switch), switch it off again at the first
+    checkout that is not the fast path's, so Core's transactions stay transactions."""
+    if not backend.autocommit_sticks:
+        return
+
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if not _DIRECT.get() and record.info.pop(AUTOCOMMIT_LEFT_ON, False):
+            backend.set_autocommit(dbapi_connection, False)
+
+    # First in line: other checkout listeners (the idle ping) may run SQL on it.
+    event.listen(engine, "checkout", _checkout, insert=True)
+
+
+@functools.lru_cache(maxsize=512)
+def compiled(sql: str, dialect: Any) -> tuple[str, tuple[str, ...] | None]:
+    """SQL compiled for a dialect as text() compiles it, and its positional parameter order."""
+    compiled_sql = text(sql).compile(dialect=dialect)
+    order = tuple(compiled_sql.positiontup or ()) if dialect.positional else None
+    return compiled_sql.string, order
+
+
+def collect(result: Any) -> QueryResult:
+    """(columns, rows as dicts) of a Core Result."""
+    if not result.returns_rows:
+        return [], []
+    columns = list(result.keys())
+    return columns, [dict(zip(columns, row, strict=True)) for row in result]
