@@ -62,6 +62,8 @@ class DatabaseConfig(BaseModel):
     password_file: str | None = None
     password_command: str | list[str] | None = None
     password_command_ttl: float = Field(default=300.0, ge=0)
+    # {type = "aws_secrets_manager", secret_id = "...", ttl = 300}: dbwire.credentials.providers
+    password_provider: dict[str, Any] | None = None
     mysql_option_file: str | None = None
     env_prefix: str | None = None
     options: dict[str, str] = Field(default_factory=dict)
@@ -109,6 +111,25 @@ class DatabaseConfig(BaseModel):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("password_provider", mode="before")
+    @classmethod
+    def _provider_table(cls, value: object) -> object:
+        if isinstance(value, str):  # from an environment variable: a JSON object
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError('must be a JSON object such as {"type": "env", ...}') from None
+        return value
+
+    @field_validator("password_provider")
+    @classmethod
+    def _valid_provider(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            from dbwire.credentials.providers import validate_provider_spec
+
+            validate_provider_spec(value)
+        return value
 
     @field_validator("url")
     @classmethod
@@ -160,6 +181,7 @@ class DatabaseConfig(BaseModel):
             found.extend(query_secrets(url).values())
         found.extend(_secret_leaves(self.options))
         found.extend(_secret_leaves(self.connect_args))
+        found.extend(_secret_leaves(self.password_provider or {}))
         return [s for s in found if s]
 
     def secret_fingerprint(self) -> str:
@@ -171,6 +193,7 @@ class DatabaseConfig(BaseModel):
                 sorted(self.options.items()),
                 sorted((k, repr(v)) for k, v in self.connect_args.items()),
                 self.password_command,
+                repr(self.password_provider),
                 self.password.get_secret_value() if self.password is not None else None,
             )
         )
@@ -179,6 +202,15 @@ class DatabaseConfig(BaseModel):
     @field_serializer("options", "connect_args")
     def _dump_masked(self, value: dict[str, Any]) -> dict[str, Any]:
         return _masked_mapping(value)
+
+    @field_serializer("password_provider")
+    def _dump_provider(self, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        shown = _masked_mapping(value)
+        if "command" in shown:  # a command's arguments may hold a token
+            shown["command"] = self._dump_command(shown["command"])
+        return shown
 
     @field_serializer("password_command")
     def _dump_command(self, value: str | list[str] | None) -> str | list[str] | None:
@@ -338,7 +370,7 @@ def _suggest(word: str, choices: Any) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
-_SECRET_FIELDS = {"password", "password_command", "connect_args"}
+_SECRET_FIELDS = {"password", "password_command", "password_provider", "connect_args"}
 
 
 def _masked_mapping(value: Mapping[str, Any]) -> dict[str, Any]:

@@ -362,6 +362,10 @@ class Database:
         def _translate(ctx: ExceptionContext) -> BaseException | None:
             return self._translate_error(ctx)
 
+        # After _translate (which scrubs with the cached password): a rejected login
+        # makes the credential provider ask again at the next connect.
+        backend.install_credential_hooks(engine)
+
         if self._idle_ping:
             install_idle_ping(engine, self.config.pre_ping_idle, backend.connection_looks_dead)
 
