@@ -19,7 +19,7 @@ __all__ = ["EnvProvider"]
 class EnvOptions(ProviderOptions):
     """`{type = "env", variable = "APP_DB_PASSWORD"}`."""
 
-    variable: str = Field(min_length=1, pattern=r"^[^=\0]+$")
+    variable: str = Field(min_length=1, pattern=r"^[^=\x00]+$")
     ttl: float = Field(default=0.0, ge=0)
 
 
