@@ -1,12 +1,18 @@
 """boto3 clients for the AWS providers, and AWS errors turned into CredentialsError.
 
 botocore's exceptions carry the request (URL, headers, sometimes parameters): only the
-error code and class name ever reach a dbwire message, and nothing is chained.
+error code and class name ever reach a dbwire message, and nothing is chained. botocore
+also logs at DEBUG what it sends and receives, the secret's value and the signature of
+an RDS token included: while a provider calls AWS, botocore's and urllib3's records
+below WARNING from that thread are dropped (other threads' AWS calls log as before).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -14,9 +20,52 @@ from pydantic import BaseModel, Field
 from dbwire.credentials.providers.base import PasswordProvider
 from dbwire.errors import CredentialsError, MissingDependencyError
 
-__all__ = ["AwsClient", "AwsOptions", "aws_error"]
+__all__ = ["AwsClient", "AwsOptions", "aws_error", "quiet_aws_logs"]
 
 _TIMEOUT = 10.0
+_LOGGER_PREFIXES = ("botocore", "boto3", "urllib3", "s3transfer")
+
+
+class _QuietFilter(logging.Filter):
+    """Drops records below WARNING made on a thread that is inside quiet_aws_logs()."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.local = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not getattr(self.local, "depth", 0)
+
+
+_QUIET = _QuietFilter()
+_filtered: set[str] = set()
+_filter_lock = threading.Lock()
+
+
+def _attach_filters() -> None:
+    # A logger's filters see only the records made on it, so every botocore module's
+    # logger gets one (modules imported since the last call too).
+    with _filter_lock:
+        for name in list(logging.root.manager.loggerDict):
+            if name in _filtered or not name.startswith(_LOGGER_PREFIXES):
+                continue
+            logger = logging.root.manager.loggerDict[name]
+            if isinstance(logger, logging.Logger):
+                logger.addFilter(_QUIET)
+                _filtered.add(name)
+
+
+@contextlib.contextmanager
+def quiet_aws_logs() -> Iterator[None]:
+    """No DEBUG/INFO records from botocore, boto3 or urllib3 on this thread meanwhile."""
+    _attach_filters()
+    local = _QUIET.local
+    local.depth = getattr(local, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        local.depth -= 1
+        _attach_filters()  # loggers of modules imported during the call
 
 
 class AwsOptions(BaseModel):
@@ -42,7 +91,8 @@ class AwsClient:
     def get(self) -> Any:
         with self._lock:
             if self._client is None:
-                self._client = self._make()
+                with quiet_aws_logs():
+                    self._client = self._make()
             return self._client
 
     def _make(self) -> Any:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr
 
-from dbwire.credentials.providers._aws import AwsClient, AwsOptions, aws_error
+from dbwire.credentials.providers._aws import AwsClient, AwsOptions, aws_error, quiet_aws_logs
 from dbwire.credentials.providers.base import (
     Credential,
     LoginTarget,
@@ -59,7 +59,8 @@ class SecretsManagerProvider(PasswordProvider):
         client = self._client.get()
         failure: BaseException | None = None
         try:
-            answer = client.get_secret_value(**request)
+            with quiet_aws_logs():
+                answer = client.get_secret_value(**request)
         except Exception as exc:
             failure = exc
         if failure is not None:  # outside the except block: botocore's error is not chained

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr
 
-from dbwire.credentials.providers._aws import AwsClient, AwsOptions, aws_error
+from dbwire.credentials.providers._aws import AwsClient, AwsOptions, aws_error, quiet_aws_logs
 from dbwire.credentials.providers.base import (
     Credential,
     LoginTarget,
@@ -69,9 +69,10 @@ class RdsIamProvider(PasswordProvider):
         client = self._client.get()
         failure: BaseException | None = None
         try:
-            token = client.generate_db_auth_token(
-                DBHostname=host, Port=port, DBUsername=user, Region=opts.region
-            )
+            with quiet_aws_logs():
+                token = client.generate_db_auth_token(
+                    DBHostname=host, Port=port, DBUsername=user, Region=opts.region
+                )
         except Exception as exc:
             failure = exc
         if failure is not None:
