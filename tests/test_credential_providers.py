@@ -228,7 +228,8 @@ def test_rejected_password_is_asked_for_again_before_its_ttl(
     try:
         with pytest.raises(ConnectError) as info:
             _whoami(db)
-        assert "password" in str(info.value) and CANARY not in str(info.value)
+        assert "password_provider 'aws_secrets_manager'" in str(info.value)
+        assert "was rejected" in str(info.value) and CANARY not in str(info.value)
         client.put_secret_value(SecretId=secret_id, SecretString=f"{CANARY}-1")
         assert _whoami(db) == role  # long before the 300 s TTL: the provider was asked again
         source = db.backend.credential_source()

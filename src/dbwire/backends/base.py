@@ -299,6 +299,13 @@ class Backend:
         assert cached is not None
         return cached
 
+    def provider_description(self) -> str | None:
+        """The configured password_provider as messages show it (no secret), else None."""
+        source: CredentialCache | None = getattr(self, "_credentials", None)
+        if self.config.password_provider is None or source is None:
+            return None
+        return source.provider.describe()
+
     def login_target(self) -> LoginTarget:
         """Where a provider's password goes: the configured first host, port and user."""
         from dbwire.credentials.providers import LoginTarget

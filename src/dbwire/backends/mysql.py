@@ -289,8 +289,8 @@ class MySQLBackend(Backend):
         if code in _AUTH_CODES:
             return (
                 f"access denied for user {user!r}: check the password (config password, URL, "
-                "password_file, password_command or a MySQL option file) and that the "
-                "user may log in from this host"
+                "password_file, password_command, password_provider or a MySQL option "
+                "file) and that the user may log in from this host"
             )
         return None
 
