@@ -519,3 +519,89 @@ def test_keyring_backend_that_does_not_load_is_named() -> None:
     finally:
         db.close()
     _clean(info.value)
+
+
+# ------------------------------------------------------------------ attacks on the interface
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"type": 42},
+        {"type": ""},
+        {"type": "x" * 5000},
+        {"type": "env\0"},
+        {"type": "env", "variable": ""},
+        {"type": "env", "variable": "A=B"},
+        {"type": "env", "variable": {"nested": CANARY}},
+        {"type": "aws_secrets_manager", "secret_id": "s", "endpoint_url": "file:///etc/passwd"},
+        {"type": "rds_iam", "ttl": -1},
+        {"type": "keyring", "service": "s", "backend": f"os.system('{CANARY}')"},
+        [CANARY],
+        CANARY,
+    ],
+)
+def test_hostile_provider_tables_are_config_errors_without_the_input(spec: Any) -> None:
+    with pytest.raises(ConfigError) as info:
+        _cfg(url="postgresql://a@h/d", password_provider=spec)
+    message = str(info.value)
+    assert "password_provider" in message and "'x'" in message
+    assert CANARY not in message and len(message) < 1500
+    _clean(info.value)
+
+
+def test_one_fetch_serves_many_threads_connecting_at_once(
+    pg_server: Any, role: str, moto_server: MotoServer
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    secret_id = _secret(moto_server, f"{CANARY}-1")
+    db = _pg(pg_server, role, _sm(moto_server, secret_id, ttl=300), pool_size=8)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            users = list(pool.map(lambda _: _whoami(db), range(8)))
+        assert users == [role] * 8
+        source = db.backend.credential_source()
+        assert source is not None and source.fetches == 1
+    finally:
+        db.close()
+
+
+def test_a_plugin_that_raises_or_answers_nothing_is_a_clean_credentials_error() -> None:
+    from dbwire.credentials.providers import (
+        Credential,
+        LoginTarget,
+        PasswordProvider,
+        register_provider,
+    )
+
+    class Leaky(RuntimeError):
+        pass
+
+    @register_provider
+    class Raising(PasswordProvider):
+        name = "test_raising"
+
+        def fetch(self, target: LoginTarget) -> Credential:
+            raise Leaky(f"request failed: password={CANARY}")
+
+    @register_provider
+    class Empty(PasswordProvider):
+        name = "test_empty"
+
+        def fetch(self, target: LoginTarget) -> Credential:
+            from pydantic import SecretStr
+
+            return Credential(SecretStr(""))
+
+    for kind, expected in (("test_raising", "failed with Leaky"), ("test_empty", "no password")):
+        db = Database(
+            _cfg(name="plug", url="postgresql://a@127.0.0.1:5/a", password_provider={"type": kind})
+        )
+        try:
+            with pytest.raises(CredentialsError) as info:
+                db.current_password()
+        finally:
+            db.close()
+        assert expected in str(info.value) and "database 'plug'" in str(info.value)
+        _clean(info.value)
