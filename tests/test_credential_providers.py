@@ -605,3 +605,33 @@ def test_a_plugin_that_raises_or_answers_nothing_is_a_clean_credentials_error() 
             db.close()
         assert expected in str(info.value) and "database 'plug'" in str(info.value)
         _clean(info.value)
+
+
+def test_mariadb_takes_the_secrets_user_and_asks_again_after_a_rejection(
+    mysql_server: Any, mysql_url: str, moto_server: MotoServer
+) -> None:
+    user = f"prov_{uuid.uuid4().hex[:8]}"
+    mysql_server.run_sql_admin(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{CANARY}-1'")
+    client = moto_server.client("secretsmanager")
+    secret_id = _secret(moto_server, json.dumps({"username": user, "password": f"{CANARY}-x"}))
+    url = f"mysql://nobody@{mysql_server.host}:{mysql_server.port}/"
+    db = Database(
+        _cfg(name="maria", url=url, password_provider=_sm(moto_server, secret_id, ttl=300))
+    )
+
+    def whoami() -> str:
+        with db.connect() as conn:
+            return str(conn.execute(text("SELECT CURRENT_USER()")).scalar_one())
+
+    try:
+        with pytest.raises(ConnectError) as info:
+            whoami()
+        assert CANARY not in str(info.value)
+        client.put_secret_value(
+            SecretId=secret_id,
+            SecretString=json.dumps({"username": user, "password": f"{CANARY}-1"}),
+        )
+        assert whoami().startswith(f"{user}@")  # within the TTL: asked again, and its user used
+    finally:
+        db.close()
+        mysql_server.run_sql_admin(f"DROP USER IF EXISTS '{user}'@'%'")

@@ -261,6 +261,8 @@ class MySQLBackend(Backend):
             value = getattr(params, field)
             if value is not None and key not in cparams:
                 cparams[key] = value
+        if params.user and params.sources.get("user", "").startswith("password_provider"):
+            cparams["user"] = params.user  # the secret's user wins over the URL's
         password = params.password_value()
         if password is not None:
             cparams["password"] = password
