@@ -635,3 +635,42 @@ def test_mariadb_takes_the_secrets_user_and_asks_again_after_a_rejection(
     finally:
         db.close()
         mysql_server.run_sql_admin(f"DROP USER IF EXISTS '{user}'@'%'")
+
+
+def test_access_denied_and_unknown_keys_name_the_iam_fix(
+    moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import moto.settings
+
+    iam = moto_server.client("iam")
+    user = f"reader-{uuid.uuid4().hex[:6]}"
+    iam.create_user(UserName=user)  # no policy: may do nothing
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    secret_id = _secret(moto_server, f"{CANARY}-1")
+    # moto's own switch: from now on every request is authenticated and authorized by IAM.
+    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+    # moto answers both with a bare 403 (real AWS names AccessDeniedException or
+    # UnrecognizedClientException, whose fixes are their own).
+    cases = [
+        (key["AccessKeyId"], key["SecretAccessKey"], "HTTP 403", "secretsmanager:GetSecretValue"),
+        ("AKIAUNKNOWNUNKNOWN00", "not-a-real-secret-key", "HTTP 403", "credentials are valid"),
+    ]
+    for key_id, secret_key, code, fix in cases:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret_key)
+        db = Database(
+            _cfg(
+                name="denied",
+                url="postgresql://a@127.0.0.1:5/a",
+                password_provider=_sm(moto_server, secret_id),
+            )
+        )
+        try:
+            with pytest.raises(CredentialsError) as info:
+                db.current_password()
+        finally:
+            db.close()
+        message = str(info.value)
+        assert code in message and fix in message, message
+        assert secret_key not in message
+        _clean(info.value)

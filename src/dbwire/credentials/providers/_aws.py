@@ -151,7 +151,12 @@ def aws_error(provider: PasswordProvider, exc: BaseException, *, what: str) -> C
         )
     if isinstance(exc, bx.ClientError):
         code = str(exc.response.get("Error", {}).get("Code", "unknown"))
-        return provider.error(f"AWS refused {what} ({code})", _client_fix(code))
+        if code.isdigit():  # an answer botocore could not parse: only the HTTP status is known
+            shown = f"HTTP {code}"
+            code = {"403": "Forbidden", "404": "ResourceNotFoundException"}.get(code, code)
+        else:
+            shown = code
+        return provider.error(f"AWS refused {what} ({shown})", _client_fix(code))
     return provider.error(
         f"{what} failed ({type(exc).__name__})", "check the provider's options and AWS access"
     )
@@ -162,6 +167,11 @@ def _client_fix(code: str) -> str:
         return (
             "grant this identity secretsmanager:GetSecretValue on the secret "
             "(and kms:Decrypt on its key)"
+        )
+    if code == "Forbidden":
+        return (
+            "check that the AWS credentials are valid and that this identity may call "
+            "secretsmanager:GetSecretValue on the secret (and kms:Decrypt on its key)"
         )
     if code == "ResourceNotFoundException":
         return (
