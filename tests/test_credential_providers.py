@@ -674,3 +674,12 @@ def test_access_denied_and_unknown_keys_name_the_iam_fix(
         assert code in message and fix in message, message
         assert secret_key not in message
         _clean(info.value)
+
+
+def test_a_config_built_in_code_never_quotes_a_bad_provider_table() -> None:
+    from pydantic import ValidationError
+
+    spec = {"type": "command", "command": ["vault", f"--token={CANARY}"], "ttl": -1}
+    with pytest.raises(ValidationError) as info:
+        DatabaseConfig(name="code", url="postgresql://a@h/d", password_provider=spec)
+    assert "'ttl'" in str(info.value) and CANARY not in str(info.value)

@@ -36,7 +36,12 @@ class DatabaseConfig(BaseModel):
     Fields left at None mean "no opinion": the backend's defaults apply.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # hide_input_in_errors: a DatabaseConfig(...) built in code with a bad value raises
+    # pydantic's error, whose text would otherwise quote the input (a provider table's
+    # token, a password); validate_database() shows inputs masked on its own.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, hide_input_in_errors=True
+    )
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
     # `url` and `replicas` are kept masked (str(), repr, dumps); the URLs as written, with
