@@ -134,6 +134,8 @@ def test_cli_never_shows_a_provider_password(
     assert "ResourceNotFoundException" in json.dumps(report["aws_missing"])
     explained = next(out for argv, _c, out in runs if argv[:3] == ["url", "aws_ok", "--explain"])
     assert "password_provider aws_secrets_manager" in explained
+    url = next(out for argv, _c, out in runs if argv[:2] == ["url", "aws_ok"] and len(argv) == 4)
+    assert ":***@" in url, url  # a password only dbwire knows is shown as ***
 
 
 def test_repr_dumps_errors_and_logs_never_show_a_provider_password(
