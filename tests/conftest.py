@@ -13,6 +13,7 @@ from servers import (
     DatabaseServer,
     ExternalServer,
     MariaDBServer,
+    MotoServer,
     PostgresServer,
     ServerUnavailable,
 )
@@ -69,6 +70,13 @@ def pg_server() -> Iterator[DatabaseServer]:
 def mysql_server() -> Iterator[DatabaseServer]:
     """The session's MariaDB server (throwaway, or external via the env var)."""
     yield from _session_server(MariaDBServer.from_env, MariaDBServer)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """A local AWS (moto's server on loopback) for the AWS credential providers."""
+    with MotoServer() as server:
+        yield server
 
 
 @pytest.fixture

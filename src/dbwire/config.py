@@ -10,6 +10,7 @@ import re
 import shlex
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,7 +37,12 @@ class DatabaseConfig(BaseModel):
     Fields left at None mean "no opinion": the backend's defaults apply.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # hide_input_in_errors: a DatabaseConfig(...) built in code with a bad value raises
+    # pydantic's error, whose text would otherwise quote the input (a provider table's
+    # token, a password); validate_database() shows inputs masked on its own.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, hide_input_in_errors=True
+    )
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
     # `url` and `replicas` are kept masked (str(), repr, dumps); the URLs as written, with
@@ -65,6 +71,8 @@ class DatabaseConfig(BaseModel):
     password_file: str | None = None
     password_command: str | list[str] | None = None
     password_command_ttl: float = Field(default=300.0, ge=0)
+    # {type = "aws_secrets_manager", secret_id = "...", ttl = 300}: dbwire.credentials.providers
+    password_provider: dict[str, Any] | None = None
     mysql_option_file: str | None = None
     env_prefix: str | None = None
     options: dict[str, str] = Field(default_factory=dict)
@@ -114,6 +122,25 @@ class DatabaseConfig(BaseModel):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("password_provider", mode="before")
+    @classmethod
+    def _provider_table(cls, value: object) -> object:
+        if isinstance(value, str):  # from an environment variable: a JSON object
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError('must be a JSON object such as {"type": "env", ...}') from None
+        return value
+
+    @field_validator("password_provider")
+    @classmethod
+    def _valid_provider(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            from dbwire.credentials.providers import validate_provider_spec
+
+            validate_provider_spec(value)
+        return value
 
     @field_validator("url")
     @classmethod
@@ -165,6 +192,7 @@ class DatabaseConfig(BaseModel):
             found.extend(query_secrets(url).values())
         found.extend(_secret_leaves(self.options))
         found.extend(_secret_leaves(self.connect_args))
+        found.extend(_secret_leaves(self.password_provider or {}))
         return [s for s in found if s]
 
     def secret_fingerprint(self) -> str:
@@ -176,6 +204,7 @@ class DatabaseConfig(BaseModel):
                 sorted(self.options.items()),
                 sorted((k, repr(v)) for k, v in self.connect_args.items()),
                 self.password_command,
+                repr(self.password_provider),
                 self.password.get_secret_value() if self.password is not None else None,
             )
         )
@@ -184,6 +213,15 @@ class DatabaseConfig(BaseModel):
     @field_serializer("options", "connect_args")
     def _dump_masked(self, value: dict[str, Any]) -> dict[str, Any]:
         return _masked_mapping(value)
+
+    @field_serializer("password_provider")
+    def _dump_provider(self, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        shown = _masked_mapping(value)
+        if "command" in shown:  # a command's arguments may hold a token
+            shown["command"] = self._dump_command(shown["command"])
+        return shown
 
     @field_serializer("password_command")
     def _dump_command(self, value: str | list[str] | None) -> str | list[str] | None:
@@ -223,14 +261,9 @@ class DatabaseConfig(BaseModel):
         """Return a copy with overrides applied and validated (arguments in code win)."""
         if not overrides:
             return self
-        # Field values as set, not model_dump(): dumps mask the secrets.
-        data: dict[str, Any] = {k: getattr(self, k) for k in self.model_fields_set}
-        if "url" in data:
-            data["url"] = self.url_with_password()
-        if "replicas" in data:
-            data["replicas"] = self.replicas_with_passwords()
-        data.update(overrides)
-        sources = {**self._sources, **dict.fromkeys(overrides, "argument")}
+        # Field values as set (resolved_source), not model_dump(): dumps mask the secrets.
+        arguments = layer(overrides, {}, default="argument")
+        data, sources = _split(first_wins((arguments, resolved_source(self))))
         result = validate_database(data, name=self.name, origin="arguments", sources=sources)
         result._environ = self._environ
         result._prefix_applied = self._prefix_applied
@@ -246,19 +279,12 @@ class DatabaseConfig(BaseModel):
         if not self.env_prefix or self._prefix_applied:
             return self
         env = os.environ if self._environ is None else self._environ
-        found, origins = _env_overrides(self.name, self.env_prefix, env, dbwire_vars=False)
-        if not found:
+        prefixed = prefix_env_source(self.name, self.env_prefix, env)
+        if not prefixed:
             copy = self.model_copy()
             copy._prefix_applied = True
             return copy
-        data: dict[str, Any] = {k: getattr(self, k) for k in self.model_fields_set}
-        if "url" in data:
-            data["url"] = self.url_with_password()
-        if "replicas" in data:
-            data["replicas"] = self.replicas_with_passwords()
-        data.pop("name", None)
-        data.update(found)
-        sources = {**self._sources, **origins}
+        data, sources = _split(first_wins((prefixed, resolved_source(self))))
         result = validate_database(data, name=self.name, origin="arguments", sources=sources)
         result._environ = self._environ
         result._prefix_applied = True
@@ -343,7 +369,7 @@ def _suggest(word: str, choices: Any) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
-_SECRET_FIELDS = {"password", "password_command", "connect_args"}
+_SECRET_FIELDS = {"password", "password_command", "password_provider", "connect_args"}
 
 
 def _masked_mapping(value: Mapping[str, Any]) -> dict[str, Any]:
@@ -449,6 +475,74 @@ def interpolate(value: Any, environ: Mapping[str, str], *, where: str) -> Any:
     if isinstance(value, list):
         return [interpolate(v, environ, where=where) for v in value]
     return value
+
+
+# -- precedence: an ordered tuple of sources, read from the top, first one wins ---------
+@dataclass(frozen=True)
+class Sourced:
+    """A value and where it came from: 'argument', 'env VAR', 'FILE:LINE' or 'default'."""
+
+    value: Any
+    source: str
+
+
+#: Where a database's fields come from, highest first; the first source that sets a
+#: field wins, and the field keeps that source's name (`dbwire url --explain`).
+DATABASE_SOURCES: tuple[str, ...] = (
+    "argument",  # dbwire.connect(..., **overrides), DatabaseConfig.with_overrides()
+    "env DBWIRE_<NAME>__<FIELD>",
+    "env <env_prefix>_<FIELD>",
+    "file",  # a path or dict, $DBWIRE_CONFIG, ./dbwire.toml, [tool.dbwire], $DATABASE_URL
+    "default",  # DatabaseConfig's own field defaults
+)
+
+
+def layer(
+    values: Mapping[str, Any], origins: Mapping[str, str], default: str
+) -> dict[str, Sourced]:
+    """One source's fields, each with its origin (`default` where origins has none)."""
+    return {key: Sourced(value, origins.get(key, default)) for key, value in values.items()}
+
+
+def first_wins(layers: tuple[Mapping[str, Sourced], ...]) -> dict[str, Sourced]:
+    """Merge sources given highest first: a field keeps the first value (and source) seen."""
+    merged: dict[str, Sourced] = {}
+    for found in layers:
+        for key, item in found.items():
+            merged.setdefault(key, item)
+    return merged
+
+
+def _split(merged: Mapping[str, Sourced]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Values and origins; a field without an origin ("") takes the validation's origin."""
+    values = {k: v.value for k, v in merged.items()}
+    return values, {k: v.source for k, v in merged.items() if v.source}
+
+
+def dbwire_env_source(name: str, environ: Mapping[str, str]) -> dict[str, Sourced]:
+    """The DBWIRE_<NAME>__<FIELD> variables of one database."""
+    return layer(*_env_overrides(name, None, environ), default="env")
+
+
+def prefix_env_source(
+    name: str, prefix: str | None, environ: Mapping[str, str]
+) -> dict[str, Sourced]:
+    """The <env_prefix>_<FIELD> variables of a database that has an env_prefix."""
+    if not prefix:
+        return {}
+    return layer(*_env_overrides(name, prefix, environ, dbwire_vars=False), default="env")
+
+
+def resolved_source(config: DatabaseConfig) -> dict[str, Sourced]:
+    """A validated config's set fields as a source: secrets as written, origins kept."""
+    data: dict[str, Any] = {k: getattr(config, k) for k in config.model_fields_set}
+    if "url" in data:
+        data["url"] = config.url_with_password()
+    if "replicas" in data:
+        data["replicas"] = config.replicas_with_passwords()
+    data.pop("name", None)
+    # A field set in code has no recorded origin; the caller's validation names it.
+    return layer(data, config._sources, default="")
 
 
 def _env_overrides(
@@ -662,13 +756,17 @@ def load_config(
         prefix = expanded.get("env_prefix")
         # A non-text env_prefix is reported by validate_database; no variables apply then.
         prefix = prefix if isinstance(prefix, str) else None
-        overrides, env_sources = _env_overrides(name, prefix, env)
-        database = validate_database(
-            {**expanded, **overrides},
-            name=name,
-            origin=origin,
-            sources={**sources, **env_sources},
+        # DATABASE_SOURCES below the arguments, highest first (arguments come later, in
+        # dbwire.connect, through with_overrides).
+        merged = first_wins(
+            (
+                dbwire_env_source(name, env),
+                prefix_env_source(name, prefix, env),
+                layer(expanded, sources, default=origin),
+            )
         )
+        values, origins = _split(merged)
+        database = validate_database(values, name=name, origin=origin, sources=origins)
         database._prefix_applied = True
         databases[name] = database.with_environ(environ)
     return Config(databases=databases, source=source)

@@ -319,6 +319,10 @@ class Engines:
         def _translate(ctx: ExceptionContext) -> BaseException | None:
             return owner._translate_error(ctx)
 
+        # After _translate (which scrubs with the cached password): a rejected login
+        # makes the credential provider ask again at the next connect.
+        backend.install_credential_hooks(engine)
+
         if self.idle_ping:
             install_idle_ping(engine, owner.config.pre_ping_idle, backend.connection_looks_dead)
 

@@ -66,10 +66,18 @@ def connect_error(db: Target, exc: BaseException, detail: str) -> ConnectError:
         fix = backend_fix
     elif db.backend.is_auth_failure(exc):
         user = db.backend.base_url().username or "(default user)"
-        fix = (
-            f"check the password for user {user!r} (config password, URL, "
-            "password_file, password_command or .pgpass) and that the user may log in"
-        )
+        provider = db.backend.provider_description()
+        if provider is not None:
+            fix = (
+                f"the password that password_provider {provider} gave was rejected: fix it "
+                "at its source (the next connection asks the provider again) and check "
+                "that the user may log in"
+            )
+        else:
+            fix = (
+                f"check the password for user {user!r} (config password, URL, "
+                "password_file, password_command or .pgpass) and that the user may log in"
+            )
     else:
         fix = "check that the server is running and reachable, or wait for it with db.wait()"
     return ConnectError(

@@ -1,7 +1,8 @@
 """Real servers for the test suite, started from installed binaries (never mocks).
 
 - ``local``: throwaway PostgreSQL and MariaDB servers, or external ones by URL;
-- ``silent``: a server that accepts TCP connections and never answers.
+- ``silent``: a server that accepts TCP connections and never answers;
+- ``moto``: a local AWS (moto's server) for Secrets Manager and the other AWS APIs.
 
 Each server module is independent of pytest; ``tests/conftest.py`` turns them into fixtures.
 """
@@ -17,6 +18,7 @@ from servers.local import (
     ServerUnavailable,
     free_port,
 )
+from servers.moto import MotoServer
 
 __all__ = [
     "MYSQL_URL_ENV",
@@ -25,6 +27,7 @@ __all__ = [
     "ExternalServer",
     "ExternalServerError",
     "MariaDBServer",
+    "MotoServer",
     "PostgresServer",
     "ServerUnavailable",
     "free_port",

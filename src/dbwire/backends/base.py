@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import SecretStr
+from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 
 from dbwire.backends._query import (
@@ -22,6 +25,9 @@ from dbwire.errors import MASK, ConfigError, MissingDependencyError, is_secret_k
 from dbwire.url import parse_url, query_secrets, without_secrets
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import ExceptionContext
+
+    from dbwire.credentials.providers import CredentialCache, LoginTarget
     from dbwire.types import DuckDBAttach, TableSchema
 
 
@@ -29,6 +35,8 @@ if TYPE_CHECKING:
 _PASSWORD_KEYS = ("password", "passwd", "pwd")
 # connect_args SQLAlchemy's async adapters consume themselves (not the driver's connect()).
 _SQLALCHEMY_ASYNC_ARGS = frozenset({"async_creator_fn"})
+# Guards the lazy build of each Backend's credential provider.
+_CREDENTIALS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,7 @@ class Backend:
         """
         url = self.base_url()
         check_no_nul(self.config.name, url)
+        self._check_password_sources()
         if self.is_server and url.host:
             check_hosts(self.config.name, url.host.split(","))
         # Only with a query: DuckDB's key list costs importing duckdb.
@@ -202,16 +211,18 @@ class Backend:
         Backends with native sources (.pgpass, option files) extend this.
         """
         url = self.base_url()
-        password, password_source = self.configured_password()
+        password, password_source, secret_user = self.configured_login()
         sources = {
             field: self._field_origin(field) for field in ("host", "port", "user", "database")
         }
         if password_source:
             sources["password"] = password_source
+        if secret_user is not None:
+            sources["user"] = f"{password_source} (username)"
         return ConnectParams(
             host=url.host,
             port=url.port or self.default_port,
-            user=url.username,
+            user=secret_user or url.username,
             database=url.database,
             password=password,
             sources=sources,
@@ -227,34 +238,153 @@ class Backend:
     def configured_password(self) -> tuple[SecretStr | None, str | None]:
         """The password from dbwire's own sources, highest first, and where it came from.
 
-        Order: the password field, a password inside the URL, password_file (read at
-        every new connection), password_command (output cached for its TTL).
+        Order: the password field, a password inside the URL, then the credential
+        provider: password_provider, password_file (read at every new connection) or
+        password_command (output cached for its TTL).
         """
+        password, source, _user = self.configured_login()
+        return password, source
+
+    def configured_login(self) -> tuple[SecretStr | None, str | None, str | None]:
+        """configured_password(), and the user name when the provider's secret names one."""
         cfg = self.config
         if cfg.password is not None:
-            return cfg.password, f"password ({cfg.field_source('password')})"
+            return cfg.password, f"password ({cfg.field_source('password')})", None
         from_url = self.password_from_url()
         if from_url is not None:
-            return SecretStr(from_url), f"url ({cfg.field_source('url')})"
+            return SecretStr(from_url), f"url ({cfg.field_source('url')})", None
+        source = self.credential_source()
+        if source is None:
+            return None, None, None
+        credential = source.get(self.login_target())
+        return credential.password, self._credential_label(), credential.username
+
+    def _credential_label(self) -> str:
+        cfg = self.config
+        if cfg.password_provider is not None:
+            return f"password_provider {cfg.password_provider.get('type')}"
         if cfg.password_file is not None:
-            from dbwire.credentials import read_password_file
+            return f"password_file {cfg.password_file}"
+        return "password_command"
 
-            return read_password_file(cfg.password_file), f"password_file {cfg.password_file}"
-        if cfg.password_command is not None:
-            return self._password_command().get(), "password_command"
-        return None, None
+    def credential_source(self) -> CredentialCache | None:
+        """The provider asked at each new connection (behind its TTL cache), built once.
 
-    def _password_command(self) -> Any:
-        command = getattr(self, "_command", None)
-        if command is None:
-            from dbwire.credentials import PasswordCommand
+        password_provider names one; password_file and password_command are the file
+        and command providers.
+        """
+        cached: CredentialCache | None = getattr(self, "_credentials", None)
+        if cached is not None:
+            return cached
+        cfg = self.config
+        spec: dict[str, Any]
+        if cfg.password_provider is not None:
+            spec = dict(cfg.password_provider)
+        elif cfg.password_file is not None:
+            spec = {"type": "file", "path": cfg.password_file, "ttl": 0}
+        elif cfg.password_command is not None:
+            spec = {
+                "type": "command",
+                "command": cfg.password_command,
+                "ttl": cfg.password_command_ttl,
+            }
+        else:
+            return None
+        from dbwire.credentials.providers import build_provider
 
-            assert self.config.password_command is not None
-            command = PasswordCommand(
-                self.config.password_command, ttl=self.config.password_command_ttl
+        with _CREDENTIALS_LOCK:
+            cached = getattr(self, "_credentials", None)
+            if cached is None:
+                problem: str | None = None
+                try:
+                    cached = build_provider(spec, database=cfg.name)
+                except ValueError as exc:  # ConfigError is one too: keep its own message
+                    if isinstance(exc, ConfigError):
+                        raise ConfigError(
+                            f"database {cfg.name!r}: {exc}", database=cfg.name
+                        ) from None
+                    problem = str(exc)
+                if problem is not None:
+                    raise ConfigError(
+                        f"database {cfg.name!r}: field 'password_provider': {problem}",
+                        database=cfg.name,
+                    )
+                self._credentials = cached
+        assert cached is not None
+        return cached
+
+    def provider_description(self) -> str | None:
+        """The configured password_provider as messages show it (no secret), else None."""
+        source: CredentialCache | None = getattr(self, "_credentials", None)
+        if self.config.password_provider is None or source is None:
+            return None
+        return source.provider.describe()
+
+    def login_target(self) -> LoginTarget:
+        """Where a provider's password goes: the configured first host, port and user."""
+        from dbwire.credentials.providers import LoginTarget
+
+        cfg = self.config
+        url = self.base_url()
+        query_host = url.query.get("host")
+        if isinstance(query_host, tuple):
+            query_host = query_host[0] if query_host else None
+        host = cfg.host or query_host or url.host
+        port = cfg.port or url.port
+        if host:
+            # A host list signs (or looks up) its first entry; "h1:5433,h2" carries ports.
+            first = host.split(",", 1)[0]
+            if not first.startswith("/") and first.count(":") == 1:
+                first, _, given = first.partition(":")
+                port = port or (int(given) if given.isdigit() else None)
+            host = first
+        environ = cfg.environ if cfg.environ is not None else os.environ
+        return LoginTarget(
+            database=cfg.name,
+            host=host or None,
+            port=port or self.default_port,
+            user=url.username,
+            environ=environ,
+        )
+
+    def _check_password_sources(self) -> None:
+        cfg = self.config
+        if cfg.password_provider is None:
+            if cfg.password_file is not None or cfg.password_command is not None:
+                self.credential_source()  # a bad command line is a ConfigError now
+            return
+        others = [
+            name
+            for name, given in (
+                ("password", cfg.password is not None),
+                ("password_file", cfg.password_file is not None),
+                ("password_command", cfg.password_command is not None),
+                ("a password in the URL", self.password_from_url() is not None),
             )
-            self._command = command
-        return command
+            if given
+        ]
+        if others:
+            raise ConfigError(
+                f"database {cfg.name!r}: field 'password_provider' is set together with "
+                f"{' and '.join(others)}; keep only one password source",
+                database=cfg.name,
+            )
+        self.credential_source()
+
+    def install_credential_hooks(self, engine: Engine) -> None:
+        """Forget the provider's answer when the server rejects a login with it.
+
+        Without this, a wrong (or just rotated) password would be reused until its TTL
+        runs out; now the next connection asks the provider again.
+        """
+
+        @event.listens_for(engine, "handle_error")
+        def _rejected(ctx: ExceptionContext) -> None:
+            source: CredentialCache | None = getattr(self, "_credentials", None)
+            if source is None or ctx.connection is not None or ctx.is_pre_ping:
+                return
+            if ctx.original_exception is not None and self.is_auth_failure(ctx.original_exception):
+                source.invalidate()
 
     def apply_params(
         self, cparams: dict[str, Any], params: ConnectParams, *, is_async: bool

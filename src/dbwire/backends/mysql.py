@@ -302,6 +302,8 @@ class MySQLBackend(Backend):
             value = getattr(params, field)
             if value is not None and key not in cparams:
                 cparams[key] = value
+        if params.user and params.sources.get("user", "").startswith("password_provider"):
+            cparams["user"] = params.user  # the secret's user wins over the URL's
         password = params.password_value()
         if password is not None:
             cparams["password"] = password
@@ -330,8 +332,8 @@ class MySQLBackend(Backend):
         if code in _AUTH_CODES:
             return (
                 f"access denied for user {user!r}: check the password (config password, URL, "
-                "password_file, password_command or a MySQL option file) and that the "
-                "user may log in from this host"
+                "password_file, password_command, password_provider or a MySQL option "
+                "file) and that the user may log in from this host"
             )
         return None
 

@@ -228,7 +228,7 @@ class PostgresBackend(Backend):
         cfg = self.config
         url = self.base_url()
         query = url.query
-        password, password_source = self.configured_password()
+        password, password_source, secret_user = self.configured_login()
 
         def given(key: str) -> str | None:
             value = query.get(key)
@@ -244,7 +244,7 @@ class PostgresBackend(Backend):
         params: dict[str, str | None] = {
             "host": host,
             "port": port,
-            "user": url.username,
+            "user": secret_user or url.username,
             # An empty path ("postgresql:///?service=x") leaves dbname to the service file
             # and PGDATABASE, as in libpq.
             "dbname": url.database or None,
@@ -268,6 +268,8 @@ class PostgresBackend(Backend):
         for libpq_key, field in ours.items():
             origin = resolved.sources.get(libpq_key, "default")
             sources[field] = self._field_origin(field) if origin == "argument" else origin
+        if secret_user is not None:
+            sources["user"] = f"{password_source} (username)"
         if password is not None:
             sources["password"] = password_source or "config"
         elif resolved.password is not None:

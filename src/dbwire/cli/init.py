@@ -14,7 +14,8 @@ TEMPLATE = """\
 # dbwire configuration: one [databases.NAME] table per database.
 # Found in this folder or a parent, or named with --config / $DBWIRE_CONFIG.
 # Never write a password here: dbwire reads .pgpass, PG* variables, MySQL option
-# files, password_file and password_command, and DBWIRE_<NAME>__PASSWORD.
+# files, password_file, password_command, password_provider (env, file, command,
+# keyring, aws_secrets_manager, rds_iam) and DBWIRE_<NAME>__PASSWORD.
 
 [databases.main]
 url = "postgresql://app@localhost:5432/app"   # or mysql://, sqlite:///file.db, duckdb:///file.duckdb
@@ -23,6 +24,7 @@ url = "postgresql://app@localhost:5432/app"   # or mysql://, sqlite:///file.db, 
 # readonly = false         # true: writes refused by the database and a statement guard
 # create_db = false        # true: create the database on first connect if it is missing
 # env_prefix = "APP_DB"    # APP_DB_HOST, APP_DB_PASSWORD ... override this table
+# password_provider = {type = "aws_secrets_manager", secret_id = "prod/app/db", ttl = 300}
 
 # [databases.cache]
 # url = "sqlite:///${CACHE_DIR:-.}/cache.db"   # relative to this file; ${VAR:-default} expands

@@ -71,6 +71,10 @@ class PasswordCommand:
     def __repr__(self) -> str:
         return f"PasswordCommand({self._describe()!r}, ttl={self.ttl})"
 
+    def describe(self) -> str:
+        """The command as messages show it: the program's name and how many arguments."""
+        return self._describe()
+
     def invalidate(self) -> None:
         """Forget the cached password (e.g. after the server rejected it)."""
         with self._lock:
