@@ -14,6 +14,7 @@ from servers import (
     PostgresServer,
     ServerUnavailable,
 )
+from servers.standby import ReplicationPrimary, StandbyServer
 
 # --------------------------------------------------------------------------- database servers
 # Started lazily (only when a test asks for them), once per session.  Set
@@ -79,3 +80,29 @@ def pg_url(pg_server: DatabaseServer) -> str:
 def mysql_url(mysql_server: DatabaseServer) -> str:
     """``mysql://dbwire:<pw>@127.0.0.1:<port>/dbwire`` of a running server."""
     return _running_url(mysql_server)
+
+
+def _unavailable(reason: str) -> None:
+    if _in_ci():
+        pytest.fail(f"CI must run the database tests: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def pg_standby() -> Iterator[StandbyServer]:
+    """A streaming standby (``pg_basebackup -R``) of its own primary (``.primary``), once
+    per module; both are throwaway servers, stopped and removed at the end."""
+    try:
+        primary = ReplicationPrimary()
+    except ServerUnavailable as exc:
+        _unavailable(str(exc))
+    standby: StandbyServer | None = None
+    try:
+        primary.start()
+        standby = StandbyServer(primary)
+        standby.start()
+        yield standby
+    finally:
+        if standby is not None:
+            standby.cleanup()
+        primary.cleanup()

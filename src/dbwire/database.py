@@ -18,7 +18,7 @@ from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
-from dbwire import health, instances, lifecycle, metadata_cache, timeouts, translate
+from dbwire import health, instances, lifecycle, metadata_cache, replicas, timeouts, translate
 from dbwire._closing import OpenConnections, close_async_engine
 from dbwire.backends import readonly_guard, registry
 from dbwire.backends.base import Backend, ConnectParams
@@ -109,6 +109,9 @@ class Database:
             slow_query_ms=config.slow_query_ms,
             secrets=self.known_secrets,
         )
+        # Read replicas: built (not connected) now, so a bad entry is refused here.
+        self._replicas: replicas.ReplicaSet | None = replicas.build(self)
+        self._routed_factories: dict[bool, Any] = {}
         lifecycle.track(self)
 
     # -- identity --------------------------------------------------------------
@@ -178,7 +181,7 @@ class Database:
                 if not self.config.readonly:
                     readonly = engine.execution_options(**{READONLY_OPTION: True})
                     self._listen_readonly(readonly.sync_engine)
-                side = _AsyncSide(engine, readonly)
+                side = _AsyncSide(engine, readonly, self._write_info())
                 if loop is None:
                     self._async_side_no_loop = side
                 else:
@@ -463,6 +466,7 @@ class Database:
                         class_=ScopeSession,
                         expire_on_commit=False,
                         autoflush=False,
+                        info=self._write_info(),
                     )
                 factory = self._session_factory
         return factory
@@ -498,9 +502,48 @@ class Database:
             auto_commit: in the `with` form, commit when the block ends without an exception;
                 if False, the caller commits, and anything left uncommitted is rolled back.
         """
-        session = (self._readonly_factory() if readonly else self.Session)()
+        session: ScopeSession
+        if readonly and self._replicas is not None:
+            session = self._routed_factory(is_async=False)()
+        else:
+            session = (self._readonly_factory() if readonly else self.Session)()
         session.dbwire_auto_commit = auto_commit
         return session
+
+    def _write_info(self) -> dict[str, Any]:
+        """session.info of writable sessions: a commit keeps this context's reads on the
+        primary for read_your_writes_s (dbwire.replicas)."""
+        return {} if self._replicas is None else {replicas.WRITES_KEY: self._replicas}
+
+    def _routed_factory(self, *, is_async: bool) -> Any:
+        """Read-only sessions that pick a replica on first use (dbwire.replica_sessions)."""
+        with self._lock:
+            found = self._routed_factories.get(is_async)
+            if found is None:
+                from dbwire import replica_sessions as routed
+
+                info = {routed.SET_KEY: self._replicas}
+                if is_async:
+                    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+                    found = async_sessionmaker(
+                        class_=routed.AsyncRoutedSession,
+                        sync_session_class=routed.RoutedSyncSession,
+                        expire_on_commit=False,
+                        autoflush=False,
+                        info=info,
+                    )
+                else:
+                    from sqlalchemy.orm import sessionmaker
+
+                    found = sessionmaker(
+                        class_=routed.RoutedSession,
+                        expire_on_commit=False,
+                        autoflush=False,
+                        info=info,
+                    )
+                self._routed_factories[is_async] = found
+            return found
 
     session_scope = session
 
@@ -522,7 +565,12 @@ class Database:
         """The async twin of session(): `async with db.async_session() as s:` commits,
         rolls back and closes; `s = db.async_session()` is a plain AsyncSession the caller
         awaits execute(), commit() and close() on. Call it where an event loop runs."""
-        session = self._async_side().factory(readonly=readonly)()
+        session: AsyncScopeSession
+        if readonly and self._replicas is not None:
+            self._check_open()
+            session = self._routed_factory(is_async=True)()
+        else:
+            session = self._async_side().factory(readonly=readonly)()
         session.dbwire_auto_commit = auto_commit
         return session
 
@@ -536,11 +584,22 @@ class Database:
         return (side.readonly_engine if readonly else side.engine).connect()
 
     # -- queries ---------------------------------------------------------------
-    def execute_query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+    def execute_query(
+        self, sql: str, params: Mapping[str, Any] | None = None, *, readonly: bool = False
+    ) -> QueryResult:
         """Run one statement (`:name` parameters) and return (columns, rows as dicts).
 
-        A statement that changes data is committed.
+        A statement that changes data is committed. readonly=True runs it read-only, on a
+        healthy replica when the database has replicas.
         """
+        if readonly and self.backend.has_engine:
+            return replicas.execute_read(self, sql, params)
+        found = self._execute_query(sql, params)
+        if self._replicas is not None:
+            replicas.note_write(self._replicas)
+        return found
+
+    def _execute_query(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult:
         if not self._query_route(sql):  # s3: DuckDB SQL, run by the backend itself
             return self._backend_query(sql, params)
         if self._may_go_direct():
@@ -678,9 +737,17 @@ class Database:
         return columns, rows
 
     async def async_execute_query(
-        self, sql: str, params: Mapping[str, Any] | None = None
+        self, sql: str, params: Mapping[str, Any] | None = None, *, readonly: bool = False
     ) -> QueryResult:
         """The async twin of execute_query()."""
+        if readonly and self.backend.has_engine:
+            return await replicas.async_execute_read(self, sql, params)
+        found = await self._async_execute_query(sql, params)
+        if self._replicas is not None:
+            replicas.note_write(self._replicas)
+        return found
+
+    async def _async_execute_query(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult:
         if not self._query_route(sql):
             return await asyncio.to_thread(self._backend_query, sql, params)
         if self._may_go_direct():
@@ -769,6 +836,8 @@ class Database:
             self._async_side_no_loop = None
             self._metadata = None
             self.backend.close()
+            if self._replicas is not None:
+                self._replicas.close()
         instances.forget(self)
 
     async def aclose(self) -> None:
@@ -789,6 +858,8 @@ class Database:
                     # A polite close waits for the server's goodbye; a hung server never
                     # sends it. What is left is closed by hand.
                     close_async_engine(engine, loop, tracked)
+            if self._replicas is not None:
+                await self._replicas.aclose()
         self.close()
 
     def __enter__(self) -> Database:
@@ -803,12 +874,18 @@ class Database:
         (default: health_timeout) even when the server hangs.
         """
         self._check_open()
-        return health.check(self, timeout)
+        result = health.check(self, timeout)
+        if self._replicas is not None:
+            result = replicas.health(self._replicas, result, timeout)
+        return result
 
     async def async_health_check(self, timeout: float | None = None) -> HealthResult:
         """The async twin of health_check(), through the async engine."""
         self._check_open()
-        return await health.async_check(self, timeout)
+        result = await health.async_check(self, timeout)
+        if self._replicas is not None:
+            result = await replicas.async_health(self._replicas, result, timeout)
+        return result
 
     def login_can_write(self) -> bool | None:
         """Whether this database's login could write if it sent the SQL itself: True, False
@@ -825,7 +902,10 @@ class Database:
         if not getattr(self.backend, "has_engine", True):
             return PoolStatus(None, None, None, None, pool_class="none (no SQLAlchemy engine)")
         engine = self.async_engine.sync_engine if is_async else self.engine
-        return health.pool_status(engine.pool)
+        status = health.pool_status(engine.pool)
+        if self._replicas is not None:
+            status = replicas.pool_status(self._replicas, status, is_async=is_async)
+        return status
 
     def get_stats(self) -> QueryStats:
         """Query count, errors, slow queries, total and max duration since start or reset."""
@@ -907,9 +987,12 @@ class Database:
 class _AsyncSide:
     """The async engine of one event loop and its session factories."""
 
-    def __init__(self, engine: AsyncEngine, readonly_engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, readonly_engine: AsyncEngine, info: dict[str, Any]
+    ) -> None:
         self.engine = engine
         self.readonly_engine = readonly_engine
+        self._info = info
         self._factories: dict[bool, async_sessionmaker[AsyncScopeSession]] = {}
 
     def factory(self, *, readonly: bool) -> async_sessionmaker[AsyncScopeSession]:
@@ -921,7 +1004,11 @@ class _AsyncSide:
 
             bind = self.readonly_engine if readonly else self.engine
             found = async_sessionmaker(
-                bind, class_=AsyncScopeSession, expire_on_commit=False, autoflush=False
+                bind,
+                class_=AsyncScopeSession,
+                expire_on_commit=False,
+                autoflush=False,
+                info={} if readonly else self._info,
             )
             self._factories[readonly] = found
         return found

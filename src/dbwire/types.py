@@ -31,6 +31,8 @@ class HealthResult:
     response_time_ms: float
     error: str | None = None
     backend: str | None = None
+    # A primary's read replicas, each checked on its own (dbwire.replicas).
+    replicas: tuple[HealthResult, ...] = ()
 
     @property
     def healthy(self) -> bool:
@@ -62,6 +64,8 @@ class PoolStatus:
     max_overflow: int | None = None
     timeout: float | None = None
     pool_class: str = ""
+    # A primary's read replicas' pools (dbwire.replicas).
+    replicas: tuple[PoolStatus, ...] = ()
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.__dataclass_fields__:
