@@ -71,8 +71,12 @@ def test_replica_engine_is_read_only_itself(db: Database) -> None:
 
 def test_async_readonly_sessions_on_standby(db: Database) -> None:
     async def main() -> list[bool]:
+        # Within the replica's pool (5 + 10 overflow): a full replica pool spills reads
+        # over to the primary instead of queueing (test_full_replica_pool_spills_over).
+        gate = asyncio.Semaphore(10)
+
         async def one() -> bool:
-            async with db.async_session(readonly=True) as s:
+            async with gate, db.async_session(readonly=True) as s:
                 return bool((await s.execute(IN_RECOVERY)).scalar())
 
         try:
@@ -291,3 +295,21 @@ def test_stopped_standby_reads_go_to_primary_with_no_failed_session(
     finally:
         db.close()
         pg_standby.start()
+
+
+def test_full_replica_pool_spills_over_to_the_primary(db: Database) -> None:
+    async def main() -> list[Any]:
+        async def one() -> Any:
+            async with db.async_session(readonly=True) as s:
+                found = (await s.execute(IN_RECOVERY)).scalar()
+                await asyncio.sleep(0.3)  # hold the connection: the replica pool fills
+                return found
+
+        try:
+            return list(await asyncio.gather(*(one() for _ in range(40))))
+        finally:
+            await db.aclose()
+
+    places = contextvars.Context().run(asyncio.run, main())
+    assert places.count(True) == 15  # pool_size 5 + max_overflow 10 on the standby
+    assert places.count(False) == 25
