@@ -15,7 +15,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.util import await_only
 
-from dbwire.replicas import ReplicaSet
 from dbwire.session_forms import AsyncScopeSession, ScopeSession
 
 __all__ = ["SET_KEY", "AsyncRoutedSession", "RoutedSession", "RoutedSyncSession"]
@@ -27,11 +26,11 @@ _CHOSEN_KEY = "dbwire_read_bind"
 def _bind(session: Session, *, is_async: bool) -> Engine:
     chosen: Engine | None = session.info.get(_CHOSEN_KEY)
     if chosen is None:
-        replicas: ReplicaSet = session.info[SET_KEY]
+        replicas = session.info[SET_KEY]  # a dbwire.replicas.ReplicaSet (which imports us)
         state = await_only(replicas.async_pick()) if is_async else replicas.pick()
         target = state.db if state is not None else replicas.primary
         if is_async:
-            chosen = target._async_side().readonly_engine.sync_engine
+            chosen = target._engines.async_side().readonly_engine.sync_engine
         else:
             chosen = target._readonly_engine()
         session.info[_CHOSEN_KEY] = chosen

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from time import monotonic
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
@@ -28,6 +28,9 @@ from sqlalchemy import exc as sa_exc
 from dbwire.config import DatabaseConfig, load_config, validate_database
 from dbwire.errors import ConfigError, ConnectError, DbwireError, UnknownDatabaseError, describe
 from dbwire.types import HealthResult, PoolStatus
+
+if TYPE_CHECKING:
+    from dbwire.session_forms import AsyncScopeSession, ScopeSession
 
 # dbwire.database.Database, which imports this module: named, not imported (no cycle).
 Database = Any
@@ -155,6 +158,8 @@ class ReplicaSet:
         self.max_lag = config.max_replica_lag_s
         self.check_interval = config.replica_check_interval_s
         self.backoff = config.replica_backoff_s
+        self._factories: dict[bool, Any] = {}
+        self._factory_lock = threading.Lock()
         _listen_commits()
 
     # -- decisions (no IO) -----------------------------------------------------------
@@ -257,6 +262,60 @@ class ReplicaSet:
             return replica
         return None
 
+    # -- sessions --------------------------------------------------------------------
+    def session(self, *, readonly: bool, auto_commit: bool) -> ScopeSession:
+        """db.session() of the primary: read-only ones pick a server on first use
+        (dbwire.replica_sessions), writable ones pin this context's reads when they commit."""
+        session: ScopeSession
+        if readonly:
+            session = self._routed(is_async=False)()
+        else:
+            session = self.primary.Session()
+            session.info[WRITES_KEY] = self
+        session.dbwire_auto_commit = auto_commit
+        return session
+
+    def async_session(self, *, readonly: bool, auto_commit: bool) -> AsyncScopeSession:
+        """The async twin of session()."""
+        self.primary._check_open()
+        session: AsyncScopeSession
+        if readonly:
+            session = self._routed(is_async=True)()
+        else:
+            session = self.primary._engines.async_side().factory(readonly=False)()
+            session.info[WRITES_KEY] = self
+        session.dbwire_auto_commit = auto_commit
+        return session
+
+    def _routed(self, *, is_async: bool) -> Any:
+        with self._factory_lock:
+            found = self._factories.get(is_async)
+            if found is None:
+                from dbwire import replica_sessions as routed
+
+                info = {routed.SET_KEY: self}
+                if is_async:
+                    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+                    found = async_sessionmaker(
+                        class_=routed.AsyncRoutedSession,
+                        sync_session_class=routed.RoutedSyncSession,
+                        expire_on_commit=False,
+                        autoflush=False,
+                        info=info,
+                    )
+                else:
+                    from sqlalchemy.orm import sessionmaker
+
+                    found = sessionmaker(
+                        class_=routed.RoutedSession,
+                        expire_on_commit=False,
+                        autoflush=False,
+                        info=info,
+                    )
+                self._factories[is_async] = found
+            return found
+
     # -- reporting -------------------------------------------------------------------
     def __iter__(self) -> Iterator[ReplicaState]:
         return iter(self.replicas)
@@ -283,7 +342,8 @@ def _saturated(replica: ReplicaState) -> bool:
     pool_timeout there, so it goes elsewhere. SQLAlchemy's queue pool wakes a waiter only
     when a connection comes back, not when a failed connect frees its slot, so waiting on
     a replica that just went down would cost pool_timeout per waiter."""
-    engines = [replica.db._engine, *(e.sync_engine for e in replica.db._async_engines())]
+    owned = replica.db._engines
+    engines = [owned.created_sync, *(e.sync_engine for e in owned.async_engines())]
     for engine in engines:
         pool: Any = engine.pool if engine is not None else None
         try:
@@ -297,7 +357,7 @@ def _saturated(replica: ReplicaState) -> bool:
 
 def _occupancy(replica: ReplicaState) -> float:
     """Checked-out share of the replica's sync pool (0 for a pool not made yet)."""
-    engine = replica.db._engine
+    engine = replica.db._engines.created_sync
     if engine is None:
         return 0.0
     pool: Any = engine.pool
