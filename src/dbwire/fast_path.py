@@ -39,6 +39,8 @@ class FastPath:
         """The one-round-trip path runs in autocommit: on a read-only database only where
         the backend keeps autocommit statements read-only too."""
         db = self.db
+        if db.config.readonly and db.config.pooler is not None:
+            return False  # no login default behind a pooler: read-only needs a transaction
         return not db.config.readonly or db.backend.readonly_in_autocommit
 
     def execute(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult | None:

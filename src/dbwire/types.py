@@ -45,8 +45,11 @@ class HealthResult:
         return getattr(self, key)
 
     def as_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-ready dict."""
-        return asdict(self)
+        """The fields as a JSON-ready dict (`replicas` only for a database that has some)."""
+        found = asdict(self)
+        if not found["replicas"]:
+            del found["replicas"]
+        return found
 
 
 @dataclass(frozen=True)
@@ -73,8 +76,11 @@ class PoolStatus:
         return getattr(self, key)
 
     def as_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-ready dict."""
-        return asdict(self)
+        """The fields as a JSON-ready dict (`replicas` only for a database that has some)."""
+        found = asdict(self)
+        if not found["replicas"]:
+            del found["replicas"]
+        return found
 
 
 @dataclass(frozen=True)
