@@ -14,6 +14,7 @@ from servers import (
     PostgresServer,
     ServerUnavailable,
 )
+from servers.pgbouncer import PgBouncerServer
 from servers.standby import ReplicationPrimary, StandbyServer
 
 # --------------------------------------------------------------------------- database servers
@@ -106,3 +107,18 @@ def pg_standby() -> Iterator[StandbyServer]:
         if standby is not None:
             standby.cleanup()
         primary.cleanup()
+
+
+@pytest.fixture(scope="module")
+def pgbouncer(pg_server: DatabaseServer) -> Iterator[PgBouncerServer]:
+    """PgBouncer in transaction mode in front of the session's PostgreSQL, once per module."""
+    _running_url(pg_server)
+    try:
+        bouncer = PgBouncerServer(pg_server, pool_mode="transaction", default_pool_size=4)
+    except ServerUnavailable as exc:
+        _unavailable(str(exc))
+    try:
+        bouncer.start()
+        yield bouncer
+    finally:
+        bouncer.cleanup()
