@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 import dbwire
 from dbwire import ConfigError, Database, DatabaseConfig, UnknownDatabaseError
+from servers.silent import SilentServer
 from servers.standby import StandbyServer
 
 IN_RECOVERY = text("SELECT pg_is_in_recovery()")
@@ -313,3 +314,37 @@ def test_full_replica_pool_spills_over_to_the_primary(db: Database) -> None:
     places = contextvars.Context().run(asyncio.run, main())
     assert places.count(True) == 15  # pool_size 5 + max_overflow 10 on the standby
     assert places.count(False) == 25
+
+
+def test_replica_that_never_answers_costs_one_connect_timeout(
+    pg_standby: StandbyServer, table: str
+) -> None:
+    with SilentServer() as silent:
+        replica = f"postgresql://dbwire:pw@127.0.0.1:{silent.port}/dbwire"
+        db = dbwire.connect(
+            DatabaseConfig(
+                name="silent_replica",
+                url=pg_standby.primary.url,
+                replicas=[replica],
+                connect_timeout=1,
+                replica_backoff_s=60,
+            )
+        )
+        try:
+            began = time.monotonic()
+            with db.session(readonly=True) as s:  # waits for the connect timeout once ...
+                assert s.execute(IN_RECOVERY).scalar() is False
+            first = time.monotonic() - began
+            began = time.monotonic()
+            for _ in range(50):  # ... then the replica is skipped: no wait at all
+                with db.session(readonly=True) as s:
+                    assert s.execute(IN_RECOVERY).scalar() is False
+            rest = time.monotonic() - began
+            assert 0.9 < first < 10, first
+            assert rest < first, (first, rest)
+            shown = db.health_check(timeout=3)
+            assert shown.healthy and not shown.replicas[0].healthy
+            assert "no answer within" in (shown.replicas[0].error or "")
+            assert "pw@" not in repr(shown)
+        finally:
+            db.close()
