@@ -165,7 +165,7 @@ def test_paused_standby_beyond_max_lag_is_skipped(pg_standby: StandbyServer, tab
         "lagging",
         max_replica_lag_s=1.0,
         replica_check_interval_s=0.2,
-        replica_backoff_s=0.3,
+        replica_backoff_s=1.5,  # long enough to still be in back-off at the health check
         read_your_writes_s=0,
     )
     try:
@@ -183,7 +183,7 @@ def test_paused_standby_beyond_max_lag_is_skipped(pg_standby: StandbyServer, tab
         finally:
             pg_standby.resume_replay()
         pg_standby.wait_caught_up()
-        time.sleep(0.5)  # the back-off ends; the next check measures 0 lag
+        time.sleep(1.6)  # the back-off ends; the next check measures 0 lag
         with db.session(readonly=True) as s:
             assert s.execute(IN_RECOVERY).scalar() is True
     finally:
@@ -200,6 +200,8 @@ def test_health_and_pool_status_show_the_replicas(db: Database) -> None:
     status = db.get_pool_status()
     assert len(status.replicas) == 1 and status.replicas[0].checked_in >= 1  # type: ignore[operator]
     assert status.as_dict()["replicas"][0]["pool_class"]
+    assert "replicas" not in status.as_dict()["replicas"][0]
+    assert health.as_dict()["replicas"][0]["status"] == "healthy"
     password = db.config.replicas_with_passwords()[0].split(":")[2].split("@")[0]
     assert password not in repr(health) + repr(status) + repr(db.config)
 
@@ -342,7 +344,7 @@ def test_replica_that_never_answers_costs_one_connect_timeout(
             rest = time.monotonic() - began
             assert 0.9 < first < 10, first
             assert rest < first, (first, rest)
-            shown = db.health_check(timeout=3)
+            shown = db.health_check(timeout=1)
             assert shown.healthy and not shown.replicas[0].healthy
             assert "no answer within" in (shown.replicas[0].error or "")
             assert "pw@" not in repr(shown)

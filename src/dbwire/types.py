@@ -47,6 +47,8 @@ class HealthResult:
     def as_dict(self) -> dict[str, Any]:
         """The fields as a JSON-ready dict (`replicas` only for a database that has some)."""
         found = asdict(self)
+        for replica in found["replicas"]:
+            del replica["replicas"]  # a replica has none of its own
         if not found["replicas"]:
             del found["replicas"]
         return found
@@ -78,6 +80,8 @@ class PoolStatus:
     def as_dict(self) -> dict[str, Any]:
         """The fields as a JSON-ready dict (`replicas` only for a database that has some)."""
         found = asdict(self)
+        for replica in found["replicas"]:
+            del replica["replicas"]  # a replica has none of its own
         if not found["replicas"]:
             del found["replicas"]
         return found
