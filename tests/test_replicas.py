@@ -350,3 +350,57 @@ def test_replica_that_never_answers_costs_one_connect_timeout(
             assert "pw@" not in repr(shown)
         finally:
             db.close()
+
+
+def _two_replicas(standby: StandbyServer, name: str, strategy: str) -> Database:
+    config = DatabaseConfig(
+        name=name,
+        url=standby.primary.url,
+        replicas=[standby.url, standby.url],  # two replica pools on one standby
+        replica_strategy=strategy,  # type: ignore[arg-type]
+        read_your_writes_s=0,
+    )
+    return dbwire.connect(config)
+
+
+def _replica_of(db: Database, session: Any) -> str:
+    bind = session.get_bind()
+    for state in db._replicas.replicas:  # type: ignore[union-attr]
+        if state.db.engine is bind:
+            return state.name
+    return "primary"
+
+
+def test_round_robin_alternates_between_replicas(pg_standby: StandbyServer, table: str) -> None:
+    db = _two_replicas(pg_standby, "rr", "round_robin")
+    try:
+        seen = []
+        for _ in range(6):
+            with db.session(readonly=True) as s:
+                s.execute(IN_RECOVERY)
+                seen.append(_replica_of(db, s))
+        assert seen == ["rr.replica1", "rr.replica2"] * 3
+    finally:
+        db.close()
+
+
+def test_least_loaded_picks_the_replica_with_free_connections(
+    pg_standby: StandbyServer, table: str
+) -> None:
+    db = _two_replicas(pg_standby, "ll", "least_loaded")
+    try:
+        held = [db.session(readonly=True) for _ in range(3)]
+        for s in held:  # each takes the replica whose pool is least used at that moment
+            s.execute(IN_RECOVERY)
+        places = [_replica_of(db, s) for s in held]
+        assert sorted(places) == ["ll.replica1", "ll.replica1", "ll.replica2"] or sorted(
+            places
+        ) == ["ll.replica1", "ll.replica2", "ll.replica2"]
+        busier = max(set(places), key=places.count)
+        with db.session(readonly=True) as s:  # goes to the less busy one
+            s.execute(IN_RECOVERY)
+            assert _replica_of(db, s) != busier
+        for s in held:
+            s.close()
+    finally:
+        db.close()
