@@ -166,3 +166,7 @@ def test_misspelled_pooler_is_a_config_error() -> None:
         dbwire.connect("postgresql://a@h/d", pooler="pgbouncr", name="typo")
     with pytest.raises(ConfigError, match="pooler_pool"):
         dbwire.connect("postgresql://a@h/d", pooler_pool="none", name="typo2")
+    with pytest.raises(ConfigError, match="pool_min_size"):
+        dbwire.connect(
+            "postgresql://a@h/d", pooler="pgbouncer", pooler_pool="null", pool_min_size=2, name="mn"
+        )

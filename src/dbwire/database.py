@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
-from dbwire import health, instances, lifecycle, metadata_cache, replicas, translate
+from dbwire import health, instances, lifecycle, metadata_cache, pooler, replicas, translate
 from dbwire.backends import readonly_guard, registry
 from dbwire.backends.base import Backend, ConnectParams
 from dbwire.config import Config, DatabaseConfig, load_config, validate_database
@@ -96,6 +96,7 @@ class Database:
         self._direct_queries = self._fast.enabled  # by is_async; False: Core's path
         # Read replicas: built (not connected) now, so a bad entry is refused here.
         self._replicas: replicas.ReplicaSet | None = replicas.build(self)
+        pooler.validate(config)
         lifecycle.track(self)
 
     # -- identity --------------------------------------------------------------

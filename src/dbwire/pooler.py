@@ -26,8 +26,9 @@ from typing import Any
 from sqlalchemy.pool import NullPool
 
 from dbwire.config import DatabaseConfig
+from dbwire.errors import ConfigError
 
-__all__ = ["adjust", "keeps_session_state", "statement_name"]
+__all__ = ["adjust", "keeps_session_state", "statement_name", "validate"]
 
 # create_engine() arguments that configure a queue pool and mean nothing to NullPool.
 _QUEUE_POOL_ARGS = ("pool_size", "max_overflow", "pool_timeout", "pool_use_lifo")
@@ -41,6 +42,17 @@ def statement_name() -> str:
 def keeps_session_state(config: DatabaseConfig) -> bool:
     """False behind a transaction pooler: session settings and statements do not last."""
     return config.pooler is None
+
+
+def validate(config: DatabaseConfig) -> None:
+    """Refuse pool settings that contradict pooler_pool = "null" (before any connect)."""
+    if config.pooler_pool == "null" and config.pool_min_size > 0:
+        raise ConfigError(
+            f"database {config.name!r}: pool_min_size = {config.pool_min_size} keeps "
+            'connections open, and pooler_pool = "null" closes each one at checkin; remove '
+            'pool_min_size (PgBouncer keeps the server connections) or set pooler_pool = "queue"',
+            database=config.name,
+        )
 
 
 def adjust(config: DatabaseConfig, options: dict[str, Any], *, is_async: bool) -> None:
