@@ -250,7 +250,7 @@ def test_readonly_query_refuses_writes_before_choosing_a_server(db: Database) ->
 
 
 def test_stopped_standby_reads_go_to_primary_with_no_failed_session(
-    pg_standby: StandbyServer, table: str
+    pg_standby: StandbyServer, table: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     db = _db(pg_standby, "standby_down", replica_backoff_s=0.2, read_your_writes_s=0)
     try:
@@ -294,7 +294,11 @@ def test_stopped_standby_reads_go_to_primary_with_no_failed_session(
 
         health = db.health_check()
         assert health.healthy and not health.replicas[0].healthy
+        shown = repr(health) + repr(db.get_pool_status())
         assert asyncio.run(main()) == [False] * 101
+        # Every skip was logged, and no log line or report shows the replica's password.
+        assert "skipped for 0.2 s (connect failed" in caplog.text
+        assert pg_standby.password not in caplog.text + shown
     finally:
         db.close()
         pg_standby.start()
