@@ -408,3 +408,32 @@ def test_least_loaded_picks_the_replica_with_free_connections(
             s.close()
     finally:
         db.close()
+
+
+def test_commits_of_plain_session_factories_pin_reads_too(
+    pg_standby: StandbyServer, table: str
+) -> None:
+    db = _db(pg_standby, "plain_factories")
+    try:
+
+        def sync_write() -> Any:
+            with db.Session() as s:  # SQLAlchemy's own `with`: the caller commits
+                s.execute(text("INSERT INTO notes (body) VALUES ('factory')"))
+                s.commit()
+            return db.execute_query("SELECT pg_is_in_recovery() AS r", readonly=True)[1]
+
+        assert contextvars.Context().run(sync_write) == [{"r": False}]
+
+        async def async_write() -> Any:
+            try:
+                async with db.AsyncSession() as s:
+                    await s.execute(text("INSERT INTO notes (body) VALUES ('factory')"))
+                    await s.commit()
+                async with db.async_session(readonly=True) as s:
+                    return (await s.execute(IN_RECOVERY)).scalar()
+            finally:
+                await db.aclose()
+
+        assert contextvars.Context().run(asyncio.run, async_write()) is False
+    finally:
+        db.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextvars
 import itertools
 import threading
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from time import monotonic
@@ -102,10 +103,23 @@ def reads_pinned(replicas: ReplicaSet) -> bool:
     return until is not None and until > monotonic()
 
 
+# Every live ReplicaSet, for sessions made from db.Session() / db.AsyncSession() directly:
+# their commits are matched to a primary by the engine they are bound to.
+_SETS: weakref.WeakSet[ReplicaSet] = weakref.WeakSet()
+
+
 def _after_commit(session: Any) -> None:
     replicas = session.info.get(WRITES_KEY)
     if replicas is not None:
         note_write(replicas)
+        return
+    bind = session.bind
+    if bind is None or not _SETS:
+        return
+    for candidate in list(_SETS):
+        if bind in candidate.primary._engines.all():
+            note_write(candidate)
+            return
 
 
 _listening = False
@@ -161,6 +175,7 @@ class ReplicaSet:
         self._factories: dict[bool, Any] = {}
         self._factory_lock = threading.Lock()
         _listen_commits()
+        _SETS.add(self)
 
     # -- decisions (no IO) -----------------------------------------------------------
     def candidates(self) -> list[ReplicaState]:
