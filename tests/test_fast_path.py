@@ -283,3 +283,18 @@ def test_mysql_connection_killed_while_autocommit_was_left_on(mysql_url: str) ->
     finally:
         killer.close()
         db.close()
+
+
+async def test_aiomysql_connection_killed_while_autocommit_was_left_on(mysql_url: str) -> None:
+    db = Database(DatabaseConfig(name="fast_aio_kill", url=mysql_url, pool_size=1, max_overflow=0))
+    killer = Database(DatabaseConfig(name="fast_aio_killer", url=mysql_url))
+    try:
+        rows = (await db.async_execute_query("SELECT CONNECTION_ID() AS id"))[1]
+        killer.execute_query(f"KILL {int(rows[0]['id'])}")
+        await asyncio.sleep(0.1)
+        async with db.async_session() as session:
+            new_id = (await session.execute(text("SELECT CONNECTION_ID()"))).scalar()
+        assert new_id != rows[0]["id"]
+    finally:
+        killer.close()
+        await db.aclose()
