@@ -17,6 +17,8 @@ from servers import (
     PostgresServer,
     ServerUnavailable,
 )
+from servers.pgbouncer import PgBouncerServer
+from servers.standby import ReplicationPrimary, StandbyServer
 
 # --------------------------------------------------------------------------- database servers
 # Started lazily (only when a test asks for them), once per session.  Set
@@ -96,3 +98,44 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CleanEnv:
     """The one clean environment: no PG*/MYSQL_*/DBWIRE_* variable, no DATABASE_URL, HOME
     and PGSYSCONFDIR inside tmp_path. Use `clean_env.set(...)` to add what a test needs."""
     return CleanEnv(monkeypatch, tmp_path)
+
+
+def _unavailable(reason: str) -> None:
+    if _in_ci():
+        pytest.fail(f"CI must run the database tests: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def pg_standby() -> Iterator[StandbyServer]:
+    """A streaming standby (``pg_basebackup -R``) of its own primary (``.primary``), once
+    per module; both are throwaway servers, stopped and removed at the end."""
+    try:
+        primary = ReplicationPrimary()
+    except ServerUnavailable as exc:
+        _unavailable(str(exc))
+    standby: StandbyServer | None = None
+    try:
+        primary.start()
+        standby = StandbyServer(primary)
+        standby.start()
+        yield standby
+    finally:
+        if standby is not None:
+            standby.cleanup()
+        primary.cleanup()
+
+
+@pytest.fixture(scope="module")
+def pgbouncer(pg_server: DatabaseServer) -> Iterator[PgBouncerServer]:
+    """PgBouncer in transaction mode in front of the session's PostgreSQL, once per module."""
+    _running_url(pg_server)
+    try:
+        bouncer = PgBouncerServer(pg_server, pool_mode="transaction", default_pool_size=4)
+    except ServerUnavailable as exc:
+        _unavailable(str(exc))
+    try:
+        bouncer.start()
+        yield bouncer
+    finally:
+        bouncer.cleanup()

@@ -62,7 +62,7 @@ def test_a_secret_keeps_its_source_and_stays_masked() -> None:
     assert "prec-hunter2" in (overridden.url_with_password() or "")
 
 
-def test_store_settings_use_the_same_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_store_settings_use_the_same_order() -> None:
     from dbwire.store.local import _settings_sources
 
     environ = {"DBWIRE_DUCKDB_THREADS": "2", "DBWIRE_DUCKDB_MEMORY_LIMIT": ""}

@@ -29,6 +29,8 @@ from dbwire.errors import MASK, ConfigError, is_secret_key
 from dbwire.url import mask_text, mask_url, mask_url_string, parse_url, query_secrets
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+# Transaction-pooling proxies dbwire knows how to talk through (dbwire.pooler).
+POOLERS = ("pgbouncer",)
 
 
 class DatabaseConfig(BaseModel):
@@ -54,6 +56,8 @@ class DatabaseConfig(BaseModel):
     _environ: Mapping[str, str] | None = PrivateAttr(default=None)
     # True once the env_prefix variables are in the fields (load_config applies them).
     _prefix_applied: bool = PrivateAttr(default=False)
+    # The other databases of the Config this one came from: `replicas` may name them.
+    _siblings: Mapping[str, DatabaseConfig] | None = PrivateAttr(default=None)
 
     name: str = "default"
     url: str | None = None
@@ -78,6 +82,16 @@ class DatabaseConfig(BaseModel):
     options: dict[str, str] = Field(default_factory=dict)
     connect_args: dict[str, Any] = Field(default_factory=dict)
     replicas: list[str] = Field(default_factory=list)
+    # Read replicas (dbwire.replicas): how readonly=True work picks one, when one is skipped.
+    replica_strategy: Literal["round_robin", "least_loaded"] = "round_robin"
+    max_replica_lag_s: float | None = Field(default=None, gt=0)
+    replica_check_interval_s: float = Field(default=5.0, ge=0)
+    replica_backoff_s: float = Field(default=30.0, ge=0)
+    read_your_writes_s: float = Field(default=5.0, ge=0)
+    # A transaction-pooling proxy in front of the server (dbwire.pooler): "pgbouncer".
+    pooler: str | None = None
+    # "null": no pool of dbwire's own (SQLAlchemy's NullPool), pooling is the pooler's job.
+    pooler_pool: Literal["queue", "null"] = "queue"
 
     readonly: bool = False
     create_db: bool = False
@@ -140,6 +154,17 @@ class DatabaseConfig(BaseModel):
             from dbwire.credentials.providers import validate_provider_spec
 
             validate_provider_spec(value)
+        return value
+
+    @field_validator("pooler")
+    @classmethod
+    def _valid_pooler(cls, value: str | None) -> str | None:
+        if value is not None and value not in POOLERS:
+            hint = _suggest(value, POOLERS)
+            raise ValueError(
+                f"unknown pooler {value!r}{hint}; expected one of {', '.join(POOLERS)} "
+                "(transaction pooling), or leave it unset for a direct connection"
+            )
         return value
 
     @field_validator("url")
@@ -267,6 +292,7 @@ class DatabaseConfig(BaseModel):
         result = validate_database(data, name=self.name, origin="arguments", sources=sources)
         result._environ = self._environ
         result._prefix_applied = self._prefix_applied
+        result._siblings = self._siblings
         return result
 
     def with_env_prefix(self) -> DatabaseConfig:
@@ -288,6 +314,7 @@ class DatabaseConfig(BaseModel):
         result = validate_database(data, name=self.name, origin="arguments", sources=sources)
         result._environ = self._environ
         result._prefix_applied = True
+        result._siblings = self._siblings
         return result
 
     @property
@@ -302,6 +329,11 @@ class DatabaseConfig(BaseModel):
         copy = self.model_copy()
         copy._environ = environ
         return copy
+
+    @property
+    def siblings(self) -> Mapping[str, DatabaseConfig] | None:
+        """The databases of the Config this one was read with (None: built on its own)."""
+        return self._siblings
 
     def field_source(self, field: str) -> str:
         """Where a field's value came from: 'argument', 'env VAR', 'FILE:LINE', or 'default'."""
@@ -320,6 +352,11 @@ class Config(BaseModel):
 
     databases: dict[str, DatabaseConfig] = Field(default_factory=dict)
     source: str | None = None
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Let each database's `replicas` name the others."""
+        for config in self.databases.values():
+            config._siblings = self.databases
 
     def database(self, name: str) -> DatabaseConfig:
         """Return the database called name; UnknownDatabaseError lists the known ones."""

@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
-from dbwire import health, instances, lifecycle, metadata_cache, translate
+from dbwire import health, instances, lifecycle, metadata_cache, pooler, replicas, translate
 from dbwire.backends import readonly_guard, registry
 from dbwire.backends.base import Backend, ConnectParams
 from dbwire.config import Config, DatabaseConfig, load_config, validate_database
@@ -30,7 +30,7 @@ from dbwire.errors import (
     DbwireError,
     ReadOnlyError,
 )
-from dbwire.fast_path import FastPath, collect
+from dbwire.fast_path import FastPath
 from dbwire.observe import QueryObserver, QueryStats
 from dbwire.pool import check_min_size, name_pool
 from dbwire.types import HealthResult, PoolStatus
@@ -94,6 +94,9 @@ class Database:
         # execute_query's one-round-trip path, where possible
         self._fast = FastPath(self, self._observer.record)
         self._direct_queries = self._fast.enabled  # by is_async; False: Core's path
+        # Read replicas: built (not connected) now, so a bad entry is refused here.
+        self._replicas: replicas.ReplicaSet | None = replicas.build(self)
+        pooler.validate(config)
         lifecycle.track(self)
 
     # -- identity --------------------------------------------------------------
@@ -303,6 +306,8 @@ class Database:
             auto_commit: in the `with` form, commit when the block ends without an exception;
                 if False, the caller commits, and anything left uncommitted is rolled back.
         """
+        if self._replicas is not None:
+            return self._replicas.session(readonly=readonly, auto_commit=auto_commit)
         session = (self._readonly_factory() if readonly else self.Session)()
         session.dbwire_auto_commit = auto_commit
         return session
@@ -327,6 +332,8 @@ class Database:
         """The async twin of session(): `async with db.async_session() as s:` commits,
         rolls back and closes; `s = db.async_session()` is a plain AsyncSession the caller
         awaits execute(), commit() and close() on. Call it where an event loop runs."""
+        if self._replicas is not None:
+            return self._replicas.async_session(readonly=readonly, auto_commit=auto_commit)
         session = self._engines.async_side().factory(readonly=readonly)()
         session.dbwire_auto_commit = auto_commit
         return session
@@ -341,22 +348,25 @@ class Database:
         return (side.readonly_engine if readonly else side.engine).connect()
 
     # -- queries ---------------------------------------------------------------
-    def execute_query(self, sql: str, params: Mapping[str, Any] | None = None) -> QueryResult:
+    def execute_query(
+        self, sql: str, params: Mapping[str, Any] | None = None, *, readonly: bool = False
+    ) -> QueryResult:
         """Run one statement (`:name` parameters) and return (columns, rows as dicts).
 
-        A statement that changes data is committed.
+        A statement that changes data is committed. readonly=True runs it read-only, on a
+        healthy replica when the database has replicas.
         """
+        if readonly and self.backend.has_engine:
+            return replicas.execute_read(self, sql, params)
+        found = self._execute_query(sql, params)
+        if self._replicas is not None:
+            replicas.note_write(self._replicas)
+        return found
+
+    def _execute_query(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult:
         if not self._query_route(sql):  # s3: DuckDB SQL, run by the backend itself
             return self._backend_query(sql, params)
-        if self._fast.may_go_direct():
-            direct = self._fast.execute(sql, params)
-            if direct is not None:
-                return direct
-        with self.engine.connect() as conn:
-            result = conn.execute(text(sql), dict(params or {}))
-            columns, rows = collect(result)
-            conn.commit()
-        return columns, rows
+        return self._fast.execute(sql, params)
 
     def _query_route(self, sql: str) -> bool:
         """What execute_query and its async twin decide alike before any IO: open, guard
@@ -374,20 +384,20 @@ class Database:
         readonly_guard.check_statement(sql, database=self.name, dialect=self.backend.dialect_name)
 
     async def async_execute_query(
-        self, sql: str, params: Mapping[str, Any] | None = None
+        self, sql: str, params: Mapping[str, Any] | None = None, *, readonly: bool = False
     ) -> QueryResult:
         """The async twin of execute_query()."""
+        if readonly and self.backend.has_engine:
+            return await replicas.async_execute_read(self, sql, params)
+        found = await self._async_execute_query(sql, params)
+        if self._replicas is not None:
+            replicas.note_write(self._replicas)
+        return found
+
+    async def _async_execute_query(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult:
         if not self._query_route(sql):
             return await asyncio.to_thread(self._backend_query, sql, params)
-        if self._fast.may_go_direct():
-            direct = await self._fast.async_execute(sql, params)
-            if direct is not None:
-                return direct
-        async with self.async_engine.connect() as conn:
-            result = await conn.execute(text(sql), dict(params or {}))
-            columns, rows = collect(result)
-            await conn.commit()
-        return columns, rows
+        return await self._fast.async_execute(sql, params)
 
     # -- metadata --------------------------------------------------------------
     @property
@@ -457,12 +467,16 @@ class Database:
             self._engines.close()
             self._metadata = None
             self.backend.close()
+            if self._replicas is not None:
+                self._replicas.close()
         instances.forget(self)
 
     async def aclose(self) -> None:
         """Close the running loop's async pool on that loop, then everything else."""
         if not self._closed:
             await self._engines.aclose_running_loop()
+            if self._replicas is not None:
+                await self._replicas.aclose()
         self.close()
 
     def __enter__(self) -> Database:
@@ -477,12 +491,18 @@ class Database:
         (default: health_timeout) even when the server hangs.
         """
         self._check_open()
-        return health.check(self, timeout)
+        result = health.check(self, timeout)
+        if self._replicas is not None:
+            result = replicas.health(self._replicas, result, timeout)
+        return result
 
     async def async_health_check(self, timeout: float | None = None) -> HealthResult:
         """The async twin of health_check(), through the async engine."""
         self._check_open()
-        return await health.async_check(self, timeout)
+        result = await health.async_check(self, timeout)
+        if self._replicas is not None:
+            result = await replicas.async_health(self._replicas, result, timeout)
+        return result
 
     def login_can_write(self) -> bool | None:
         """Whether this database's login could write if it sent the SQL itself: True, False
@@ -499,7 +519,10 @@ class Database:
         if not getattr(self.backend, "has_engine", True):
             return PoolStatus(None, None, None, None, pool_class="none (no SQLAlchemy engine)")
         engine = self.async_engine.sync_engine if is_async else self.engine
-        return health.pool_status(engine.pool)
+        status = health.pool_status(engine.pool)
+        if self._replicas is not None:
+            status = replicas.pool_status(self._replicas, status, is_async=is_async)
+        return status
 
     def get_stats(self) -> QueryStats:
         """Query count, errors, slow queries, total and max duration since start or reset."""

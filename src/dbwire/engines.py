@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
-from dbwire import timeouts
+from dbwire import pooler, timeouts
 from dbwire._closing import OpenConnections, close_async_engine
 from dbwire.backends import readonly_guard
 from dbwire.errors import ConfigError, describe
@@ -224,6 +224,7 @@ class Engines:
             options["execution_options"] = {READONLY_OPTION: True}
         if options.get("pool_pre_ping") and owner.config.pre_ping_idle > 0:
             options["pool_pre_ping"] = False  # dbwire's idle-window ping replaces it
+        pooler.adjust(owner.config, options, is_async=is_async)  # pooler = "pgbouncer"
         return url, options
 
     @property

@@ -31,6 +31,8 @@ class HealthResult:
     response_time_ms: float
     error: str | None = None
     backend: str | None = None
+    # A primary's read replicas, each checked on its own (dbwire.replicas).
+    replicas: tuple[HealthResult, ...] = ()
 
     @property
     def healthy(self) -> bool:
@@ -43,8 +45,13 @@ class HealthResult:
         return getattr(self, key)
 
     def as_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-ready dict."""
-        return asdict(self)
+        """The fields as a JSON-ready dict (`replicas` only for a database that has some)."""
+        found = asdict(self)
+        for replica in found["replicas"]:
+            del replica["replicas"]  # a replica has none of its own
+        if not found["replicas"]:
+            del found["replicas"]
+        return found
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,8 @@ class PoolStatus:
     max_overflow: int | None = None
     timeout: float | None = None
     pool_class: str = ""
+    # A primary's read replicas' pools (dbwire.replicas).
+    replicas: tuple[PoolStatus, ...] = ()
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.__dataclass_fields__:
@@ -69,8 +78,13 @@ class PoolStatus:
         return getattr(self, key)
 
     def as_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-ready dict."""
-        return asdict(self)
+        """The fields as a JSON-ready dict (`replicas` only for a database that has some)."""
+        found = asdict(self)
+        for replica in found["replicas"]:
+            del replica["replicas"]  # a replica has none of its own
+        if not found["replicas"]:
+            del found["replicas"]
+        return found
 
 
 @dataclass(frozen=True)

@@ -378,9 +378,11 @@ class PostgresBackend(Backend):
             self._apply_asyncpg(cparams, params)
         else:
             self._apply_psycopg(cparams, params)
-        if self.config.readonly:
+        if self.config.readonly and self.config.pooler is None:
             # The session default: every transaction of this login is read-only, also one
-            # begun behind SQLAlchemy's back by COMMIT sent as SQL.
+            # begun behind SQLAlchemy's back by COMMIT sent as SQL. Behind a transaction
+            # pooler a login setting belongs to no one (PgBouncer refuses it): each
+            # transaction's SET TRANSACTION READ ONLY does the job there (dbwire.pooler).
             if is_async:
                 settings = cparams.setdefault("server_settings", {})
                 settings["default_transaction_read_only"] = "on"
