@@ -1,4 +1,4 @@
-"""What every case shares: the iteration counts, one PostgreSQL server, the floors, cleanup."""
+"""What every case shares: the iteration counts, the servers, the floors, cleanup."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ FLOOR_CONNECTIONS = 5
 
 
 class Context:
-    """Shared state of one run; the PostgreSQL server starts on first use."""
+    """Shared state of one run; the PostgreSQL and MariaDB servers start on first use."""
 
     def __init__(self, *, quick: bool) -> None:
         self.quick = quick
@@ -30,6 +30,7 @@ class Context:
         self._tmp = tempfile.TemporaryDirectory(prefix="dbwire-bench-")
         self.tmp = Path(self._tmp.name)
         self._server: Any = None
+        self._mysql_server: Any = None
         self._floor: Stats | None = None
         self._floor_op: Callable[[], None] | None = None
         self._shared: dict[int, list[Any]] = {}
@@ -47,6 +48,18 @@ class Context:
             self._server = server
             server.start()
         url: str = self._server.url
+        return url
+
+    @property
+    def mysql_url(self) -> str:
+        """mysql://user:password@127.0.0.1:PORT/db of the run's MariaDB server (started once)."""
+        if self._mysql_server is None:
+            from servers import MYSQL_URL_ENV, MariaDBServer
+
+            server = MariaDBServer.from_env(MYSQL_URL_ENV) or MariaDBServer()
+            self._mysql_server = server
+            server.start()
+        url: str = self._mysql_server.url
         return url
 
     def sa_url(self, driver: str) -> str:
@@ -110,6 +123,19 @@ class Context:
             row = conn.execute("SHOW server_version").fetchone()
         return None if row is None else str(row[0])
 
+    def mysql_version(self) -> str | None:
+        """The MariaDB server's version, if this run started (or used) one."""
+        if self._mysql_server is None:
+            return None
+        import pymysql
+
+        from bench.targets import mysql_params
+
+        with pymysql.connect(**mysql_params(self.mysql_url)) as conn, conn.cursor() as cur:
+            cur.execute("SELECT VERSION()")
+            row = cur.fetchone()
+        return None if row is None else str(row[0])
+
     # -- cleanup ------------------------------------------------------------------------
     def on_close(self, closer: Callable[[], None]) -> None:
         self._closers.append(closer)
@@ -123,8 +149,9 @@ class Context:
                 errors.append(exc)
         self._closers.clear()
         try:
-            if self._server is not None:
-                self._server.cleanup()
+            for server in (self._server, self._mysql_server):
+                if server is not None:
+                    server.cleanup()
         finally:
             self._tmp.cleanup()
         if errors:
