@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in selected:
             case, _ = cases[name]
+            case_started = time.monotonic()
             try:
                 if profiler is not None:
                     profiler.enable()
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                 found = [Row(case=name, operation=cases[name][1], status="error", note=repr(exc))]
             for row in found:
                 _print(row)
+            print(f"{name}: {time.monotonic() - case_started:.0f} s", flush=True)
             rows.extend(found)
         server_version = ctx.server_version()
         mysql_version = ctx.mysql_version()

@@ -220,9 +220,14 @@ def markdown(
         "baseline *is* the raw driver's `SELECT 1` on an open connection, timed next to "
         "dbwire, so ratio and x floor are the same paired number.",
         "",
+        "*calls/op* is the Python function calls per operation of dbwire and of the baseline "
+        "(cProfile, a few dozen runs after the timing): a count does not move with the "
+        "machine's load, so it shows how much work dbwire adds where a time cannot; "
+        "`python -m bench.calls` lists the functions behind the difference.",
+        "",
         "| Case | dbwire operation | Baseline | dbwire median | baseline median | ratio | "
-        "x floor | spread (dbwire; baseline) | Budget | Result |",
-        "|---|---|---|--:|--:|--:|--:|---|---|---|",
+        "x floor | spread (dbwire; baseline) | calls/op (dbwire; baseline) | Budget | Result |",
+        "|---|---|---|--:|--:|--:|--:|---|--:|---|---|",
     ]
     for row in rows:
         lines.append(_table_row(row))
@@ -308,10 +313,18 @@ def _table_row(row: Row) -> str:
         format_ratio(row.ratio),
         format_ratio(row.floor_ratio),
         spread or "—",
+        _calls(row),
         budget or "—",
         result if row.status != "pending" else f"pending: {row.note.removeprefix('pending: ')}",
     ]
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
+def _calls(row: Row) -> str:
+    calls = row.extra.get("calls_per_op")
+    if not calls:
+        return "—"
+    return f"{calls[0]:,.0f}; {calls[1]:,.0f}"
 
 
 def _budget_shown(row: Row, value: float) -> str:
@@ -332,6 +345,8 @@ def console_line(row: Row) -> str:
         numbers.append(f"ratio {format_ratio(row.ratio)}")
     if row.floor_ratio is not None:
         numbers.append(f"floor {format_ratio(row.floor_ratio)}")
+    if row.extra.get("calls_per_op"):
+        numbers.append(f"calls/op {_calls(row)}")
     if row.budget is not None and (value := row.budget_value()) is not None:
         numbers.append(f"budget {row.budget.text} (is {_budget_shown(row, value)})")
     line = "  ".join(parts)
