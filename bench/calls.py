@@ -12,6 +12,7 @@ import asyncio
 import cProfile
 import pstats
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -157,10 +158,28 @@ def _name(key: Key) -> str:
     return function if path == "~" else f"{path}:{line}({function})"
 
 
-def report(name: str, a: dict[Key, float], b: dict[Key, float], top: int) -> str:
+def _cpu_us(op: Op, runs: int) -> float:
+    """This thread's CPU time per run (us): the client's own work, without the waits."""
+    start = time.thread_time_ns()
+    for _ in range(runs):
+        op()
+    return (time.thread_time_ns() - start) / runs / 1e3
+
+
+async def _cpu_us_async(op: AsyncOp, runs: int) -> float:
+    start = time.thread_time_ns()
+    for _ in range(runs):
+        await op()
+    return (time.thread_time_ns() - start) / runs / 1e3
+
+
+def report(
+    name: str, a: dict[Key, float], b: dict[Key, float], top: int, cpu: tuple[float, float]
+) -> str:
     lines = [
         f"== {name}: dbwire {sum(a.values()):.0f} Python calls per operation, "
-        f"baseline {sum(b.values()):.0f}",
+        f"baseline {sum(b.values()):.0f}; client CPU {cpu[0]:.1f} us vs {cpu[1]:.1f} us "
+        "per operation (thread time, unprofiled)",
     ]
     more = sorted(
         ((count - b.get(key, 0.0), key) for key, count in a.items()),
@@ -170,32 +189,44 @@ def report(name: str, a: dict[Key, float], b: dict[Key, float], top: int) -> str
     return "\n".join(lines)
 
 
-def run_sync(pair: Pair, runs: int, warmup: int) -> tuple[dict[Key, float], dict[Key, float]]:
+Found = tuple[dict[Key, float], dict[Key, float], tuple[float, float]]
+
+
+def run_sync(pair: Pair, runs: int, warmup: int) -> Found:
     found = []
-    for op in (pair.a, pair.b):
+    ops: tuple[Op, Op] = (pair.a, pair.b)
+    for op in ops:
         for _ in range(warmup):
             op()
         with _profiled() as profiler:
             for _ in range(runs):
                 op()
         found.append(_counts(profiler, runs))
-    return found[0], found[1]
+    # CPU time in alternating blocks, so drift hits both alike.
+    cpu = [0.0, 0.0]
+    for _ in range(5):
+        for i, op in enumerate(ops):
+            cpu[i] += _cpu_us(op, runs) / 5
+    return found[0], found[1], (cpu[0], cpu[1])
 
 
-async def run_async(
-    pair: Pair, runs: int, warmup: int
-) -> tuple[dict[Key, float], dict[Key, float]]:
+async def run_async(pair: Pair, runs: int, warmup: int) -> Found:
     found = []
-    for op in (pair.a, pair.b):
+    ops: tuple[AsyncOp, AsyncOp] = (pair.a, pair.b)  # type: ignore[assignment]
+    for op in ops:
         for _ in range(warmup):
-            await op()  # type: ignore[misc]
+            await op()
         with _profiled() as profiler:
             for _ in range(runs):
-                await op()  # type: ignore[misc]
+                await op()
         found.append(_counts(profiler, runs))
+    cpu = [0.0, 0.0]
+    for _ in range(5):
+        for i, op in enumerate(ops):
+            cpu[i] += await _cpu_us_async(op, runs) / 5
     for close in pair.closers:
         await close()
-    return found[0], found[1]
+    return found[0], found[1], (cpu[0], cpu[1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,14 +243,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in args.pairs or names:
             if name in SYNC_PAIRS:
-                a, b = run_sync(SYNC_PAIRS[name](ctx), args.runs, warmup=50)
+                a, b, cpu = run_sync(SYNC_PAIRS[name](ctx), args.runs, warmup=50)
             else:
 
-                async def go(name: str = name) -> tuple[dict[Key, float], dict[Key, float]]:
+                async def go(name: str = name) -> Found:
                     return await run_async(await ASYNC_PAIRS[name](ctx), args.runs, warmup=50)
 
-                a, b = asyncio.run(go())
-            print(report(name, a, b, args.top), flush=True)
+                a, b, cpu = asyncio.run(go())
+            print(report(name, a, b, args.top, cpu), flush=True)
     finally:
         ctx.close()
     return 0
