@@ -17,6 +17,7 @@ from bench.harness import Comparison, Iterations, Row, compared, pending
 from dbwire.config import DatabaseConfig
 from dbwire.manager import Manager
 
+FIELD = "pool_min_size"
 FIRST_SESSIONS = 20
 MIN_SIZE = 5
 _STATEMENT = text(SELECT_ONE)
@@ -25,7 +26,7 @@ _serial = itertools.count()
 
 def available() -> bool:
     """True once the config model has the field (it lands with the core work)."""
-    return "pool_min_size" in DatabaseConfig.model_fields
+    return FIELD in DatabaseConfig.model_fields
 
 
 def case_pool_min_size(ctx: Context) -> list[Row]:
@@ -84,7 +85,7 @@ def _paired(ctx: Context, threads: int, iterations: Iterations) -> Comparison:
 def _first_sessions(ctx: Context, min_size: int, threads: int) -> float:
     """Build and set up a one-database Manager, then time its first sessions (ns)."""
     name = f"bench_min_{min_size}_{next(_serial)}"
-    fields: dict[str, Any] = {"url": ctx.pg_url, **SAME_POOL, "pool_min_size": min_size}
+    fields: dict[str, Any] = {"url": ctx.pg_url, **SAME_POOL, FIELD: min_size}
     manager = Manager.from_config({"databases": {name: fields}}, ctx.null_logger, environ={})
     try:
         manager.setup()

@@ -3,39 +3,100 @@
 A case that knows its own cause can instead set Row.explanation (bench/collect.py does).
 """
 
+# ruff: noqa: E501 - the Markdown tables below cannot wrap
 from __future__ import annotations
 
-_EVENTS = """\
-**Was OVER (1.19x) until the listeners moved; if it shows OVER again, look here first.**
-Cause (cProfile of 1,000 `connect()` + `SELECT 1`): a single *Connection-level* listener
-(`begin`, `before/after_cursor_execute`) sets `engine._has_events`, and from then on every
-Connection builds a joined dispatcher and runs about 7 event hooks per checkout and statement,
-about 130 more Python calls per operation. Dialect-level listeners (`do_execute`,
-`handle_error`, `do_connect`) cost nothing of the kind.
+_LAYER = """\
+**Against SQLAlchemy without pre-ping, what is left is dbwire's per-checkout and
+per-statement work; on this loaded 2-CPU machine it shows as 1.03-1.15x from run to run.**
+Counted with `python -m bench.calls connect session` (calls do not move with load):
+`db.connect()` + `SELECT 1` makes about 290 Python calls where `engine.connect()` makes 260,
+and `db.session()` about 402 where `sessionmaker(engine).begin()` makes 389. The difference
+is, per operation: the idle-ping check on checkout (`pool._maybe_ping` ->
+`connection_looks_dead` -> one `select()` on the socket, which is how a restarted server is
+noticed without a round trip), the idle stamp on checkin (`pool._stamp`, a clock read), and
+the statement timing that `get_stats()` always keeps (`QueryObserver.record`: two
+`perf_counter()` and a short lock), plus the pool and close hooks (`_checkin`,
+`_close_after_close`). Client CPU per operation (thread time, same command) is about 5-10%
+higher on `connect()` and 3-4% on `session()`; the server's share of the wall time is the
+same on both sides, so the wall-time ratio should sit below the CPU ratio, and does when
+the machine is quiet (1.03-1.04x in the quick runs). Under a load average of 10-16 the
+client's CPU share of each sample grows (the round trip waits for a CPU), which pushes the
+ratio towards the CPU ratio.
 
-Fix, in dbwire now: statements are timed in `do_execute*` DialectEvents
-(`QueryObserver.install`), and the read-only `begin` listener lives only on the read-only
-`execution_options()` engine (`Database._listen_readonly`), so writable connections never
-dispatch it. On a noisy 2-CPU machine the ratio still moves by a few percent run to run."""
+What could still go: the `select()` could be skipped for a connection checked in less than
+a few milliseconds ago (a server restart within that window is caught by the error path and
+`InvalidatePoolError`), and the statement counter could be a lock-free per-thread counter.
+What cannot: restart detection and always-on statistics are promises of the README.
+
+History: this row was OVER at 1.19x (against the *pinging* baseline) while Connection-level
+listeners (`begin`, `before/after_cursor_execute`) were installed: one such listener sets
+`engine._has_events` and every Connection then runs about 7 event hooks per checkout and
+statement. Statements are timed in `do_execute*` DialectEvents now (`QueryObserver.install`)
+and the read-only `begin` listener lives only on the read-only engine; if calls per
+operation jump by ~100 again, look there first."""
+
+_EXECUTE_QUERY = """\
+**Against the raw driver's `SELECT 1` on an open connection, execute_query pays for a pool
+checkout and, where it still goes through SQLAlchemy Core, for Core's transaction and result
+machinery.** Counted with `python -m bench.calls execute_query.postgresql
+execute_query.mariadb execute_query.sqlite execute_query.duckdb` (Python calls per
+operation, dbwire against the floor; client CPU per operation, thread time):
+
+| backend | path | calls/op | round trips | where the extra goes |
+|---|---|--:|--:|---|
+| PostgreSQL (psycopg) | one-round-trip fast path (`fast_path.py`) | 185 vs 60 | 1 vs 1 | pool checkout/checkin (QueuePool's `Condition` lock and queue, the reset `rollback()` that psycopg answers locally), the idle-ping `select()`, `autocommit` switched on and back (local in psycopg, but two generator round trips through `psycopg.waiting.wait`), the statement counter |
+| MariaDB (PyMySQL) | SQLAlchemy Core | 464 vs 166 | 3 vs 1 | Core's `COMMIT` and the pool's reset `ROLLBACK` are two more round trips (`pymysql _execute_command` +2), plus Core's execution context and result object |
+| SQLite (sqlite3) | SQLAlchemy Core | 208 vs 5 | — | the floor is one C call (about 2 us); a pool checkout alone costs more than 10x that, and Core's execution context, cursor result and commit about 100 Python calls more |
+| DuckDB (duckdb) | SQLAlchemy Core | 250 vs 7 | — | Core's `begin()`, `commit()` and the pool's `rollback()` are three DuckDB transaction calls, which cost DuckDB about 1 ms of CPU together: client CPU 1.26 ms against 0.17 ms |
+
+The fix for MariaDB, SQLite and DuckDB is the PostgreSQL one: run the statement on the
+pooled driver connection in autocommit, with no Core transaction (the core work under way
+makes `execute_query` one round trip on every backend). What cannot go without giving up the
+pool is the checkout itself: about 20-40 us of Python on this machine, which is most of the
+1.5x budget on PostgreSQL (floor 40-80 us) and many times the in-process floors of SQLite
+(2 us) and DuckDB; on those two backends 1.5x of the floor is not reachable by anything
+that takes a pooled connection per call."""
+
+_ASYNC_QUERY = """\
+**The async path adds SQLAlchemy's greenlet bridge on top of the sync costs.** Counted with
+`python -m bench.calls async_execute_query.postgresql async_execute_query.mariadb
+async_execute_query.sqlite`: 369 Python calls against raw asyncpg's 79, 867 against
+aiomysql's 250, 761 against aiosqlite's 185. SQLAlchemy's async engine runs its sync core
+in a greenlet (`greenlet_spawn`, 4-9 switches per call), and every `await` inside the
+adapter (checkout, the statement, the reset on checkin) is an event-loop turn
+(`_run_once`, `call_soon`, `select`); on MariaDB and SQLite the statement still goes through
+Core (COMMIT and ROLLBACK are two more round trips on MariaDB, two more thread hops on
+aiosqlite). The direct path (`fast_path.py`) already skips Core for asyncpg, but still checks
+the connection out through `AsyncEngine.connect()` and `run_sync`, which is most of what is
+left: checking the asyncpg connection out of the pool without the greenlet hop, and
+running the statement with `await` on the driver connection directly, would take it close to
+one event-loop turn over the floor. DuckDB has no async driver (SQLAlchemy runs it in a
+thread), so its row has no budget."""
 
 EXPLANATIONS: dict[str, str] = {
-    "connect": _EVENTS,
-    "session": "Same history as **connect**: sessions check out a Connection.\n\n" + _EVENTS,
+    "connect": _LAYER,
+    "session": "The same per-checkout work as **connect** (the numbers are there).\n\n" + _LAYER,
+    "async": "The same per-checkout work as **connect**, on the async pool.\n\n" + _LAYER,
     "threads": "Same history as **connect**: Connection-level listeners.",
+    "async_execute_query": _ASYNC_QUERY,
     "observe": """\
-With query logging on, each statement makes a `LogRecord` (`Logger.makeRecord` and
-`findCaller`'s stack walk dominate) and masks the statement (`QueryObserver._shown`: whitespace
-collapse, password scrub, URL mask). Timing itself is a dialect-level listener and one short
-lock. A row over 1.10x here is logging cost, which the budget includes on purpose.""",
-    "execute_query": """\
-**Was OVER (4.6x the floor) through SQLAlchemy Core**: pre-ping, `BEGIN`, the statement and
-`COMMIT` are four round trips where the floor has one, plus Core's execution machinery.
+**The query log's cost per statement: a `LogRecord` and the secret masking of the statement
+text, both redone for every statement.** Counted with `python -m bench.calls observe`: 543
+Python calls per `db.session()` + `SELECT 1` with observability on against 401 off (client
+CPU about 33% higher). The extra 140 calls are `Logger.makeRecord` and `findCaller`'s stack
+walk (`_is_internal_frame`), and the masking of the logged statement
+(`errors.mask_secret_patterns` -> `_forms`): for each statement the password's quoted forms
+are built again (`urllib.parse.quote` and `quote_plus` 6 times, `str.encode` 12 times,
+`re.sub` 8 times). Timing itself is a dialect-level listener and one short lock, as with
+observability off.
 
-Fix, in dbwire now (`Database._execute_direct`): the SQL is compiled once per string exactly
-as `text()` compiles it (LRU cache), run on the pooled psycopg connection switched to
-autocommit (a client-side flag, no round trip) and switched back, with errors wrapped into the
-same SQLAlchemy/dbwire classes and the statement counted by the observer. Read-only databases
-and drivers that cannot switch autocommit locally keep the Core path.""",
+What could go: the secret's quoted forms depend only on the secret, so they can be built
+once per Database (or per credential rotation) instead of once per statement, which removes
+about half of the extra calls; `stacklevel`/`findCaller` can be skipped by logging with
+`stack_info=False` through `Logger.handle` of a prebuilt record. What cannot: a query log
+makes one record per statement; the budget includes that on purpose.""",
+    "execute_query": _EXECUTE_QUERY,
     "pre_ping": """\
 **Was OVER (1.21-1.26x)**: SQLAlchemy's `pool_pre_ping` runs `SELECT 1` on every checkout.
 

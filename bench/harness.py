@@ -29,7 +29,7 @@ class Iterations:
         )
 
 
-FULL = Iterations(samples=3000, warmup=300)
+FULL = Iterations(samples=2000, warmup=200)
 QUICK = Iterations(samples=12, warmup=3)
 
 
