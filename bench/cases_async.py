@@ -11,7 +11,7 @@ from sqlalchemy.pool import QueuePool
 
 from bench.cases_sync import LAYER_BUDGET, NO_PING_NOTE, NO_PING_POOL, SAME_POOL
 from bench.context import SELECT_ONE, Context
-from bench.harness import Comparison, Row, Stats, compared, interleave_async, time_one_async
+from bench.harness import Comparison, Row, Stats, compared, failed, interleave_async, time_one_async
 from bench.targets import MARIADB, POSTGRESQL, SQLITE, Target
 
 _STATEMENT = text(SELECT_ONE)
@@ -33,7 +33,11 @@ def case_async(ctx: Context) -> list[Row]:
 async def _case_async(ctx: Context) -> list[Row]:
     rows: list[Row] = []
     for target in (POSTGRESQL, MARIADB, SQLITE):
-        rows += await _target_rows(ctx, target)
+        try:
+            rows += await _target_rows(ctx, target)
+        except Exception as exc:  # one backend's failure leaves the others' rows
+            operation = f"{target.label}: `db.async_session()` + `SELECT 1` + commit"
+            rows.append(failed("async", operation, exc, **target.extra(is_async=True)))
     return rows
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import dbwire
 from bench.cases_sync import SAME_POOL, core_execute_query, database, no_ping_engine
 from bench.context import SELECT_ONE, Context
-from bench.harness import Budget, Comparison, Row, compared, interleave, interleave_async
+from bench.harness import Budget, Comparison, Row, compared, failed, interleave, interleave_async
 from bench.targets import DUCKDB, TARGETS, Target
 
 EXECUTE_QUERY_BUDGET = Budget(1.5, "<= 1.5x the raw driver", metric="floor")
@@ -46,21 +46,28 @@ def _database(ctx: Context, target: Target, name: str) -> dbwire.Database:
 
 def case_execute_query(ctx: Context) -> list[Row]:
     rows: list[Row] = []
+    operation = '`db.execute_query("SELECT 1")`'
     for target in TARGETS:
-        db = _database(ctx, target, f"bench_query_{target.key}")
-        db.execute_query(SELECT_ONE)  # the file, the pool's first connection
-        timing = interleave(_query(db), target.sync_floor(ctx), ctx.iterations)
-        rows.append(
-            _query_row(
-                target,
-                is_async=False,
-                operation='`db.execute_query("SELECT 1")`',
-                timing=timing,
-                budgeted=True,
+        try:
+            db = _database(ctx, target, f"bench_query_{target.key}")
+            db.execute_query(SELECT_ONE)  # the file, the pool's first connection
+            timing = interleave(_query(db), target.sync_floor(ctx), ctx.iterations)
+            rows.append(
+                _query_row(
+                    target, is_async=False, operation=operation, timing=timing, budgeted=True
+                )
             )
-        )
-        if target.key == "postgresql":
-            rows.append(_against_core(ctx, db))
+            if target.key == "postgresql":
+                rows.append(_against_core(ctx, db))
+        except Exception as exc:  # one backend's failure leaves the others' rows
+            rows.append(
+                failed(
+                    "execute_query",
+                    f"{target.label}: {operation}",
+                    exc,
+                    **target.extra(is_async=False),
+                )
+            )
     return rows
 
 
@@ -93,26 +100,42 @@ def case_async_execute_query(ctx: Context) -> list[Row]:
 
 async def _case_async_execute_query(ctx: Context) -> list[Row]:
     rows: list[Row] = []
+    operation = '`await db.async_execute_query("SELECT 1")`'
     for target in TARGETS:
-        db = target.database(ctx, f"bench_async_query_{target.key}")
-        floor, close = await target.async_floor(ctx)
         try:
-            await db.async_execute_query(SELECT_ONE)
-
-            async def with_dbwire(db: dbwire.Database = db) -> None:
-                await db.async_execute_query(SELECT_ONE)
-
-            timing = await interleave_async(with_dbwire, floor, ctx.iterations)
-        finally:
-            await close()
-            await db.aclose()
+            timing = await _async_timing(ctx, target)
+        except Exception as exc:  # one backend's failure leaves the others' rows
+            rows.append(
+                failed(
+                    "async_execute_query",
+                    f"{target.label}: {operation}",
+                    exc,
+                    **target.extra(is_async=True),
+                )
+            )
+            continue
         rows.append(
             _query_row(
                 target,
                 is_async=True,
-                operation='`await db.async_execute_query("SELECT 1")`',
+                operation=operation,
                 timing=timing,
                 budgeted=target is not DUCKDB,
             )
         )
     return rows
+
+
+async def _async_timing(ctx: Context, target: Target) -> Comparison:
+    db = target.database(ctx, f"bench_async_query_{target.key}")
+    floor, close = await target.async_floor(ctx)
+    try:
+        await db.async_execute_query(SELECT_ONE)
+
+        async def with_dbwire() -> None:
+            await db.async_execute_query(SELECT_ONE)
+
+        return await interleave_async(with_dbwire, floor, ctx.iterations)
+    finally:
+        await close()
+        await db.aclose()

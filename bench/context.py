@@ -44,9 +44,7 @@ class Context:
         if self._server is None:
             from servers import PostgresServer
 
-            server = PostgresServer.from_env() or PostgresServer()
-            self._server = server
-            server.start()
+            self._server = _started(lambda: PostgresServer.from_env() or PostgresServer())
         url: str = self._server.url
         return url
 
@@ -56,9 +54,9 @@ class Context:
         if self._mysql_server is None:
             from servers import MYSQL_URL_ENV, MariaDBServer
 
-            server = MariaDBServer.from_env(MYSQL_URL_ENV) or MariaDBServer()
-            self._mysql_server = server
-            server.start()
+            self._mysql_server = _started(
+                lambda: MariaDBServer.from_env(MYSQL_URL_ENV) or MariaDBServer()
+            )
         url: str = self._mysql_server.url
         return url
 
@@ -156,6 +154,26 @@ class Context:
             self._tmp.cleanup()
         if errors:
             raise errors[0]
+
+
+def _started(make: Callable[[], Any], attempts: int = 2) -> Any:
+    """A started server; a failed start is cleaned up and tried once more on a new one.
+
+    On a machine shared with other test runs, mariadb-install-db has been seen to fail when
+    another run's cleanup removed its temporary table files from /tmp; a second fresh
+    server gets past that. A server that fails twice is a real failure and is raised.
+    """
+    for attempt in range(attempts):
+        server = make()
+        try:
+            server.start()
+        except Exception:
+            server.cleanup()
+            if attempt == attempts - 1:
+                raise
+            continue
+        return server
+    raise AssertionError("unreachable")
 
 
 def _null_logger() -> logging.Logger:

@@ -7,6 +7,7 @@ import pstats
 import statistics
 import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -343,6 +344,19 @@ def compared(
         **fields,
     )
     return row.judge()
+
+
+def failed(case: str, operation: str, exc: BaseException, **extra: Any) -> Row:
+    """An "error" row for one part of a case, so the case's other rows are still made."""
+    traceback.print_exception(exc)
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return Row(
+        case=case,
+        operation=operation,
+        status="error",
+        note=f"{type(exc).__name__}: {first}",
+        extra=dict(extra),
+    )
 
 
 def pending(case: str, operation: str, reason: str, budget: Budget | None = None) -> Row:

@@ -109,3 +109,90 @@ def _check_new_rows(rows: list[dict[str, Any]]) -> None:
     assert budget_limit(observe) == 1.10
     (imported,) = [r for r in rows if r["case"] == "import"]
     assert imported["budget"]["metric"] == "delta_ms" and budget_limit(imported) == 50.0
+
+
+# -- the report, without servers ---------------------------------------------------------
+def _rows() -> list[Any]:
+    from bench.harness import Budget, Comparison, compared
+
+    fast = Comparison.of([100.0, 110.0, 90.0], [100.0, 100.0, 100.0], calls=(290.0, 260.0))
+    slow = Comparison.of([200.0, 210.0, 190.0], [100.0, 100.0, 100.0])
+    budget = Budget(1.5, "<= 1.5x the raw driver", metric="floor")
+    return [
+        compared(
+            "execute_query",
+            "fast",
+            "raw",
+            fast,
+            floor=fast.b,
+            budget=budget,
+            paired_floor_ratio=fast.ratio,
+        ),
+        compared(
+            "execute_query",
+            "slow",
+            "raw",
+            slow,
+            floor=slow.b,
+            budget=budget,
+            paired_floor_ratio=slow.ratio,
+        ),
+        compared(
+            "nowhere",
+            "slow, unexplained",
+            "raw",
+            slow,
+            floor=slow.b,
+            budget=budget,
+            paired_floor_ratio=slow.ratio,
+        ),
+    ]
+
+
+def test_rows_are_judged_against_the_paired_floor_and_carry_call_counts() -> None:
+    fast, slow, _ = _rows()
+    assert (fast.status, slow.status) == ("PASS", "OVER")
+    assert slow.budget_value() == 2.0
+    assert fast.extra["calls_per_op"] == [290.0, 260.0]
+    assert "calls_per_op" not in slow.extra
+
+
+def test_over_rows_show_their_explanation_or_say_none_was_written() -> None:
+    import datetime as dt
+
+    from bench import report
+    from bench.explanations import EXPLANATIONS
+
+    info = report.machine(None)
+    info["load_average"] = [9.5, 9.0, 8.0]
+    info["cpus"] = 2
+    text = report.markdown(
+        _rows(),
+        command="python -m bench",
+        when=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        info=info,
+        quick=False,
+        samples=3,
+        seconds=1.0,
+    )
+    assert "This run: 1 of 3 budget rows PASS; OVER: execute_query (slow), nowhere" in text
+    assert EXPLANATIONS["execute_query"].strip().splitlines()[0] in text
+    assert "No explanation written yet: profile it with `python -m bench nowhere --profile`" in text
+    assert "**Made under load**" in text
+    assert "| 290; 260 |" in text
+
+
+def test_every_budget_case_has_an_explanation_ready_for_an_over_row() -> None:
+    from bench.explanations import EXPLANATIONS
+
+    budgeted = {
+        "connect",
+        "session",
+        "async",
+        "execute_query",
+        "async_execute_query",
+        "observe",
+        "pre_ping",
+        "health",
+    }
+    assert budgeted <= set(EXPLANATIONS)
