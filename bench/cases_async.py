@@ -7,23 +7,13 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import QueuePool
 
 from bench.cases_sync import LAYER_BUDGET, NO_PING_NOTE, NO_PING_POOL, SAME_POOL
 from bench.context import SELECT_ONE, Context
 from bench.harness import Comparison, Row, Stats, compared, failed, interleave_async, time_one_async
-from bench.targets import MARIADB, POSTGRESQL, SQLITE, Target
+from bench.targets import MARIADB, POSTGRESQL, SQLITE, Target, fill_async_pool
 
 _STATEMENT = text(SELECT_ONE)
-
-
-async def _fill_pool(engine: AsyncEngine) -> None:
-    """Open the whole pool, so a one-task loop rotates over every connection (FIFO)."""
-    pool = engine.sync_engine.pool
-    size = pool.size() if isinstance(pool, QueuePool) else 1
-    held = [await engine.connect().start() for _ in range(size)]
-    for conn in held:
-        await conn.close()
 
 
 def case_async(ctx: Context) -> list[Row]:
@@ -57,7 +47,7 @@ async def _target_rows(ctx: Context, target: Target) -> list[Row]:
     engines: list[AsyncEngine] = []
     timings: list[Comparison] = []
     try:
-        await _fill_pool(db.async_engine)
+        await fill_async_pool(db.async_engine)
 
         async def with_dbwire() -> None:
             async with db.async_session() as session:
@@ -67,7 +57,7 @@ async def _target_rows(ctx: Context, target: Target) -> list[Row]:
         for _, options, _ in baselines:
             engine = create_async_engine(target.sa_url(ctx, True), **options)
             engines.append(engine)
-            await _fill_pool(engine)
+            await fill_async_pool(engine)
             factory = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
             async def with_sqlalchemy(factory: Any = factory) -> None:

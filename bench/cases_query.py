@@ -9,7 +9,7 @@ import dbwire
 from bench.cases_sync import SAME_POOL, core_execute_query, database, no_ping_engine
 from bench.context import SELECT_ONE, Context
 from bench.harness import Budget, Comparison, Row, compared, failed, interleave, interleave_async
-from bench.targets import DUCKDB, TARGETS, Target
+from bench.targets import DUCKDB, TARGETS, Target, fill_async_pool, fill_pool
 
 EXECUTE_QUERY_BUDGET = Budget(1.5, "<= 1.5x the raw driver", metric="floor")
 ASYNC_NOTE = "the async floor: SQLAlchemy's async engine runs DuckDB in a thread, so does this"
@@ -41,7 +41,10 @@ def _query_row(
 def _database(ctx: Context, target: Target, name: str) -> dbwire.Database:
     if target.key == "postgresql":
         return database(ctx, name, **SAME_POOL)  # the pool on the run's shared connections
-    return target.database(ctx, name)
+    db = target.database(ctx, name)
+    if target.is_server:
+        fill_pool(db.engine)
+    return db
 
 
 def case_execute_query(ctx: Context) -> list[Row]:
@@ -130,6 +133,8 @@ async def _async_timing(ctx: Context, target: Target) -> Comparison:
     db = target.database(ctx, f"bench_async_query_{target.key}")
     floor, close = await target.async_floor(ctx)
     try:
+        if target.is_server:
+            await fill_async_pool(db.async_engine)
         await db.async_execute_query(SELECT_ONE)
 
         async def with_dbwire() -> None:

@@ -208,12 +208,14 @@ def case_session(ctx: Context) -> list[Row]:
 
 def _mariadb_session(ctx: Context) -> Row:
     """The same on MariaDB (PyMySQL), against SQLAlchemy's pool without pre-ping."""
-    from bench.targets import MARIADB
+    from bench.targets import MARIADB, fill_pool
 
     db = MARIADB.database(ctx, "bench_session_mariadb", **SAME_POOL)
     engine = create_engine(MARIADB.sa_url(ctx, False), **NO_PING_POOL)
     ctx.on_close(engine.dispose)
     factory = sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    fill_pool(db.engine)
+    fill_pool(engine)
 
     def with_dbwire() -> None:
         with db.session() as session:

@@ -1,20 +1,26 @@
-"""The four backends and their raw drivers' floors: `SELECT 1` on one open connection.
+"""The four backends and their raw drivers' floors: `SELECT 1` on an open connection.
 
 A floor is what the driver alone costs, with nothing of SQLAlchemy or dbwire on top: the
-connection is opened once, in autocommit, and each call is one `SELECT 1` and its rows.
+connections are opened once, in autocommit, and each call is one `SELECT 1` and its rows.
+On the servers the floor takes turns over FLOOR_CONNECTIONS connections, as dbwire's
+filled pool does (fill_pool); the embedded databases use one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 
 import dbwire
-from bench.context import SELECT_ONE, Context
+from bench.context import FLOOR_CONNECTIONS, SELECT_ONE, Context
 
 Op = Callable[[], None]
 AsyncOp = Callable[[], Awaitable[None]]
@@ -45,6 +51,28 @@ class Target:
         return {"backend": self.key, "driver": driver or f"{self.sync_driver} in a thread"}
 
 
+def fill_pool(engine: Engine) -> None:
+    """Open the whole pool, so a one-thread loop rotates over every connection (FIFO).
+
+    The floors rotate over FLOOR_CONNECTIONS connections too: on a loaded machine one
+    server process's (or thread's) luck with the scheduler otherwise decides a ratio; one
+    connection per side moved the MariaDB ratio between 0.9x and 8x from run to run.
+    """
+    size = engine.pool.size() if isinstance(engine.pool, QueuePool) else 1
+    held = [engine.connect() for _ in range(size)]
+    for conn in held:
+        conn.close()
+
+
+async def fill_async_pool(engine: AsyncEngine) -> None:
+    """fill_pool() for an async engine."""
+    pool = engine.sync_engine.pool
+    size = pool.size() if isinstance(pool, QueuePool) else 1
+    held = [await engine.connect().start() for _ in range(size)]
+    for conn in held:
+        await conn.close()
+
+
 def mysql_params(url: str) -> dict[str, Any]:
     """PyMySQL connect() keywords for a mysql:// URL (aiomysql calls `database` `db`)."""
     parsed = make_url(url)
@@ -61,23 +89,33 @@ def mysql_params(url: str) -> dict[str, Any]:
 async def _asyncpg_floor(ctx: Context) -> tuple[AsyncOp, Callable[[], Awaitable[None]]]:
     import asyncpg
 
-    conn = await asyncpg.connect(ctx.pg_url)
+    conns = [await asyncpg.connect(ctx.pg_url) for _ in range(FLOOR_CONNECTIONS)]
+    turn = itertools.cycle(conns)
 
     async def op() -> None:
-        await conn.fetch(SELECT_ONE)
+        await next(turn).fetch(SELECT_ONE)
 
-    return op, conn.close
+    async def close() -> None:
+        for conn in conns:
+            await conn.close()
+
+    return op, close
 
 
 # -- MariaDB ----------------------------------------------------------------------------
 def _pymysql_floor(ctx: Context) -> Op:
     import pymysql
 
-    conn = pymysql.connect(**mysql_params(ctx.mysql_url), autocommit=True)
-    ctx.on_close(conn.close)
+    conns = [
+        pymysql.connect(**mysql_params(ctx.mysql_url), autocommit=True)
+        for _ in range(FLOOR_CONNECTIONS)
+    ]
+    for conn in conns:
+        ctx.on_close(conn.close)
+    turn = itertools.cycle(conns)
 
     def op() -> None:
-        with conn.cursor() as cur:
+        with next(turn).cursor() as cur:
             cur.execute(SELECT_ONE)
             cur.fetchall()
 
@@ -89,15 +127,17 @@ async def _aiomysql_floor(ctx: Context) -> tuple[AsyncOp, Callable[[], Awaitable
 
     params = mysql_params(ctx.mysql_url)
     params["db"] = params.pop("database")
-    conn = await aiomysql.connect(**params, autocommit=True)
+    conns = [await aiomysql.connect(**params, autocommit=True) for _ in range(FLOOR_CONNECTIONS)]
+    turn = itertools.cycle(conns)
 
     async def op() -> None:
-        async with conn.cursor() as cur:
+        async with next(turn).cursor() as cur:
             await cur.execute(SELECT_ONE)
             await cur.fetchall()
 
     async def close() -> None:
-        conn.close()
+        for conn in conns:
+            conn.close()
 
     return op, close
 
