@@ -72,6 +72,8 @@ class DatabaseConfig(BaseModel):
     create_db: bool = False
     pool_size: int | None = Field(default=None, ge=0)
     max_overflow: int | None = Field(default=None, ge=-1)
+    # Connections opened in the background when the engine is created, and kept pooled.
+    pool_min_size: int = Field(default=0, ge=0)
     pool_timeout: float | None = Field(default=None, gt=0)
     pool_recycle: int | None = None
     pool_pre_ping: bool | None = None

@@ -32,7 +32,7 @@ from dbwire.errors import (
 )
 from dbwire.fast_path import FastPath, collect
 from dbwire.observe import QueryObserver, QueryStats
-from dbwire.pool import name_pool
+from dbwire.pool import check_min_size, name_pool
 from dbwire.types import HealthResult, PoolStatus
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from dbwire.types import TableSchema
 
 QueryResult = tuple[list[str], list[dict[str, Any]]]
+_POOL_SIZES = {"pool_size", "max_overflow"}
 
 
 class Database:
@@ -70,6 +71,9 @@ class Database:
         self.backend: Backend = registry.get(backend_key)(config)
         # Refuse what the drivers would choke on now, not at the first connect.
         self.backend.validate()
+        # pool_min_size against the pool it fills: the config's sizes, else the backend's.
+        sizes = config.model_dump(include=_POOL_SIZES, exclude_none=True)
+        check_min_size(self.name, config.pool_min_size, {**self.backend.pool_defaults(), **sizes})
         self._lock = threading.RLock()
         self._closed = False
         # The sync engine and one async engine per event loop, with their hooks.
