@@ -37,41 +37,42 @@ and the read-only `begin` listener lives only on the read-only engine; if calls 
 operation jump by ~100 again, look there first."""
 
 _EXECUTE_QUERY = """\
-**Against the raw driver's `SELECT 1` on an open connection, execute_query pays for a pool
-checkout and, where it still goes through SQLAlchemy Core, for Core's transaction and result
-machinery.** Counted with `python -m bench.calls execute_query.postgresql
-execute_query.mariadb execute_query.sqlite execute_query.duckdb` (Python calls per
-operation, dbwire against the floor; client CPU per operation, thread time):
+**One round trip on every backend now; what is left over the raw driver is the pool
+checkout and checkin, which on the embedded databases is many times the floor itself.**
+Counted with `python -m bench.calls execute_query.postgresql execute_query.mariadb
+execute_query.sqlite execute_query.duckdb` (Python calls per operation against the floor;
+client CPU per operation, thread time, on the loaded machine), and for the pool alone
+`engine.raw_connection().close()` on the same engine:
 
-| backend | path | calls/op | round trips | where the extra goes |
-|---|---|--:|--:|---|
-| PostgreSQL (psycopg) | one-round-trip fast path (`fast_path.py`) | 185 vs 60 | 1 vs 1 | pool checkout/checkin (QueuePool's `Condition` lock and queue, the reset `rollback()` that psycopg answers locally), the idle-ping `select()`, `autocommit` switched on and back (local in psycopg, but two generator round trips through `psycopg.waiting.wait`), the statement counter |
-| MariaDB (PyMySQL) | SQLAlchemy Core | 464 vs 166 | 3 vs 1 | Core's `COMMIT` and the pool's reset `ROLLBACK` are two more round trips (`pymysql _execute_command` +2), plus Core's execution context and result object |
-| SQLite (sqlite3) | SQLAlchemy Core | 208 vs 5 | — | the floor is one C call (about 2 us); a pool checkout alone costs more than 10x that, and Core's execution context, cursor result and commit about 100 Python calls more |
-| DuckDB (duckdb) | SQLAlchemy Core | 250 vs 7 | — | Core's `begin()`, `commit()` and the pool's `rollback()` are three DuckDB transaction calls, which cost DuckDB about 1 ms of CPU together: client CPU 1.26 ms against 0.17 ms |
+| backend | calls/op | client CPU | pool checkout + checkin alone | where the rest goes |
+|---|--:|--:|--:|---|
+| PostgreSQL (psycopg) | 181 vs 60 | 125 us vs 42 us | 76 calls, 27 us | `autocommit` switched on and back (local in psycopg, but each a generator run through `psycopg.waiting.wait`), the idle-ping `select()`, plan cache, dict rows, the statement counter |
+| MariaDB (PyMySQL) | 261 vs 167 | 88 us vs 34 us | 114 calls, 32 us | the pool (with the idle-ping `select()`), plan, dict rows, counter |
+| SQLite (sqlite3) | 82 vs 5 | 17 us vs 1.2 us | 57 calls, 10 us | the floor is one C call; the pool alone is 8x it |
+| DuckDB (duckdb) | 93 vs 7 | 215 us vs 126 us | 64 calls, 174 us | the pool's reset on checkin: a DuckDB `rollback()` costs about as much as the `SELECT 1` |
 
-The fix for MariaDB, SQLite and DuckDB is the PostgreSQL one: run the statement on the
-pooled driver connection in autocommit, with no Core transaction (the core work under way
-makes `execute_query` one round trip on every backend). What cannot go without giving up the
-pool is the checkout itself: about 20-40 us of Python on this machine, which is most of the
-1.5x budget on PostgreSQL (floor 40-80 us) and many times the in-process floors of SQLite
-(2 us) and DuckDB; on those two backends 1.5x of the floor is not reachable by anything
-that takes a pooled connection per call."""
+Why it cannot all go: a pooled connection per call is what makes execute_query safe from
+any thread and able to recover from a dropped connection; SQLAlchemy's QueuePool checkout
+and checkin (a `Condition`-guarded queue, the fairy, the reset) cost 10-30 us of Python on
+this machine, which alone exceeds 0.5x of the SQLite floor (2 us) and is most of the 0.5x
+of the PostgreSQL and MariaDB floors (40-80 us). What could still go: the reset on checkin
+after a statement that ran in autocommit has nothing to roll back (a pool `reset` listener
+can skip it: on DuckDB that is about half of the remaining cost), and on PostgreSQL the two
+`autocommit` switches could be one by leaving pooled connections in autocommit between
+Core checkouts, as the MariaDB backend already does."""
 
 _ASYNC_QUERY = """\
-**The async path adds SQLAlchemy's greenlet bridge on top of the sync costs.** Counted with
-`python -m bench.calls async_execute_query.postgresql async_execute_query.mariadb
-async_execute_query.sqlite`: 369 Python calls against raw asyncpg's 79, 867 against
-aiomysql's 250, 761 against aiosqlite's 185. SQLAlchemy's async engine runs its sync core
-in a greenlet (`greenlet_spawn`, 4-9 switches per call), and every `await` inside the
-adapter (checkout, the statement, the reset on checkin) is an event-loop turn
-(`_run_once`, `call_soon`, `select`); on MariaDB and SQLite the statement still goes through
-Core (COMMIT and ROLLBACK are two more round trips on MariaDB, two more thread hops on
-aiosqlite). The direct path (`fast_path.py`) already skips Core for asyncpg, but still checks
-the connection out through `AsyncEngine.connect()` and `run_sync`, which is most of what is
-left: checking the asyncpg connection out of the pool without the greenlet hop, and
-running the statement with `await` on the driver connection directly, would take it close to
-one event-loop turn over the floor. DuckDB has no async driver (SQLAlchemy runs it in a
+**The async path pays the sync path's pool costs plus SQLAlchemy's greenlet bridge.**
+Counted with `python -m bench.calls async_execute_query.postgresql
+async_execute_query.mariadb async_execute_query.sqlite`: 227 Python calls against raw
+asyncpg's 80 (client CPU 170 us vs 40 us), 416 against aiomysql's 251 (230 us vs 76 us),
+385 against aiosqlite's 185 (261 us vs 69 us). The statement already runs in one greenlet
+(`fast_path.async_execute`, one `greenlet_spawn`), but each await inside SQLAlchemy's
+adapters (the checkout, the statement, the checkin) is a greenlet switch back to the event
+loop (3 switches on asyncpg, 7-9 on aiomysql and aiosqlite) plus the pool checkout and
+checkin of the sync path. Taking the driver connection out of the pool once and awaiting the
+driver directly would leave about one pool checkout over the floor; what cannot go is that
+checkout (see **execute_query**). DuckDB has no async driver (SQLAlchemy runs it in a
 thread), so its row has no budget."""
 
 EXPLANATIONS: dict[str, str] = {
