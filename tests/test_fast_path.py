@@ -8,6 +8,7 @@ with the same read-only guard, counters and error translation.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -36,6 +37,7 @@ async def test_async_execute_query_sends_only_the_statement_on_asyncpg(pg_url: s
         sent.clear()
         columns, rows = await db.async_execute_query("SELECT CAST(:x AS int) AS x", {"x": 5})
         assert (columns, rows) == (["x"], [{"x": 5}])
+        await asyncio.sleep(0.05)
         assert sent == []  # no BEGIN, no COMMIT: the statement alone
         # An empty result still names its columns, as the sync path does.
         assert await db.async_execute_query("SELECT 1 AS a WHERE false") == (["a"], [])
@@ -43,6 +45,7 @@ async def test_async_execute_query_sends_only_the_statement_on_asyncpg(pg_url: s
         db._direct_queries[True] = False
         sent.clear()
         await db.async_execute_query("SELECT 2 AS two")
+        await asyncio.sleep(0.05)  # asyncpg calls its query loggers with loop.call_soon
         assert sent == ["BEGIN;", "COMMIT;"]
         db._direct_queries[True] = True
         queries = db.get_stats().queries
@@ -73,6 +76,7 @@ async def test_async_fast_path_keeps_readonly_in_both_layers(pg_url: str) -> Non
         sent.clear()
         with pytest.raises(ReadOnlyError, match="CREATE"):
             await db.async_execute_query("CREATE TABLE fast_ro_t (v int)")
+        await asyncio.sleep(0.05)
         assert sent == []
         # ... and the server's read-only default holds in autocommit (layer 1): a write
         # the guard lets through as a read is refused by PostgreSQL itself.

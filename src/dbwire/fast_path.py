@@ -48,31 +48,37 @@ class FastPath:
         db = self.db
         return not db.config.readonly or db.backend.readonly_in_autocommit
 
-    def execute(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult | None:
-        """execute_query() on the sync engine's pooled driver connection: one round trip.
+    def execute(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult:
+        """execute_query() on the sync engine: the direct path where it can, else Core's."""
+        return self.query(self.db.engine, sql, params, is_async=False)
 
-        Returns None where the driver cannot switch autocommit locally (Core's path is
-        used instead).
-        """
-        if not self.enabled[False]:
-            return None
-        return self.on_engine(self.db.engine, sql, params, is_async=False)
-
-    async def async_execute(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult | None:
+    async def async_execute(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult:
         """execute() on the running loop's async engine: the same code, in one greenlet.
 
-        The async drivers (asyncpg, aiomysql, aiosqlite, DuckDB's thread) run through
-        SQLAlchemy's adapters, so checkout, statement and checkin cost one greenlet hop.
+        SQLAlchemy's adapters run the async drivers (asyncpg, aiomysql, aiosqlite, DuckDB's
+        thread) under its sync API inside greenlet_spawn, so the sync code is the async
+        code: checkout, statement and checkin cost one greenlet hop.
         """
-        if not self.enabled[True]:
-            return None
         from sqlalchemy.util import greenlet_spawn
 
         engine = self.db.async_engine.sync_engine
-        result: QueryResult | None = await greenlet_spawn(
-            self.on_engine, engine, sql, params, is_async=True
-        )
+        result: QueryResult = await greenlet_spawn(self.query, engine, sql, params, is_async=True)
         return result
+
+    def query(
+        self, engine: Engine, sql: str, params: Mapping[str, Any] | None, *, is_async: bool
+    ) -> QueryResult:
+        """One statement on engine: in autocommit on the driver connection where possible,
+        else through a Core Connection (BEGIN, statement, COMMIT)."""
+        if self.enabled[is_async] and self.may_go_direct():
+            direct = self.on_engine(engine, sql, params, is_async=is_async)
+            if direct is not None:
+                return direct
+        with engine.connect() as conn:
+            result = conn.execute(text(sql), dict(params or {}))
+            columns, rows = collect(result)
+            conn.commit()
+        return columns, rows
 
     def on_engine(
         self, engine: Engine, sql: str, params: Mapping[str, Any] | None, *, is_async: bool
