@@ -8,7 +8,10 @@ from __future__ import annotations
 
 _LAYER = """\
 **Against SQLAlchemy without pre-ping, what is left is dbwire's per-checkout and
-per-statement work; on this loaded 2-CPU machine it shows as 1.03-1.15x from run to run.**
+per-statement work; on this loaded 2-CPU machine it shows as 1.02-1.15x from run to run.**
+Full runs on this branch at load averages of 10-30 gave, for `connect()`: 1.15x, 1.06x,
+1.02x, 1.07x; PostgreSQL `session()`: 1.08x, 1.08x, 1.03x; MariaDB `session()`: 1.08x,
+1.06x, 1.09x; `async_session()` 0.99-1.13x on PostgreSQL and 0.95-1.00x on MariaDB.
 Counted with `python -m bench.calls connect session` (calls do not move with load):
 `db.connect()` + `SELECT 1` makes about 290 Python calls where `engine.connect()` makes 260,
 and `db.session()` about 402 where `sessionmaker(engine).begin()` makes 389. The difference
@@ -19,10 +22,10 @@ the statement timing that `get_stats()` always keeps (`QueryObserver.record`: tw
 `perf_counter()` and a short lock), plus the pool and close hooks (`_checkin`,
 `_close_after_close`). Client CPU per operation (thread time, same command) is about 5-10%
 higher on `connect()` and 3-4% on `session()`; the server's share of the wall time is the
-same on both sides, so the wall-time ratio should sit below the CPU ratio, and does when
-the machine is quiet (1.03-1.04x in the quick runs). Under a load average of 10-16 the
-client's CPU share of each sample grows (the round trip waits for a CPU), which pushes the
-ratio towards the CPU ratio.
+same on both sides, so on a quiet machine the wall-time ratio sits below the CPU ratio.
+Under a load average of 10-30 each round trip also waits for a CPU, and a sample that does
+more client work loses its CPU more often, which pushes the ratio towards the CPU ratio.
+MariaDB's `session()` adds 16 calls (548 against 532), the same hooks.
 
 What could still go: the `select()` could be skipped for a connection checked in less than
 a few milliseconds ago (a server restart within that window is caught by the error path and

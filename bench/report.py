@@ -241,6 +241,7 @@ def markdown(
     over_cases = list(dict.fromkeys(row.case for row in rows if row.status in ("OVER", "error")))
     if not over_cases:
         lines.append("None: every budget row is PASS.")
+    written: dict[str, str] = {}  # explanation -> the case under which it was written out
     for case in over_cases:
         case_rows = [row for row in rows if row.case == case and row.status in ("OVER", "error")]
         lines += [f"### {case}", ""]
@@ -257,7 +258,10 @@ def markdown(
         explanation = explanation or EXPLANATIONS.get(case)
         if any(row.status == "error" for row in case_rows):
             lines += ["The case failed; its traceback is in the run's output.", ""]
-        if explanation:
+        if explanation and explanation in written:
+            lines += [f"The same cause as **{written[explanation]}** above.", ""]
+        elif explanation:
+            written[explanation] = case
             lines += [explanation.strip(), ""]
         elif not any(row.status == "error" for row in case_rows):
             lines += [
