@@ -61,7 +61,11 @@ def case_pool_min_size(ctx: Context) -> list[Row]:
                     f"time of all {FIRST_SESSIONS} sessions together, a new Manager per sample; "
                     "setup itself is not timed, and its health check leaves one connection "
                     "in the pool either way, so one-after-another needs no new connection; "
-                    "the threads' burst needs five"
+                    "the threads' burst needs five. With connections opened ahead the pool "
+                    "hands them out first in, first out, so even one-after-another sessions "
+                    "rotate over five fresh server backends (and the idle-ping of "
+                    "connections opened more than pre_ping_idle ago): on loopback, where a "
+                    "connect costs a few ms, that can cost more than it saves"
                 ),
                 extra={"backend": "postgresql", "driver": "psycopg", "threads": threads},
             )
