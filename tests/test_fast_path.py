@@ -266,3 +266,35 @@ async def test_mysql_core_transactions_survive_the_direct_path(mysql_url: str) -
         db.execute_query("DROP TABLE fast_my_txn")
     finally:
         await db.aclose()
+
+
+def test_mysql_connection_killed_while_autocommit_was_left_on(mysql_url: str) -> None:
+    """The autocommit switch-back meets a connection the server dropped: the session gets
+    a fresh connection instead of an error."""
+    db = Database(DatabaseConfig(name="fast_my_kill", url=mysql_url, pool_size=1, max_overflow=0))
+    killer = Database(DatabaseConfig(name="fast_my_killer", url=mysql_url))
+    try:
+        rows = db.execute_query("SELECT CONNECTION_ID() AS id")[1]  # leaves autocommit on
+        killer.execute_query(f"KILL {int(rows[0]['id'])}")
+        with db.session() as session:
+            assert session.execute(text("SELECT 1")).scalar() == 1
+            new_id = session.execute(text("SELECT CONNECTION_ID()")).scalar()
+        assert new_id != rows[0]["id"]
+    finally:
+        killer.close()
+        db.close()
+
+
+async def test_aiomysql_connection_killed_while_autocommit_was_left_on(mysql_url: str) -> None:
+    db = Database(DatabaseConfig(name="fast_aio_kill", url=mysql_url, pool_size=1, max_overflow=0))
+    killer = Database(DatabaseConfig(name="fast_aio_killer", url=mysql_url))
+    try:
+        rows = (await db.async_execute_query("SELECT CONNECTION_ID() AS id"))[1]
+        killer.execute_query(f"KILL {int(rows[0]['id'])}")
+        await asyncio.sleep(0.1)
+        async with db.async_session() as session:
+            new_id = (await session.execute(text("SELECT CONNECTION_ID()"))).scalar()
+        assert new_id != rows[0]["id"]
+    finally:
+        killer.close()
+        await db.aclose()

@@ -181,7 +181,14 @@ def install_autocommit_reset(engine: Engine, backend: Backend) -> None:
 
     def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         if not _DIRECT.get() and record.info.pop(AUTOCOMMIT_LEFT_ON, False):
-            backend.set_autocommit(dbapi_connection, False)
+            try:
+                backend.set_autocommit(dbapi_connection, False)
+            except Exception as exc:
+                # A connection the server dropped while pooled: the pool retries with a
+                # fresh one (autocommit off from the start), as after a failed pre-ping.
+                raise sa_exc.DisconnectionError(
+                    "dbwire: could not switch autocommit off on a pooled connection"
+                ) from exc
 
     # First in line: other checkout listeners (the idle ping) may run SQL on it.
     event.listen(engine, "checkout", _checkout, insert=True)
