@@ -14,7 +14,8 @@ Full runs on this branch at load averages of 10-30 gave, for `connect()`: 1.15x,
 1.06x, 1.09x; `async_session()` 0.99-1.13x on PostgreSQL and 0.95-1.00x on MariaDB.
 Counted with `python -m bench.calls connect session` (calls do not move with load):
 `db.connect()` + `SELECT 1` makes about 290 Python calls where `engine.connect()` makes 260,
-and `db.session()` about 402 where `sessionmaker(engine).begin()` makes 389. The difference
+and `db.session()` about 410 where `sessionmaker(engine).begin()` makes 389 (402 before the
+latest core changes). The difference
 is, per operation: the idle-ping check on checkout (`pool._maybe_ping` ->
 `connection_looks_dead` -> one `select()` on the socket, which is how a restarted server is
 noticed without a round trip), the idle stamp on checkin (`pool._stamp`, a clock read), and
@@ -25,7 +26,7 @@ higher on `connect()` and 3-4% on `session()`; the server's share of the wall ti
 same on both sides, so on a quiet machine the wall-time ratio sits below the CPU ratio.
 Under a load average of 10-30 each round trip also waits for a CPU, and a sample that does
 more client work loses its CPU more often, which pushes the ratio towards the CPU ratio.
-MariaDB's `session()` adds 16 calls (548 against 532), the same hooks.
+MariaDB's `session()` adds 24 calls (556 against 532), the same hooks.
 
 What could still go: the `select()` could be skipped for a connection checked in less than
 a few milliseconds ago (a server restart within that window is caught by the error path and
