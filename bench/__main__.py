@@ -19,16 +19,38 @@ Case = Callable[[Context], list[Row]]
 
 
 def _cases() -> dict[str, tuple[Case, str]]:
-    from bench import cases_async, cases_collect, cases_observe, cases_sqlite, cases_startup
+    from bench import (
+        cases_async,
+        cases_collect,
+        cases_observe,
+        cases_pool,
+        cases_query,
+        cases_sqlite,
+        cases_startup,
+    )
     from bench import cases_sync as sync
 
     return {
         "floor": (sync.case_floor, "raw psycopg SELECT 1 on one open connection"),
         "connect": (sync.case_connect, "db.connect() + SELECT 1 vs engine.connect()"),
         "session": (sync.case_session, "db.session() vs sessionmaker(engine).begin()"),
-        "execute_query": (sync.case_execute_query, "db.execute_query() vs floor and Core"),
+        "execute_query": (
+            cases_query.case_execute_query,
+            "db.execute_query() vs the raw driver, every backend; and vs Core",
+        ),
+        "async_execute_query": (
+            cases_query.case_async_execute_query,
+            "db.async_execute_query() vs the raw async driver, every backend",
+        ),
         "pre_ping": (sync.case_pre_ping, "checkout with pre-ping on vs off"),
-        "async": (cases_async.case_async, "db.async_session() vs AsyncSession; raw asyncpg"),
+        "async": (
+            cases_async.case_async,
+            "db.async_session() vs AsyncSession; raw asyncpg, aiomysql, aiosqlite",
+        ),
+        "pool_min_size": (
+            cases_pool.case_pool_min_size,
+            "first 20 sessions after setup, pool_min_size=5 vs 0",
+        ),
         "observe": (cases_observe.case_observe, "observability on vs off"),
         "health": (cases_observe.case_health, "manager.health_check() of 20 databases"),
         "threads": (sync.case_threads, "8-thread db.session() throughput, pool of 8"),
@@ -91,9 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     profiler = cProfile.Profile() if args.profile else None
     server_version: str | None = None
+    mysql_version: str | None = None
     try:
         for name in selected:
             case, _ = cases[name]
+            case_started = time.monotonic()
             try:
                 if profiler is not None:
                     profiler.enable()
@@ -107,8 +131,10 @@ def main(argv: list[str] | None = None) -> int:
                 found = [Row(case=name, operation=cases[name][1], status="error", note=repr(exc))]
             for row in found:
                 _print(row)
+            print(f"{name}: {time.monotonic() - case_started:.0f} s", flush=True)
             rows.extend(found)
         server_version = ctx.server_version()
+        mysql_version = ctx.mysql_version()
     finally:
         ctx.close()
     from bench import report
@@ -120,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         quick=args.quick,
         samples=ctx.iterations.samples,
         server_version=server_version,
+        mysql_version=mysql_version,
         seconds=time.monotonic() - started,
     )
     print(f"wrote {md} and {js} in {time.monotonic() - started:.0f} s")

@@ -1,28 +1,19 @@
-"""PostgreSQL over asyncpg: async_session() against a raw AsyncSession, and raw asyncpg."""
+"""async_session() against AsyncSession on the same async pool; the raw async drivers' floors."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import QueuePool
 
-import dbwire
-from bench.cases_sync import SAME_POOL, SESSION_BUDGET
+from bench.cases_sync import LAYER_BUDGET, NO_PING_NOTE, NO_PING_POOL, SAME_POOL
 from bench.context import SELECT_ONE, Context
-from bench.harness import Row, compared, interleave_async, time_one_async
+from bench.harness import Comparison, Row, Stats, compared, failed, interleave_async, time_one_async
+from bench.targets import MARIADB, POSTGRESQL, SQLITE, Target, fill_async_pool
 
 _STATEMENT = text(SELECT_ONE)
-
-
-async def _fill_pool(engine: AsyncEngine) -> None:
-    """The async twin of cases_sync.fill_pool(): rotate over the whole pool."""
-    pool = engine.sync_engine.pool
-    size = pool.size() if isinstance(pool, QueuePool) else 1
-    held = [await engine.connect().start() for _ in range(size)]
-    for conn in held:
-        await conn.close()
 
 
 def case_async(ctx: Context) -> list[Row]:
@@ -30,48 +21,81 @@ def case_async(ctx: Context) -> list[Row]:
 
 
 async def _case_async(ctx: Context) -> list[Row]:
-    import asyncpg
+    rows: list[Row] = []
+    for target in (POSTGRESQL, MARIADB, SQLITE):
+        try:
+            rows += await _target_rows(ctx, target)
+        except Exception as exc:  # one backend's failure leaves the others' rows
+            operation = f"{target.label}: `db.async_session()` + `SELECT 1` + commit"
+            rows.append(failed("async", operation, exc, **target.extra(is_async=True)))
+    return rows
 
-    raw = await asyncpg.connect(ctx.pg_url)
-    db = dbwire.connect(ctx.pg_url, name="bench_async", logger=ctx.null_logger, **SAME_POOL)
-    engine = create_async_engine(ctx.sa_url("asyncpg"), **SAME_POOL)
-    factory = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+async def _target_rows(ctx: Context, target: Target) -> list[Row]:
+    pool: dict[str, Any] = SAME_POOL if target.is_server else {}
+    db = target.database(ctx, f"bench_async_{target.key}", **pool)
+    # (label, engine options, budgeted): the no-ping baseline first, then dbwire's settings.
+    baselines: list[tuple[str, dict[str, Any], bool]] = [
+        (", same pool, `pool_pre_ping=False`" if target.is_server else ", default pool", {}, True)
+    ]
+    if target.is_server:
+        baselines[0] = (baselines[0][0], NO_PING_POOL, True)
+        baselines.append(
+            (", same settings as dbwire's defaults (`pool_pre_ping=True`)", SAME_POOL, False)
+        )
+    floor_op, close_floor = await target.async_floor(ctx)
+    engines: list[AsyncEngine] = []
+    timings: list[Comparison] = []
     try:
-        await _fill_pool(db.async_engine)
-        await _fill_pool(engine)
-
-        async def floor_op() -> None:
-            await raw.fetch(SELECT_ONE)
+        await fill_async_pool(db.async_engine)
 
         async def with_dbwire() -> None:
             async with db.async_session() as session:
                 (await session.execute(_STATEMENT)).all()
 
-        async def with_sqlalchemy() -> None:
-            async with factory.begin() as session:
-                (await session.execute(_STATEMENT)).all()
-
         floor = await time_one_async(floor_op, ctx.iterations)
-        timing = await interleave_async(with_dbwire, with_sqlalchemy, ctx.iterations)
+        for _, options, _ in baselines:
+            engine = create_async_engine(target.sa_url(ctx, True), **options)
+            engines.append(engine)
+            await fill_async_pool(engine)
+            factory = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+            async def with_sqlalchemy(factory: Any = factory) -> None:
+                async with factory.begin() as session:
+                    (await session.execute(_STATEMENT)).all()
+
+            timings.append(await interleave_async(with_dbwire, with_sqlalchemy, ctx.iterations))
     finally:
-        await raw.close()
+        await close_floor()
         await db.aclose()
-        await engine.dispose()
-    return [
-        Row(
-            case="async",
-            operation="—",
-            baseline_name="raw asyncpg `fetch('SELECT 1')` on one connection (the async floor)",
-            baseline=floor,
-            floor=floor,
-        ),
-        compared(
-            "async",
-            "`db.async_session()` + `SELECT 1` + commit",
-            "`async_sessionmaker(engine).begin()` on asyncpg, same pool",
-            timing,
-            floor=floor,
-            budget=SESSION_BUDGET,
-            note="x floor here is against raw asyncpg",
-        ),
-    ]
+        for engine in engines:
+            await engine.dispose()
+    extra = target.extra(is_async=True)
+    rows = [_floor_row(target, floor)]
+    for (label, _, budgeted), timing in zip(baselines, timings, strict=True):
+        rows.append(
+            compared(
+                "async",
+                f"{target.label}: `db.async_session()` + `SELECT 1` + commit",
+                f"`async_sessionmaker(engine).begin()` on {target.async_driver}{label}",
+                timing,
+                floor=floor,
+                budget=LAYER_BUDGET if budgeted else None,
+                note=(NO_PING_NOTE if budgeted else "dbwire's defaults on both sides")
+                + f"; x floor is against raw {target.async_driver}",
+                extra={**extra, "baseline": "no_ping" if budgeted else "same_settings"},
+            )
+        )
+    return rows
+
+
+def _floor_row(target: Target, floor: Stats) -> Row:
+    return Row(
+        case="async",
+        operation="—",
+        baseline_name=f"{target.label} async floor: raw {target.async_driver} `SELECT 1` on "
+        "one open connection",
+        baseline=floor,
+        floor=floor,
+        extra={**target.extra(is_async=True), "baseline": "floor"},
+    )

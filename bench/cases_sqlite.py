@@ -1,4 +1,4 @@
-"""SQLite (a file in WAL mode): the same rows where they cost nothing to add; no budgets."""
+"""SQLite (a file in WAL mode): the sqlite3 floor and db.session() against SQLAlchemy."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
 
 import dbwire
-from bench.cases_sync import core_execute_query
+from bench.cases_sync import LAYER_BUDGET
 from bench.context import SELECT_ONE, Context
 from bench.harness import Row, compared, interleave, time_one
 
@@ -43,11 +43,6 @@ def case_sqlite(ctx: Context) -> list[Row]:
 
     floor = time_one(floor_op, ctx.iterations)
     sessions = interleave(session_dbwire, session_sqlalchemy, ctx.iterations)
-    queries = interleave(
-        lambda: db.execute_query(SELECT_ONE),
-        lambda: core_execute_query(engine, SELECT_ONE),
-        ctx.iterations,
-    )
     return [
         Row(
             case="sqlite",
@@ -55,19 +50,15 @@ def case_sqlite(ctx: Context) -> list[Row]:
             baseline_name="SQLite floor: raw sqlite3 `SELECT 1` on one connection",
             baseline=floor,
             floor=floor,
+            extra={"backend": "sqlite", "driver": "sqlite3", "baseline": "floor"},
         ),
         compared(
             "sqlite",
             "SQLite: `db.session()` + `SELECT 1` + commit",
-            "`sessionmaker(engine).begin()`, default pool",
+            "`sessionmaker(engine).begin()`, default pool (SQLite has no pre-ping)",
             sessions,
             floor=floor,
-        ),
-        compared(
-            "sqlite",
-            'SQLite: `db.execute_query("SELECT 1")`',
-            "SQLAlchemy Core, as for PostgreSQL",
-            queries,
-            floor=floor,
+            budget=LAYER_BUDGET,
+            extra={"backend": "sqlite", "driver": "sqlite3", "baseline": "no_ping"},
         ),
     ]

@@ -8,7 +8,7 @@ import sys
 import tomllib
 
 from bench.context import REPO, Context
-from bench.harness import Budget, Comparison, Iterations, Row, compared, time_one
+from bench.harness import Budget, Comparison, Iterations, Row, compared, format_time, time_one
 from dbwire import load_config
 
 CONFIG_DATABASES = 500
@@ -50,12 +50,15 @@ def case_config(ctx: Context) -> list[Row]:
     ]
 
 
+# Wall-clock and CPU time of the import alone, in the child that does it.
 _TIMED_IMPORT = (
-    "import time; t = time.perf_counter_ns(); import {module}; print(time.perf_counter_ns() - t)"
+    "import time; w = time.perf_counter_ns(); c = time.process_time_ns(); import {module}; "
+    "print(time.perf_counter_ns() - w, time.process_time_ns() - c)"
 )
 
 
-def _import_ns(module: str) -> float:
+def _import_ns(module: str) -> tuple[float, float]:
+    """(wall, CPU) nanoseconds of `import module` in a fresh interpreter."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     out = subprocess.run(
         [sys.executable, "-c", _TIMED_IMPORT.format(module=module)],
@@ -65,7 +68,8 @@ def _import_ns(module: str) -> float:
         env=env,
         cwd=_neutral_cwd(),
     ).stdout
-    return float(out.strip().splitlines()[-1])
+    wall, cpu = out.strip().splitlines()[-1].split()
+    return float(wall), float(cpu)
 
 
 def _neutral_cwd() -> str:
@@ -74,27 +78,34 @@ def _neutral_cwd() -> str:
 
 
 def case_import(ctx: Context) -> list[Row]:
-    iterations = Iterations(samples=2, warmup=0) if ctx.quick else Iterations(samples=25, warmup=2)
+    iterations = Iterations(samples=2, warmup=0) if ctx.quick else Iterations(samples=15, warmup=2)
     for _ in range(iterations.warmup):
         _import_ns("dbwire")
         _import_ns("sqlalchemy")
-    mine: list[float] = []
-    theirs: list[float] = []
+    samples: dict[str, list[tuple[float, float]]] = {"dbwire": [], "sqlalchemy": []}
     for i in range(iterations.samples):
-        pair = (("dbwire", mine), ("sqlalchemy", theirs))
-        for module, samples in pair if i % 2 == 0 else pair[::-1]:
-            samples.append(_import_ns(module))
-    timing = Comparison.of(mine, theirs)
+        pair = ("dbwire", "sqlalchemy")
+        for module in pair if i % 2 == 0 else pair[::-1]:
+            samples[module].append(_import_ns(module))
+    # The budget is judged on CPU time: under load the wall clock of a fresh interpreter
+    # mostly measures the wait for a CPU, which scales both imports and their difference.
+    cpu = Comparison.of([c for _, c in samples["dbwire"]], [c for _, c in samples["sqlalchemy"]])
+    wall = Comparison.of([w for w, _ in samples["dbwire"]], [w for w, _ in samples["sqlalchemy"]])
     return [
         compared(
             "import",
-            "`import dbwire` in a fresh interpreter",
-            "`import sqlalchemy` in a fresh interpreter",
-            timing,
+            "`import dbwire` in a fresh interpreter (CPU time of the import)",
+            "`import sqlalchemy` in a fresh interpreter (CPU time)",
+            cpu,
             budget=IMPORT_BUDGET,
             note=(
-                f"dbwire adds {(timing.a.median - timing.b.median) / 1e6:.0f} ms "
-                "(it imports sqlalchemy itself)"
+                f"dbwire adds {(cpu.a.median - cpu.b.median) / 1e6:.0f} ms of CPU "
+                "(it imports sqlalchemy itself); wall clock "
+                f"{format_time(wall.a.median)} against {format_time(wall.b.median)} "
+                f"({(wall.a.median - wall.b.median) / 1e6:+.0f} ms, ratio {wall.ratio:.2f}x)"
             ),
+            extra={
+                "wall_ms": [round(wall.a.median / 1e6, 1), round(wall.b.median / 1e6, 1)],
+            },
         )
     ]

@@ -1,4 +1,4 @@
-"""What every case shares: the iteration counts, one PostgreSQL server, the floors, cleanup."""
+"""What every case shares: the iteration counts, the servers, the floors, cleanup."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ FLOOR_CONNECTIONS = 5
 
 
 class Context:
-    """Shared state of one run; the PostgreSQL server starts on first use."""
+    """Shared state of one run; the PostgreSQL and MariaDB servers start on first use."""
 
     def __init__(self, *, quick: bool) -> None:
         self.quick = quick
@@ -30,6 +30,7 @@ class Context:
         self._tmp = tempfile.TemporaryDirectory(prefix="dbwire-bench-")
         self.tmp = Path(self._tmp.name)
         self._server: Any = None
+        self._mysql_server: Any = None
         self._floor: Stats | None = None
         self._floor_op: Callable[[], None] | None = None
         self._shared: dict[int, list[Any]] = {}
@@ -43,10 +44,20 @@ class Context:
         if self._server is None:
             from servers import PostgresServer
 
-            server = PostgresServer.from_env() or PostgresServer()
-            self._server = server
-            server.start()
+            self._server = _started(lambda: PostgresServer.from_env() or PostgresServer())
         url: str = self._server.url
+        return url
+
+    @property
+    def mysql_url(self) -> str:
+        """mysql://user:password@127.0.0.1:PORT/db of the run's MariaDB server (started once)."""
+        if self._mysql_server is None:
+            from servers import MYSQL_URL_ENV, MariaDBServer
+
+            self._mysql_server = _started(
+                lambda: MariaDBServer.from_env(MYSQL_URL_ENV) or MariaDBServer()
+            )
+        url: str = self._mysql_server.url
         return url
 
     def sa_url(self, driver: str) -> str:
@@ -110,6 +121,19 @@ class Context:
             row = conn.execute("SHOW server_version").fetchone()
         return None if row is None else str(row[0])
 
+    def mysql_version(self) -> str | None:
+        """The MariaDB server's version, if this run started (or used) one."""
+        if self._mysql_server is None:
+            return None
+        import pymysql
+
+        from bench.targets import mysql_params
+
+        with pymysql.connect(**mysql_params(self.mysql_url)) as conn, conn.cursor() as cur:
+            cur.execute("SELECT VERSION()")
+            row = cur.fetchone()
+        return None if row is None else str(row[0])
+
     # -- cleanup ------------------------------------------------------------------------
     def on_close(self, closer: Callable[[], None]) -> None:
         self._closers.append(closer)
@@ -123,12 +147,33 @@ class Context:
                 errors.append(exc)
         self._closers.clear()
         try:
-            if self._server is not None:
-                self._server.cleanup()
+            for server in (self._server, self._mysql_server):
+                if server is not None:
+                    server.cleanup()
         finally:
             self._tmp.cleanup()
         if errors:
             raise errors[0]
+
+
+def _started(make: Callable[[], Any], attempts: int = 2) -> Any:
+    """A started server; a failed start is cleaned up and tried once more on a new one.
+
+    On a machine shared with other test runs, mariadb-install-db has been seen to fail when
+    another run's cleanup removed its temporary table files from /tmp; a second fresh
+    server gets past that. A server that fails twice is a real failure and is raised.
+    """
+    for attempt in range(attempts):
+        server = make()
+        try:
+            server.start()
+        except Exception:
+            server.cleanup()
+            if attempt == attempts - 1:
+                raise
+            continue
+        return server
+    raise AssertionError("unreachable")
 
 
 def _null_logger() -> logging.Logger:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import cProfile
+import pstats
 import statistics
+import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -26,7 +30,7 @@ class Iterations:
         )
 
 
-FULL = Iterations(samples=3000, warmup=300)
+FULL = Iterations(samples=2000, warmup=200)
 QUICK = Iterations(samples=12, warmup=3)
 
 
@@ -80,12 +84,60 @@ class Comparison:
     a: Stats
     b: Stats
     ratio: float
+    # Python function calls per operation of A and B (cProfile): unlike a time, a count
+    # does not move with the machine's load, so it shows where A's extra cost is.
+    calls: tuple[float, float] | None = None
 
     @classmethod
-    def of(cls, a_samples: list[float], b_samples: list[float]) -> Comparison:
+    def of(
+        cls,
+        a_samples: list[float],
+        b_samples: list[float],
+        calls: tuple[float, float] | None = None,
+    ) -> Comparison:
         pairs = [x / y for x, y in zip(a_samples, b_samples, strict=True) if y > 0]
         ratio = statistics.median(pairs) if pairs else float("nan")
-        return cls(Stats.of(a_samples), Stats.of(b_samples), ratio)
+        return cls(Stats.of(a_samples), Stats.of(b_samples), ratio, calls)
+
+
+CALL_COUNT_RUNS = 40
+
+
+def _profiling_elsewhere() -> bool:
+    # cProfile cannot nest: under `python -m bench --profile` the counts are left out.
+    return sys.getprofile() is not None
+
+
+def calls_per_op(op: Op, runs: int = CALL_COUNT_RUNS) -> float | None:
+    """Python calls per run of `op`, counted by cProfile over `runs` runs."""
+    if _profiling_elsewhere():
+        return None
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        for _ in range(runs):
+            op()
+    finally:
+        profiler.disable()
+    return float(pstats.Stats(profiler).total_calls) / runs  # type: ignore[attr-defined]
+
+
+async def calls_per_op_async(op: AsyncOp, runs: int = CALL_COUNT_RUNS) -> float | None:
+    """calls_per_op() for a coroutine function; the event loop's own calls count too."""
+    if _profiling_elsewhere():
+        return None
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        for _ in range(runs):
+            await op()
+    finally:
+        profiler.disable()
+    return float(pstats.Stats(profiler).total_calls) / runs  # type: ignore[attr-defined]
+
+
+def _pair(a: float | None, b: float | None) -> tuple[float, float] | None:
+    return None if a is None or b is None else (a, b)
 
 
 def time_one(op: Op, iterations: Iterations) -> Stats:
@@ -115,7 +167,9 @@ def interleave(a: Op, b: Op, iterations: Iterations) -> Comparison:
             start = clock()
             op()
             samples.append(clock() - start)
-    return Comparison.of(a_samples, b_samples)
+    runs = min(CALL_COUNT_RUNS, iterations.samples)
+    calls = _pair(calls_per_op(a, runs), calls_per_op(b, runs))
+    return Comparison.of(a_samples, b_samples, calls)
 
 
 async def interleave_async(a: AsyncOp, b: AsyncOp, iterations: Iterations) -> Comparison:
@@ -132,7 +186,9 @@ async def interleave_async(a: AsyncOp, b: AsyncOp, iterations: Iterations) -> Co
             start = clock()
             await op()
             samples.append(clock() - start)
-    return Comparison.of(a_samples, b_samples)
+    runs = min(CALL_COUNT_RUNS, iterations.samples)
+    calls = _pair(await calls_per_op_async(a, runs), await calls_per_op_async(b, runs))
+    return Comparison.of(a_samples, b_samples, calls)
 
 
 async def time_one_async(op: AsyncOp, iterations: Iterations) -> Stats:
@@ -273,6 +329,11 @@ def compared(
     case: str, operation: str, baseline_name: str, timing: Comparison, **fields: Any
 ) -> Row:
     """A row for dbwire (A) against its baseline (B), judged against its budget if any."""
+    if timing.calls is not None:
+        fields["extra"] = {
+            **fields.get("extra", {}),
+            "calls_per_op": [round(timing.calls[0], 1), round(timing.calls[1], 1)],
+        }
     row = Row(
         case=case,
         operation=operation,
@@ -283,6 +344,19 @@ def compared(
         **fields,
     )
     return row.judge()
+
+
+def failed(case: str, operation: str, exc: BaseException, **extra: Any) -> Row:
+    """An "error" row for one part of a case, so the case's other rows are still made."""
+    traceback.print_exception(exc)
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return Row(
+        case=case,
+        operation=operation,
+        status="error",
+        note=f"{type(exc).__name__}: {first}",
+        extra=dict(extra),
+    )
 
 
 def pending(case: str, operation: str, reason: str, budget: Budget | None = None) -> Row:
