@@ -1,0 +1,235 @@
+"""Who holds the pool: holders named in PoolTimeoutError, waiting callers, leak warnings.
+
+On plain SQLAlchemy engines over the real PostgreSQL server, with dbwire's tracker installed
+as the Database installs it (sync, and async through asyncpg's greenlet path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from dbwire import PoolTimeoutError
+from dbwire.health import pool_status
+from dbwire.observe import PoolTracker
+from dbwire.pool import DbwireAsyncQueuePool, DbwireQueuePool
+
+HERE = Path(__file__).name
+
+
+def _sync_url(pg_url: str) -> str:
+    return pg_url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@pytest.fixture
+def five(pg_url: str) -> Iterator[tuple[Engine, PoolTracker]]:
+    """A pool of 5, no overflow, a short timeout, tracked."""
+    engine = create_engine(
+        _sync_url(pg_url),
+        poolclass=DbwireQueuePool,
+        pool_size=5,
+        max_overflow=0,
+        pool_timeout=0.5,
+    )
+    tracker = PoolTracker("five")
+    tracker.install(engine)
+    yield engine, tracker
+    engine.dispose()
+
+
+def hold_one_connection_for_the_test(engine: Engine) -> Connection:
+    conn = engine.connect()
+    conn.execute(text("SELECT 1"))
+    return conn
+
+
+def test_timeout_names_the_function_and_file_holding_all_five(
+    five: tuple[Engine, PoolTracker],
+) -> None:
+    engine, tracker = five
+    held = [hold_one_connection_for_the_test(engine) for _ in range(5)]
+    try:
+        status = pool_status(engine.pool, holders=tracker.holders(), waiting=tracker.waiting)
+        assert status.checked_out == 5
+        assert len(status.holders) == 5
+        assert all("hold_one_connection_for_the_test" in h.where for h in status.holders)
+        assert all(HERE in h.where and h.thread == "MainThread" for h in status.holders)
+        held_times = [h.held_s for h in status.holders]
+        assert held_times == sorted(held_times, reverse=True), "longest held first"
+        with pytest.raises(PoolTimeoutError) as caught:
+            engine.connect()
+        message = str(caught.value)
+        assert "hold_one_connection_for_the_test" in message
+        assert HERE in message
+        assert "pool_size=5" in message and "and 2 more" in message
+        assert caught.value.__cause__ is None
+        assert tracker.timings.timeouts == 1
+    finally:
+        for conn in held:
+            conn.close()
+    assert tracker.holders() == ()
+    assert tracker.timings.use_time.snapshot().count == 5
+
+
+def test_waiting_counts_threads_blocked_on_a_checkout(
+    five: tuple[Engine, PoolTracker],
+) -> None:
+    engine, tracker = five
+    held = [hold_one_connection_for_the_test(engine) for _ in range(5)]
+    errors: list[BaseException] = []
+
+    def wait_for_one() -> None:
+        try:
+            with engine.connect():
+                time.sleep(1.0)  # longer than pool_timeout: the other waiters give up
+        except PoolTimeoutError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=wait_for_one, name=f"w{i}") for i in range(3)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while tracker.waiting < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert tracker.waiting == 3
+    held.pop().close()  # one waiter gets it, the others time out
+    for thread in threads:
+        thread.join(5)
+    for conn in held:
+        conn.close()
+    assert tracker.waiting == 0
+    assert len(errors) == 2
+    assert tracker.timings.timeouts == 2
+
+
+def test_holders_of_threads_name_the_thread(five: tuple[Engine, PoolTracker]) -> None:
+    engine, tracker = five
+    ready = threading.Event()
+    release = threading.Event()
+
+    def worker() -> None:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            ready.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=worker, name="report-builder")
+    thread.start()
+    assert ready.wait(5)
+    (holder,) = tracker.holders()
+    assert holder.thread == "report-builder"
+    assert "in worker" in holder.where
+    release.set()
+    thread.join(5)
+    assert tracker.holders() == ()
+
+
+def test_leak_warning_once_per_checkout(pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="dbwire")
+    engine = create_engine(_sync_url(pg_url), poolclass=DbwireQueuePool, pool_size=2)
+    tracker = PoolTracker("leaky", leak_warning_s=0.2)
+    tracker.install(engine)
+    try:
+        conn = hold_one_connection_for_the_test(engine)
+        time.sleep(1.0)  # several watch intervals: still one warning
+        conn.close()
+        warnings = [r for r in caplog.records if "leak_warning_s=0.2" in r.getMessage()]
+        assert len(warnings) == 1, caplog.text
+        text_ = warnings[0].getMessage()
+        assert "'leaky'" in text_ and "hold_one_connection_for_the_test" in text_
+        # a new checkout may warn again; a short one does not
+        with engine.connect() as quick:
+            quick.execute(text("SELECT 1"))
+        time.sleep(0.4)
+        assert len([r for r in caplog.records if "leak_warning_s" in r.getMessage()]) == 1
+    finally:
+        engine.dispose()
+
+
+def test_no_leak_warning_when_off(pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="dbwire")
+    engine = create_engine(_sync_url(pg_url), poolclass=DbwireQueuePool)
+    tracker = PoolTracker("quiet")
+    tracker.install(engine)
+    conn = hold_one_connection_for_the_test(engine)
+    time.sleep(0.3)
+    conn.close()
+    engine.dispose()
+    assert "leak_warning_s" not in caplog.text
+
+
+async def hold_async(engine: object) -> AsyncConnection:
+    conn = await engine.connect()  # type: ignore[attr-defined]
+    await conn.execute(text("SELECT 1"))
+    return conn  # type: ignore[no-any-return]
+
+
+async def test_async_holders_timeout_and_leak_warning(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="dbwire")
+    engine = create_async_engine(
+        pg_url.replace("postgresql://", "postgresql+asyncpg://", 1),
+        poolclass=DbwireAsyncQueuePool,
+        pool_size=2,
+        max_overflow=0,
+        pool_timeout=0.5,
+    )
+    tracker = PoolTracker("async-five", leak_warning_s=0.2)
+    tracker.install(engine.sync_engine)
+    try:
+        held = [await hold_async(engine), await hold_async(engine)]
+        holders = tracker.holders()
+        assert [h.where.split(" in ")[-1] for h in holders] == ["hold_async", "hold_async"]
+        assert all(h.task for h in holders)
+        with pytest.raises(PoolTimeoutError) as caught:
+            await engine.connect()
+        assert "hold_async" in str(caught.value) and HERE in str(caught.value)
+        await asyncio.sleep(0.8)
+        for conn in held:
+            await conn.close()
+        warnings = [r for r in caplog.records if "leak_warning_s=0.2" in r.getMessage()]
+        assert len(warnings) == 2, caplog.text  # one per checkout
+        assert all("hold_async" in r.getMessage() for r in warnings)
+    finally:
+        await engine.dispose()
+
+
+def test_null_pool_counts_connects_and_holders(pg_url: str) -> None:
+    engine = create_engine(_sync_url(pg_url), poolclass=NullPool)
+    tracker = PoolTracker("nullpool")
+    tracker.install(engine)
+    try:
+        conns = [hold_one_connection_for_the_test(engine) for _ in range(3)]
+        assert len(tracker.holders()) == 3
+        for conn in conns:
+            conn.close()
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        assert tracker.timings.connects == 4, "every NullPool checkout is a connect"
+        assert tracker.timings.create_time.snapshot().count == 4
+        assert tracker.holders() == ()
+    finally:
+        engine.dispose()
+
+
+def test_tracking_survives_dispose(five: tuple[Engine, PoolTracker]) -> None:
+    engine, tracker = five
+    old = hold_one_connection_for_the_test(engine)
+    engine.dispose()  # a new pool; the old connection is still held
+    new = hold_one_connection_for_the_test(engine)
+    assert len(tracker.holders()) == 2
+    old.close()
+    new.close()
+    assert tracker.holders() == ()
+    assert tracker.waiting == 0
