@@ -43,6 +43,7 @@ def _prefixes() -> tuple[str, ...]:
     ]
     found = {d + os.sep for d in dirs} | {str(Path(d).resolve()) + os.sep for d in dirs}
     found |= {contextlib.__file__, str(Path(contextlib.__file__).resolve())}
+    found.add("<sqlalchemy generated")  # SQLAlchemy's decorators compile wrappers by exec()
     return tuple(sorted(found))
 
 
