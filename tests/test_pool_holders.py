@@ -229,7 +229,71 @@ def test_tracking_survives_dispose(five: tuple[Engine, PoolTracker]) -> None:
     engine.dispose()  # a new pool; the old connection is still held
     new = hold_one_connection_for_the_test(engine)
     assert len(tracker.holders()) == 2
+    assert tracker.timings.wait_time.snapshot().count == 2, "the new pool is timed too"
     old.close()
     new.close()
     assert tracker.holders() == ()
     assert tracker.waiting == 0
+
+
+def test_holder_is_released_when_the_server_kills_its_backend(
+    five: tuple[Engine, PoolTracker],
+) -> None:
+    engine, tracker = five
+    victim = hold_one_connection_for_the_test(engine)
+    pid = victim.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    with engine.connect() as killer:
+        killer.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+    assert len(tracker.holders()) == 1
+    with pytest.raises(Exception):  # noqa: B017 - the driver's disconnect error, wrapped
+        victim.exec_driver_sql("SELECT 1")
+    victim.close()
+    assert tracker.holders() == ()
+    with engine.connect() as conn:  # the pool goes on
+        assert conn.exec_driver_sql("SELECT 1").scalar_one() == 1
+    assert tracker.holders() == ()
+
+
+def test_thirty_threads_leave_no_holder_and_no_waiter(
+    five: tuple[Engine, PoolTracker],
+) -> None:
+    engine, tracker = five
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(10):
+                with engine.connect() as conn:
+                    conn.exec_driver_sql("SELECT 1")
+        except PoolTimeoutError:
+            pass  # a 0.5 s timeout under 30 threads on 2 CPUs may expire; it is counted
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors[:3]
+    assert tracker.holders() == ()
+    assert tracker.waiting == 0
+    served = tracker.timings.wait_time.snapshot().count
+    assert served + tracker.timings.timeouts == 300
+
+
+def test_replica_label_never_carries_a_login() -> None:
+    from dbwire.observe.observation import replica_label
+
+    assert replica_label("postgresql://app:s3cret@replica-1:5433/app") == "replica-1:5433"
+    assert replica_label("app:s3cret@replica-2") == "replica-2"
+    assert replica_label("postgresql://app:s3cret@replica-3:notaport/app") == "replica-3"
+    assert replica_label("standby-east") == "standby-east"
+
+
+def test_leak_warning_s_must_be_positive() -> None:
+    from dbwire import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as caught:
+        load_config({"databases": {"x": {"url": "sqlite://", "leak_warning_s": 0}}})
+    assert "leak_warning_s" in str(caught.value)
