@@ -18,8 +18,8 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from time import monotonic, perf_counter
-from types import CodeType, FrameType
+from time import perf_counter
+from types import FrameType
 from typing import Any
 
 import greenlet  # type: ignore[import-untyped]
@@ -31,6 +31,7 @@ from sqlalchemy.pool import Pool, QueuePool
 
 from dbwire.errors import PoolTimeoutError
 from dbwire.observe.histogram import Histogram
+from dbwire.pool import pool_timeout_error
 from dbwire.types import PoolHolder
 
 
@@ -48,22 +49,31 @@ def _prefixes() -> tuple[str, ...]:
 
 
 _SKIPPED = _prefixes()
-# code object -> True when its frames are skipped (library code, not the caller's)
-_skip_code: dict[CodeType, bool] = {}
+# File names already sorted into library code and the application's. Keyed by the name,
+# whose hash str caches (a code object's hash is recomputed on every lookup), and tested
+# with `in`, which costs no call: this loop runs over every frame of every checkout.
+_library_files: set[str] = set()
+_caller_files: set[str] = set()
 _SHOWN_HOLDERS = 3
 
 
-def _is_library(code: CodeType) -> bool:
-    skip = _skip_code.get(code)
-    if skip is None:
-        skip = _skip_code[code] = code.co_filename.startswith(_SKIPPED)
-    return skip
-
-
 def _caller_frame(frame: FrameType | None) -> FrameType | None:
-    while frame is not None and _is_library(frame.f_code):
-        frame = frame.f_back
-    return frame
+    """The first frame, from `frame` outwards, that is not dbwire's, SQLAlchemy's,
+    contextlib's or asyncio's."""
+    library, callers = _library_files, _caller_files
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename in library:
+            frame = frame.f_back
+        elif filename in callers:
+            return frame
+        elif filename.startswith(_SKIPPED):
+            library.add(filename)
+            frame = frame.f_back
+        else:
+            callers.add(filename)
+            return frame
+    return None
 
 
 def _greenlet_caller() -> FrameType | None:
@@ -78,34 +88,43 @@ def _greenlet_caller() -> FrameType | None:
 
 
 class _Held:
-    """One checkout: where, when, by whom; mutable only for the leak warning's flag."""
+    """One checkout: where, when, by whom; mutable only for the leak warning's flag.
 
-    __slots__ = ("file", "function", "line", "since", "task", "thread", "wall", "warned")
+    Only what changes after the checkout is read now (the line, the time); names and the
+    wall-clock time are worked out when someone asks, to keep the checkout cheap.
+    """
 
-    def __init__(self, frame: FrameType | None, task: asyncio.Task[Any] | None) -> None:
-        if frame is None:
-            self.file, self.line, self.function = "<unknown>", 0, "?"
-        else:
-            self.file = frame.f_code.co_filename
-            self.line = frame.f_lineno or 0
-            self.function = frame.f_code.co_name
-        self.since = monotonic()
-        self.wall = time.time()
-        self.thread = threading.current_thread().name
-        self.task = task.get_name() if task is not None else None
+    __slots__ = ("code", "line", "since", "task", "thread", "warned")
+
+    def __init__(
+        self, frame: FrameType | None, since: float, task: asyncio.Task[Any] | None
+    ) -> None:
+        self.code = frame.f_code if frame is not None else None
+        self.line = (frame.f_lineno or 0) if frame is not None else 0
+        self.since = since
+        self.thread = threading.current_thread()
+        self.task = task
         self.warned = False
 
     @property
     def where(self) -> str:
-        return f"{self.file}:{self.line} in {self.function}"
+        code = self.code
+        if code is None:
+            return "<unknown caller>"
+        return f"{code.co_filename}:{self.line} in {code.co_name}"
 
-    def public(self, now: float) -> PoolHolder:
+    @property
+    def task_name(self) -> str | None:
+        return self.task.get_name() if self.task is not None else None
+
+    def public(self, now: float, wall_now: float) -> PoolHolder:
+        held_s = max(0.0, now - self.since)
         return PoolHolder(
             where=self.where,
-            since=self.wall,
-            held_s=max(0.0, now - self.since),
-            thread=self.thread,
-            task=self.task,
+            since=wall_now - held_s,
+            held_s=held_s,
+            thread=self.thread.name,
+            task=self.task_name,
         )
 
 
@@ -151,17 +170,12 @@ class PoolTracker:
     # -- installation ----------------------------------------------------------
     def install(self, engine: Engine) -> None:
         """Listen to the engine's pool (kept across dispose(), which recreates the pool)."""
-        event.listen(engine, "checkout", self._on_checkout)
         event.listen(engine, "checkin", self._on_checkin)
         event.listen(engine, "do_connect", self._before_connect)
         event.listen(engine, "connect", self._after_connect)
-        event.listen(engine, "engine_disposed", self._on_disposed)
         self._wrap(engine.pool)
         if self.leak_warning_s is not None:
             _LEAK_WATCH.add(self)
-
-    def _on_disposed(self, engine: Engine) -> None:
-        self._wrap(engine.pool)  # dispose() put a new pool in place
 
     def _wrap(self, pool: Pool) -> None:
         """Count callers in pool.connect() (waiting), time it (wait_time), and name the
@@ -170,10 +184,17 @@ class PoolTracker:
             return
         checkout = pool.connect
         timings = self.timings
-        lock = self._lock
+
+        held = self._held
+        wait_time = timings.wait_time
 
         def connect() -> Any:
-            with lock:
+            # The caller is found here, before the checkout, not in a "checkout" listener:
+            # fewer frames to walk and no listener to dispatch.
+            frame = _caller_frame(sys._getframe(1))
+            if frame is None:
+                frame = _greenlet_caller()
+            with self._lock:  # looked up each time: a forked child gets a new one
                 self.waiting += 1
             started = perf_counter()
             try:
@@ -183,20 +204,34 @@ class PoolTracker:
                     timings.timeouts += 1
                 raise self._timeout_error(pool, exc) from None
             finally:
-                with lock:
+                with self._lock:
                     self.waiting -= 1
-            timings.wait_time.observe(perf_counter() - started)
+            now = perf_counter()
+            wait_time.observe(now - started)
+            # get_running_loop() raises outside a loop; its private twin returns None
+            task = asyncio.current_task() if asyncio._get_running_loop() is not None else None
+            # one dict store, atomic under the GIL (and locked per dict without it)
+            held[proxy._connection_record] = _Held(frame, now, task)
             return proxy
 
+        recreate = pool.recreate
+
+        def recreate_tracked() -> Pool:
+            # Engine.dispose() replaces the pool with recreate(): track the new one too.
+            # (Not an "engine_disposed" listener: one Connection-level event would send
+            # every statement of the engine down SQLAlchemy's slower event path.)
+            new = recreate()
+            self._wrap(new)
+            return new
+
         pool.connect = connect  # type: ignore[method-assign]
+        pool.recreate = recreate_tracked  # type: ignore[method-assign]
         pool._dbwire_tracked = self  # type: ignore[attr-defined]
 
     def _timeout_error(self, pool: Pool, exc: sa_exc.TimeoutError) -> PoolTimeoutError:
         if isinstance(exc, PoolTimeoutError):
             message = str(exc)
         elif isinstance(pool, QueuePool):
-            from dbwire.pool import pool_timeout_error
-
             message = str(pool_timeout_error(pool, self.database))
         else:
             message = f"database {self.database!r}: no pooled connection came free in time"
@@ -209,22 +244,10 @@ class PoolTracker:
         return PoolTimeoutError(message, database=self.database)
 
     # -- events ----------------------------------------------------------------
-    def _on_checkout(self, _dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        frame = _caller_frame(sys._getframe(1))
-        if frame is None:
-            frame = _greenlet_caller()
-        task = None
-        if asyncio._get_running_loop() is not None:  # cheaper than catching current_task()
-            task = asyncio.current_task()
-        held = _Held(frame, task)
-        with self._lock:
-            self._held[record] = held
-
     def _on_checkin(self, _dbapi_connection: Any, record: Any) -> None:
-        with self._lock:
-            held = self._held.pop(record, None)
+        held = self._held.pop(record, None)
         if held is not None:
-            self.timings.use_time.observe(monotonic() - held.since)
+            self.timings.use_time.observe(perf_counter() - held.since)
 
     def _before_connect(self, _dialect: Any, record: Any, _cargs: Any, _cparams: Any) -> None:
         if record is not None:
@@ -241,22 +264,20 @@ class PoolTracker:
     # -- reading ---------------------------------------------------------------
     def holders(self) -> tuple[PoolHolder, ...]:
         """The checked-out connections' holders, longest held first."""
-        now = monotonic()
-        with self._lock:
-            held = list(self._held.values())
+        now, wall_now = perf_counter(), time.time()
+        held = list(self._held.copy().values())  # copy(): one step, safe against checkins
         held.sort(key=lambda h: h.since)
-        return tuple(h.public(now) for h in held)
+        return tuple(h.public(now, wall_now) for h in held)
 
     def check_leaks(self) -> None:
         """Warn once for each connection held longer than leak_warning_s."""
         limit = self.leak_warning_s
         if limit is None:
             return
-        now = monotonic()
-        with self._lock:
-            late = [h for h in self._held.values() if not h.warned and now - h.since > limit]
-            for held in late:
-                held.warned = True
+        now = perf_counter()
+        late = [h for h in self._held.copy().values() if not h.warned and now - h.since > limit]
+        for held in late:
+            held.warned = True
         for held in late:
             self.logger.warning(
                 "database %r: a pooled connection has been checked out for %.1f s "
@@ -266,14 +287,14 @@ class PoolTracker:
                 now - held.since,
                 limit,
                 held.where,
-                held.thread,
-                f", task {held.task}" if held.task else "",
+                held.thread.name,
+                f", task {held.task_name}" if held.task is not None else "",
             )
 
     def reset_after_fork(self) -> None:
         """In a forked child: the parent's checkouts are not this process's."""
         self._lock = threading.Lock()
-        self._held = {}
+        self._held.clear()  # the wrapper of pool.connect holds this dict
         self.waiting = 0
         if self.leak_warning_s is not None:
             _LEAK_WATCH.add(self)
@@ -320,5 +341,11 @@ class _LeakWatch:
             del trackers, tracker  # hold no tracker while asleep: they go with their engines
             time.sleep(interval)
 
+    def after_fork(self) -> None:
+        # The parent's watch thread (which may have held the lock) is gone in the child.
+        self._lock = threading.Lock()
+        self._thread = None
+
 
 _LEAK_WATCH = _LeakWatch()
+os.register_at_fork(after_in_child=_LEAK_WATCH.after_fork)
