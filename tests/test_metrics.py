@@ -288,3 +288,35 @@ def test_managers_have_their_own_registries(pg_url: str) -> None:
     assert 'pool_name="one"' in text_a and 'pool_name="two"' not in text_a
     assert 'pool_name="two"' in text_b and 'db_system="sqlite"' in text_b
     assert {m.name for m in prometheus_client.REGISTRY.collect()} == before
+
+
+def test_null_pool_metrics_count_connects(pg_url: str) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from dbwire.observe import Observation
+    from dbwire.observe.metrics import PrometheusExporter
+
+    engine = create_engine(
+        pg_url.replace("postgresql://", "postgresql+psycopg://"), poolclass=NullPool
+    )
+    observation = Observation("bouncer", "postgresql")
+    observation.install(engine)
+    exporter = PrometheusExporter(lambda: [observation.snapshot()])
+    labels = {"pool_name": "bouncer", "db_system": "postgresql"}
+    try:
+        held = [engine.connect() for _ in range(2)]
+        samples = _samples(exporter.text())
+        assert _value(samples, "db_client_connection_count", **labels, state="used") == 2
+        assert _value(samples, "db_client_connection_count", **labels, state="idle") == 0
+        assert ("db_client_connection_max", tuple(sorted(labels.items()))) not in samples
+        for conn in held:
+            conn.close()
+        with engine.connect():
+            pass
+        samples = _samples(exporter.text())
+        assert _value(samples, "db_client_connection_count", **labels, state="used") == 0
+        assert _value(samples, "db_client_connection_create_time_seconds_count", **labels) == 3
+        assert _value(samples, "db_client_connection_wait_time_seconds_count", **labels) == 3
+    finally:
+        engine.dispose()
