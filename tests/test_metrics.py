@@ -320,3 +320,46 @@ def test_null_pool_metrics_count_connects(pg_url: str) -> None:
         assert _value(samples, "db_client_connection_wait_time_seconds_count", **labels) == 3
     finally:
         engine.dispose()
+
+
+def test_a_server_that_never_answers_shows_as_pending_then_no_holder() -> None:
+    import threading
+
+    from dbwire import ConnectError
+    from servers.silent import SilentServer
+
+    with SilentServer() as silent:
+        url = f"postgresql://app:pw@127.0.0.1:{silent.port}/app?connect_timeout=2"
+        with Manager({"databases": {"hung": {"url": url}}}) as m:
+            db = m.db("hung")
+            errors: list[BaseException] = []
+
+            def connect_to_the_silent_server() -> None:
+                try:
+                    db.connect().close()
+                except BaseException as exc:
+                    errors.append(exc)
+
+            thread = threading.Thread(target=connect_to_the_silent_server)
+            thread.start()
+            deadline = time.monotonic() + 5
+            while db.get_pool_status().waiting != 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            labels = {"pool_name": "hung", "db_system": "postgresql"}
+            samples = _samples(m.metrics())
+            status = db.get_pool_status()
+            assert _value(samples, "db_client_connection_pending_requests", **labels) == 1
+            # SQLAlchemy counts the slot being connected as checked out; metrics agree
+            assert (
+                _value(samples, "db_client_connection_count", **labels, state="used")
+                == status.checked_out
+            )
+            assert status.holders == ()
+            thread.join(10)
+            assert not thread.is_alive()
+            assert len(errors) == 1 and isinstance(errors[0], ConnectError)
+            status = db.get_pool_status()
+            assert status.waiting == 0 and status.holders == ()
+            samples = _samples(m.metrics())
+            assert _value(samples, "db_client_connection_pending_requests", **labels) == 0
+            assert _value(samples, "db_client_connection_create_time_seconds_count", **labels) == 0
