@@ -203,7 +203,9 @@ def _otel_points(reader: InMemoryMetricReader) -> dict[str, list[object]]:
 def test_otel_instruments_report_the_same_numbers(manager: Manager) -> None:
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
-    manager.instrument_otel(provider.get_meter("test"))
+    meter = provider.get_meter("test")
+    instruments = manager.instrument_otel(meter)
+    assert manager.instrument_otel(meter) is instruments, "one set of instruments per meter"
     db = manager.db("main")
     held = [hold_connection_in_a_known_place(db) for _ in range(2)]
     try:

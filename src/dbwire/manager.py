@@ -297,8 +297,11 @@ class Manager:
         (needs dbwire[otel])."""
         from dbwire.observe.otel import OtelInstruments
 
-        instruments = OtelInstruments(self._observations, meter)
         with self._lock:
+            for existing in self._otel:
+                if meter is not None and existing.meter is meter:
+                    return existing  # the same instruments twice would count twice
+            instruments = OtelInstruments(self._observations, meter)
             self._otel.append(instruments)
         return instruments
 
