@@ -297,3 +297,39 @@ def test_leak_warning_s_must_be_positive() -> None:
     with pytest.raises(ConfigError) as caught:
         load_config({"databases": {"x": {"url": "sqlite://", "leak_warning_s": 0}}})
     assert "leak_warning_s" in str(caught.value)
+
+
+def _child_report(db: object, results: object) -> None:
+    status = db.get_pool_status()  # type: ignore[attr-defined]
+    with db.connect() as conn:  # type: ignore[attr-defined]
+        conn.exec_driver_sql("SELECT 1")
+        during = db.get_pool_status()  # type: ignore[attr-defined]
+    results.put(  # type: ignore[attr-defined]
+        (len(status.holders), status.waiting, [h.where for h in during.holders])
+    )
+
+
+def test_a_forked_child_sees_none_of_the_parents_holders(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import multiprocessing
+
+    from dbwire import Database, DatabaseConfig
+
+    db = Database(DatabaseConfig(name="forking", url=pg_url, leak_warning_s=30))
+    held = hold_one_connection_for_the_test(db.engine)
+    try:
+        assert len(db.get_pool_status().holders) == 1
+        ctx = multiprocessing.get_context("fork")
+        results = ctx.Queue()
+        child = ctx.Process(target=_child_report, args=(db, results))
+        child.start()
+        parent_holders, waiting, child_holders = results.get(timeout=60)
+        child.join(30)
+        assert child.exitcode == 0
+        assert parent_holders == 0 and waiting == 0, "the parent's checkout is not the child's"
+        assert len(child_holders) == 1 and "_child_report" in child_holders[0]
+        assert len(db.get_pool_status().holders) == 1, "the parent still holds its own"
+    finally:
+        held.close()
+        db.close()
