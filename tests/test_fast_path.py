@@ -8,14 +8,15 @@ with the same read-only guard, counters and error translation.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 
 from dbwire import Database, DatabaseConfig
-from dbwire.errors import ReadOnlyError
+from dbwire.errors import DatabaseClosedError, ReadOnlyError
 
 
 def _asyncpg_log(db: Database) -> list[str]:
@@ -36,6 +37,7 @@ async def test_async_execute_query_sends_only_the_statement_on_asyncpg(pg_url: s
         sent.clear()
         columns, rows = await db.async_execute_query("SELECT CAST(:x AS int) AS x", {"x": 5})
         assert (columns, rows) == (["x"], [{"x": 5}])
+        await asyncio.sleep(0.05)
         assert sent == []  # no BEGIN, no COMMIT: the statement alone
         # An empty result still names its columns, as the sync path does.
         assert await db.async_execute_query("SELECT 1 AS a WHERE false") == (["a"], [])
@@ -43,6 +45,7 @@ async def test_async_execute_query_sends_only_the_statement_on_asyncpg(pg_url: s
         db._direct_queries[True] = False
         sent.clear()
         await db.async_execute_query("SELECT 2 AS two")
+        await asyncio.sleep(0.05)  # asyncpg calls its query loggers with loop.call_soon
         assert sent == ["BEGIN;", "COMMIT;"]
         db._direct_queries[True] = True
         queries = db.get_stats().queries
@@ -73,6 +76,7 @@ async def test_async_fast_path_keeps_readonly_in_both_layers(pg_url: str) -> Non
         sent.clear()
         with pytest.raises(ReadOnlyError, match="CREATE"):
             await db.async_execute_query("CREATE TABLE fast_ro_t (v int)")
+        await asyncio.sleep(0.05)
         assert sent == []
         # ... and the server's read-only default holds in autocommit (layer 1): a write
         # the guard lets through as a read is refused by PostgreSQL itself.
@@ -85,3 +89,180 @@ async def test_async_fast_path_keeps_readonly_in_both_layers(pg_url: str) -> Non
             writer.execute_query("DROP SEQUENCE fast_ro_seq")
         finally:
             writer.close()
+
+
+# -- every backend, sync and async ---------------------------------------------------
+BACKENDS = ["postgresql", "mysql", "sqlite", "duckdb"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """A database URL of each backend: the session's servers, files in tmp_path."""
+    kind = request.param
+    if kind == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    if kind == "mysql":
+        return str(request.getfixturevalue("mysql_url"))
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'fast.sqlite'}"
+    return f"duckdb:///{tmp_path / 'fast.duckdb'}"
+
+
+def _table(db: Database) -> str:
+    return f"fast_{db.backend.name}_t"
+
+
+def _check_shape_and_errors(db: Database, results: list[Any], errors: list[Any]) -> None:
+    table = _table(db)
+    created, inserted, read, bound, empty = results
+    if db.backend.name == "duckdb":  # DuckDB answers DDL and DML with a count, as in Core
+        assert inserted == (["Count"], [{"Count": 1}])
+    else:
+        assert created == inserted == ([], [])
+    assert read == (["v", "label"], [{"v": 7, "label": "seven"}])
+    assert bound == (["v"], [{"v": 7}])
+    assert empty == (["v"], [])
+    missing, wrong = errors
+    # A server error comes out as SQLAlchemy's class of the driver's error, naming the table.
+    assert isinstance(missing, sa_exc.DBAPIError)
+    assert f"{table}_missing" in str(missing)
+    assert isinstance(wrong, sa_exc.DBAPIError)
+    password = db.current_password()
+    if password:
+        for error in (missing, wrong):
+            seen: BaseException | None = error
+            while seen is not None:
+                assert password not in str(seen)
+                seen = seen.__cause__ or seen.__context__
+
+
+def test_execute_query_direct_on_every_backend(backend_url: str) -> None:
+    db = Database(DatabaseConfig(name="fast_each", url=backend_url))
+    try:
+        table = _table(db)
+        db.execute_query(f"DROP TABLE IF EXISTS {table}")
+        results = [
+            db.execute_query(f"CREATE TABLE {table} (v int, label varchar(20))"),
+            db.execute_query(
+                f"INSERT INTO {table} VALUES (:v, :label)", {"v": 7, "label": "seven"}
+            ),
+            db.execute_query(f"SELECT v, label FROM {table}"),
+            db.execute_query(f"SELECT v FROM {table} WHERE v = :v", {"v": 7}),
+            db.execute_query(f"SELECT v FROM {table} WHERE v = :v", {"v": 8}),
+        ]
+        errors = []
+        for bad in (f"SELECT * FROM {table}_missing", f"SELECT nosuchcolumn FROM {table}"):
+            with pytest.raises(sa_exc.DBAPIError) as raised:
+                db.execute_query(bad)
+            errors.append(raised.value)
+        _check_shape_and_errors(db, results, errors)
+        # The write was committed: a Core session on another connection sees it.
+        assert db._direct_queries[False]  # the fast path ran, not Core's
+        with db.session() as session:
+            assert session.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 1
+        queries = db.get_stats().queries
+        db.execute_query(f"SELECT v FROM {table}")
+        assert db.get_stats().queries == queries + 1
+        db.execute_query(f"DROP TABLE {table}")
+    finally:
+        db.close()
+    with pytest.raises(DatabaseClosedError):
+        db.execute_query("SELECT 1")
+
+
+async def test_async_execute_query_direct_on_every_backend(backend_url: str) -> None:
+    db = Database(DatabaseConfig(name="fast_each_async", url=backend_url))
+    try:
+        table = _table(db)
+        await db.async_execute_query(f"DROP TABLE IF EXISTS {table}")
+        results = [
+            await db.async_execute_query(f"CREATE TABLE {table} (v int, label varchar(20))"),
+            await db.async_execute_query(
+                f"INSERT INTO {table} VALUES (:v, :label)", {"v": 7, "label": "seven"}
+            ),
+            await db.async_execute_query(f"SELECT v, label FROM {table}"),
+            await db.async_execute_query(f"SELECT v FROM {table} WHERE v = :v", {"v": 7}),
+            await db.async_execute_query(f"SELECT v FROM {table} WHERE v = :v", {"v": 8}),
+        ]
+        errors = []
+        for bad in (f"SELECT * FROM {table}_missing", f"SELECT nosuchcolumn FROM {table}"):
+            with pytest.raises(sa_exc.DBAPIError) as raised:
+                await db.async_execute_query(bad)
+            errors.append(raised.value)
+        _check_shape_and_errors(db, results, errors)
+        assert db._direct_queries[True]
+        async with db.async_session() as session:
+            count = await session.execute(text(f"SELECT count(*) FROM {table}"))
+            assert count.scalar() == 1
+        queries = db.get_stats().queries
+        await db.async_execute_query(f"SELECT v FROM {table}")
+        assert db.get_stats().queries == queries + 1
+        await db.async_execute_query(f"DROP TABLE {table}")
+    finally:
+        await db.aclose()
+    with pytest.raises(DatabaseClosedError):
+        await db.async_execute_query("SELECT 1")
+
+
+async def test_readonly_refusal_on_every_backend(backend_url: str) -> None:
+    writer = Database(DatabaseConfig(name="fast_ro_setup", url=backend_url))
+    try:
+        writer.execute_query("CREATE TABLE IF NOT EXISTS fast_ro_each (v int)")
+    finally:
+        writer.close()
+    db = Database(DatabaseConfig(name="fast_ro_each", url=backend_url, readonly=True))
+    try:
+        assert db.execute_query("SELECT count(*) AS n FROM fast_ro_each")[1] == [{"n": 0}]
+        assert (await db.async_execute_query("SELECT 1 AS one"))[1] == [{"one": 1}]
+        with pytest.raises(ReadOnlyError):
+            db.execute_query("INSERT INTO fast_ro_each VALUES (:v)", {"v": 1})
+        with pytest.raises(ReadOnlyError):
+            await db.async_execute_query("DROP TABLE fast_ro_each")
+    finally:
+        await db.aclose()
+    writer = Database(DatabaseConfig(name="fast_ro_setup", url=backend_url))
+    try:
+        assert writer.execute_query("SELECT count(*) AS n FROM fast_ro_each")[1] == [{"n": 0}]
+        writer.execute_query("DROP TABLE fast_ro_each")
+    finally:
+        writer.close()
+
+
+def _questions(db: Database) -> int:
+    """MySQL's count of statements this session sent (the query itself included)."""
+    rows = db.execute_query("SHOW SESSION STATUS LIKE 'Questions'")[1]
+    return int(next(iter(rows[0].values())) if "Value" not in rows[0] else rows[0]["Value"])
+
+
+def test_mysql_direct_sends_the_statement_alone(mysql_url: str) -> None:
+    # One pooled connection: every query below runs on the same server session.
+    db = Database(DatabaseConfig(name="fast_my_trips", url=mysql_url, pool_size=1, max_overflow=0))
+    try:
+        before = _questions(db)
+        for _ in range(5):
+            db.execute_query("SELECT :x AS x", {"x": 1})
+        # Five statements and the second SHOW: no SET autocommit, COMMIT or ROLLBACK.
+        assert _questions(db) - before == 6
+    finally:
+        db.close()
+
+
+async def test_mysql_core_transactions_survive_the_direct_path(mysql_url: str) -> None:
+    """The fast path leaves MySQL's autocommit on; a session on that connection next
+    must still get a real transaction that a rollback undoes."""
+    db = Database(DatabaseConfig(name="fast_my_txn", url=mysql_url, pool_size=1, max_overflow=0))
+    try:
+        db.execute_query("CREATE TABLE IF NOT EXISTS fast_my_txn (v int)")
+        with db.session(auto_commit=False) as session:
+            session.execute(text("INSERT INTO fast_my_txn VALUES (1)"))
+            session.rollback()
+        assert db.execute_query("SELECT count(*) AS n FROM fast_my_txn")[1] == [{"n": 0}]
+        await db.async_execute_query("SELECT 1")
+        async with db.async_session(auto_commit=False) as session:
+            await session.execute(text("INSERT INTO fast_my_txn VALUES (2)"))
+            await session.rollback()
+        rows = (await db.async_execute_query("SELECT count(*) AS n FROM fast_my_txn"))[1]
+        assert rows == [{"n": 0}]
+        db.execute_query("DROP TABLE fast_my_txn")
+    finally:
+        await db.aclose()

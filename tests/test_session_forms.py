@@ -118,3 +118,39 @@ def test_async_session_both_forms(target: tuple[Database, str]) -> None:
 
     asyncio.run(scenario())
     assert _ids(db, table) == [1, 3]
+
+
+def test_a_commit_that_fails_is_rolled_back_raised_and_closed(tmp_path: Path) -> None:
+    """The scope's exit plan, sync and async: a failed COMMIT (a deferred foreign key) is
+    rolled back, raised, and the connection goes back to the pool."""
+    import sqlalchemy.exc
+
+    db = Database(DatabaseConfig(name="forms_commit_fails", url=f"sqlite:///{tmp_path / 'f.db'}"))
+    try:
+        with db.session() as s:
+            s.execute(text("CREATE TABLE p (id INTEGER PRIMARY KEY)"))
+            s.execute(
+                text("CREATE TABLE c (pid INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)")
+            )
+        with pytest.raises(sqlalchemy.exc.IntegrityError, match="FOREIGN KEY"), db.session() as s:
+            s.execute(text("INSERT INTO c VALUES (99)"))  # refused only at COMMIT
+        assert not s.in_transaction()
+        assert db.execute_query("SELECT count(*) AS n FROM c")[1] == [{"n": 0}]
+        assert db.get_pool_status().checked_out in (0, None)
+
+        async def go() -> None:
+            with pytest.raises(sqlalchemy.exc.IntegrityError, match="FOREIGN KEY"):
+                async with db.async_session() as s:
+                    await s.execute(text("INSERT INTO c VALUES (98)"))
+            assert not s.in_transaction()
+            rows = (await db.async_execute_query("SELECT count(*) AS n FROM c"))[1]
+            assert rows == [{"n": 0}]
+            # auto_commit=False: nothing committed, nothing raised, rolled back on close.
+            async with db.async_session(auto_commit=False) as s:
+                await s.execute(text("INSERT INTO p VALUES (1)"))
+            assert (await db.async_execute_query("SELECT count(*) AS n FROM p"))[1] == [{"n": 0}]
+            await db.aclose()
+
+        asyncio.run(go())
+    finally:
+        db.close()

@@ -10,6 +10,7 @@ import re
 import shlex
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -72,6 +73,8 @@ class DatabaseConfig(BaseModel):
     create_db: bool = False
     pool_size: int | None = Field(default=None, ge=0)
     max_overflow: int | None = Field(default=None, ge=-1)
+    # Connections opened in the background when the engine is created, and kept pooled.
+    pool_min_size: int = Field(default=0, ge=0)
     pool_timeout: float | None = Field(default=None, gt=0)
     pool_recycle: int | None = None
     pool_pre_ping: bool | None = None
@@ -221,14 +224,9 @@ class DatabaseConfig(BaseModel):
         """Return a copy with overrides applied and validated (arguments in code win)."""
         if not overrides:
             return self
-        # Field values as set, not model_dump(): dumps mask the secrets.
-        data: dict[str, Any] = {k: getattr(self, k) for k in self.model_fields_set}
-        if "url" in data:
-            data["url"] = self.url_with_password()
-        if "replicas" in data:
-            data["replicas"] = self.replicas_with_passwords()
-        data.update(overrides)
-        sources = {**self._sources, **dict.fromkeys(overrides, "argument")}
+        # Field values as set (resolved_source), not model_dump(): dumps mask the secrets.
+        arguments = layer(overrides, {}, default="argument")
+        data, sources = _split(first_wins((arguments, resolved_source(self))))
         result = validate_database(data, name=self.name, origin="arguments", sources=sources)
         result._environ = self._environ
         result._prefix_applied = self._prefix_applied
@@ -244,19 +242,12 @@ class DatabaseConfig(BaseModel):
         if not self.env_prefix or self._prefix_applied:
             return self
         env = os.environ if self._environ is None else self._environ
-        found, origins = _env_overrides(self.name, self.env_prefix, env, dbwire_vars=False)
-        if not found:
+        prefixed = prefix_env_source(self.name, self.env_prefix, env)
+        if not prefixed:
             copy = self.model_copy()
             copy._prefix_applied = True
             return copy
-        data: dict[str, Any] = {k: getattr(self, k) for k in self.model_fields_set}
-        if "url" in data:
-            data["url"] = self.url_with_password()
-        if "replicas" in data:
-            data["replicas"] = self.replicas_with_passwords()
-        data.pop("name", None)
-        data.update(found)
-        sources = {**self._sources, **origins}
+        data, sources = _split(first_wins((prefixed, resolved_source(self))))
         result = validate_database(data, name=self.name, origin="arguments", sources=sources)
         result._environ = self._environ
         result._prefix_applied = True
@@ -447,6 +438,74 @@ def interpolate(value: Any, environ: Mapping[str, str], *, where: str) -> Any:
     if isinstance(value, list):
         return [interpolate(v, environ, where=where) for v in value]
     return value
+
+
+# -- precedence: an ordered tuple of sources, read from the top, first one wins ---------
+@dataclass(frozen=True)
+class Sourced:
+    """A value and where it came from: 'argument', 'env VAR', 'FILE:LINE' or 'default'."""
+
+    value: Any
+    source: str
+
+
+#: Where a database's fields come from, highest first; the first source that sets a
+#: field wins, and the field keeps that source's name (`dbwire url --explain`).
+DATABASE_SOURCES: tuple[str, ...] = (
+    "argument",  # dbwire.connect(..., **overrides), DatabaseConfig.with_overrides()
+    "env DBWIRE_<NAME>__<FIELD>",
+    "env <env_prefix>_<FIELD>",
+    "file",  # a path or dict, $DBWIRE_CONFIG, ./dbwire.toml, [tool.dbwire], $DATABASE_URL
+    "default",  # DatabaseConfig's own field defaults
+)
+
+
+def layer(
+    values: Mapping[str, Any], origins: Mapping[str, str], default: str
+) -> dict[str, Sourced]:
+    """One source's fields, each with its origin (`default` where origins has none)."""
+    return {key: Sourced(value, origins.get(key, default)) for key, value in values.items()}
+
+
+def first_wins(layers: tuple[Mapping[str, Sourced], ...]) -> dict[str, Sourced]:
+    """Merge sources given highest first: a field keeps the first value (and source) seen."""
+    merged: dict[str, Sourced] = {}
+    for found in layers:
+        for key, item in found.items():
+            merged.setdefault(key, item)
+    return merged
+
+
+def _split(merged: Mapping[str, Sourced]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Values and origins; a field without an origin ("") takes the validation's origin."""
+    values = {k: v.value for k, v in merged.items()}
+    return values, {k: v.source for k, v in merged.items() if v.source}
+
+
+def dbwire_env_source(name: str, environ: Mapping[str, str]) -> dict[str, Sourced]:
+    """The DBWIRE_<NAME>__<FIELD> variables of one database."""
+    return layer(*_env_overrides(name, None, environ), default="env")
+
+
+def prefix_env_source(
+    name: str, prefix: str | None, environ: Mapping[str, str]
+) -> dict[str, Sourced]:
+    """The <env_prefix>_<FIELD> variables of a database that has an env_prefix."""
+    if not prefix:
+        return {}
+    return layer(*_env_overrides(name, prefix, environ, dbwire_vars=False), default="env")
+
+
+def resolved_source(config: DatabaseConfig) -> dict[str, Sourced]:
+    """A validated config's set fields as a source: secrets as written, origins kept."""
+    data: dict[str, Any] = {k: getattr(config, k) for k in config.model_fields_set}
+    if "url" in data:
+        data["url"] = config.url_with_password()
+    if "replicas" in data:
+        data["replicas"] = config.replicas_with_passwords()
+    data.pop("name", None)
+    # A field set in code has no recorded origin; the caller's validation names it.
+    return layer(data, config._sources, default="")
 
 
 def _env_overrides(
@@ -660,13 +719,17 @@ def load_config(
         prefix = expanded.get("env_prefix")
         # A non-text env_prefix is reported by validate_database; no variables apply then.
         prefix = prefix if isinstance(prefix, str) else None
-        overrides, env_sources = _env_overrides(name, prefix, env)
-        database = validate_database(
-            {**expanded, **overrides},
-            name=name,
-            origin=origin,
-            sources={**sources, **env_sources},
+        # DATABASE_SOURCES below the arguments, highest first (arguments come later, in
+        # dbwire.connect, through with_overrides).
+        merged = first_wins(
+            (
+                dbwire_env_source(name, env),
+                prefix_env_source(name, prefix, env),
+                layer(expanded, sources, default=origin),
+            )
         )
+        values, origins = _split(merged)
+        database = validate_database(values, name=name, origin=origin, sources=origins)
         database._prefix_applied = True
         databases[name] = database.with_environ(environ)
     return Config(databases=databases, source=source)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
 from dbwire import health, instances, lifecycle, metadata_cache, translate
@@ -30,9 +30,9 @@ from dbwire.errors import (
     DbwireError,
     ReadOnlyError,
 )
-from dbwire.fast_path import FastPath, collect
+from dbwire.fast_path import FastPath
 from dbwire.observe import Observation, QueryObserver, QueryStats
-from dbwire.pool import name_pool
+from dbwire.pool import check_min_size, name_pool
 from dbwire.types import HealthResult, PoolStatus
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from dbwire.types import TableSchema
 
 QueryResult = tuple[list[str], list[dict[str, Any]]]
+_POOL_SIZES = {"pool_size", "max_overflow"}
 
 
 class Database:
@@ -70,6 +71,9 @@ class Database:
         self.backend: Backend = registry.get(backend_key)(config)
         # Refuse what the drivers would choke on now, not at the first connect.
         self.backend.validate()
+        # pool_min_size against the pool it fills: the config's sizes, else the backend's.
+        sizes = config.model_dump(include=_POOL_SIZES, exclude_none=True)
+        check_min_size(self.name, config.pool_min_size, {**self.backend.pool_defaults(), **sizes})
         self._lock = threading.RLock()
         self._closed = False
         # The sync engine and one async engine per event loop, with their hooks.
@@ -352,15 +356,7 @@ class Database:
         """
         if not self._query_route(sql):  # s3: DuckDB SQL, run by the backend itself
             return self._backend_query(sql, params)
-        if self._fast.may_go_direct():
-            direct = self._fast.execute(sql, params)
-            if direct is not None:
-                return direct
-        with self.engine.connect() as conn:
-            result = conn.execute(text(sql), dict(params or {}))
-            columns, rows = collect(result)
-            conn.commit()
-        return columns, rows
+        return self._fast.execute(sql, params)
 
     def _query_route(self, sql: str) -> bool:
         """What execute_query and its async twin decide alike before any IO: open, guard
@@ -383,15 +379,7 @@ class Database:
         """The async twin of execute_query()."""
         if not self._query_route(sql):
             return await asyncio.to_thread(self._backend_query, sql, params)
-        if self._fast.may_go_direct():
-            direct = await self._fast.async_execute(sql, params)
-            if direct is not None:
-                return direct
-        async with self.async_engine.connect() as conn:
-            result = await conn.execute(text(sql), dict(params or {}))
-            columns, rows = collect(result)
-            await conn.commit()
-        return columns, rows
+        return await self._fast.async_execute(sql, params)
 
     # -- metadata --------------------------------------------------------------
     @property

@@ -8,6 +8,7 @@ so every engine a Database hands out behaves the same.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Protocol
@@ -19,8 +20,14 @@ from sqlalchemy.engine import Connection, Engine, ExceptionContext
 from dbwire import timeouts
 from dbwire._closing import OpenConnections, close_async_engine
 from dbwire.backends import readonly_guard
-from dbwire.errors import ConfigError
-from dbwire.pool import install_idle_ping, pool_class_for
+from dbwire.errors import ConfigError, describe
+from dbwire.fast_path import install_autocommit_reset
+from dbwire.pool import (
+    async_open_in_background,
+    install_idle_ping,
+    open_in_background,
+    pool_class_for,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -52,7 +59,12 @@ class EngineOwner(Protocol):
     @property
     def closed(self) -> bool: ...
 
+    @property
+    def logger(self) -> logging.Logger: ...
+
     def _check_open(self) -> None: ...
+
+    def known_secrets(self) -> list[str]: ...
 
     def connect_params(self) -> ConnectParams: ...
 
@@ -234,6 +246,8 @@ class Engines:
             # ArgumentError: SQLAlchemy refusing a URL or option dbwire's checks let by.
             raise self._bad_engine_option(exc) from None
         self.install_hooks(engine, is_async=False)
+        min_size = self.owner.config.pool_min_size
+        open_in_background(engine, min_size, self._min_size_failed, name=self.owner.name)
         return engine
 
     def _create_async_engine(self) -> AsyncEngine:
@@ -249,7 +263,21 @@ class Engines:
             # ArgumentError: SQLAlchemy refusing a URL or option dbwire's checks let by.
             raise self._bad_engine_option(exc) from None
         self.install_hooks(engine.sync_engine, is_async=True)
+        async_open_in_background(engine, self.owner.config.pool_min_size, self._min_size_failed)
         return engine
+
+    def _min_size_failed(self, exc: BaseException) -> None:
+        owner = self.owner
+        try:
+            secrets: list[str] = owner.known_secrets()
+        except Exception:  # logging must not fail because a password source is down
+            secrets = owner.config.secret_values()
+        owner.logger.warning(
+            "database %r: could not open pool_min_size = %d connections in the background: %s",
+            owner.name,
+            owner.config.pool_min_size,
+            describe(exc, secrets, first_line=True),
+        )
 
     def _ensure_database(self) -> None:
         if self.owner.config.create_db and not self._database_ensured:
@@ -294,6 +322,7 @@ class Engines:
         if self.idle_ping:
             install_idle_ping(engine, owner.config.pre_ping_idle, backend.connection_looks_dead)
 
+        install_autocommit_reset(engine, backend)
         backend.configure_engine(engine, is_async=is_async)
         backend.install_query_hooks(engine, is_async=is_async)
         owner._instrument(engine)

@@ -9,21 +9,28 @@ is counted by the observer.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 from collections.abc import Callable, Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from dbwire import translate
 from dbwire.backends import readonly_guard
 
 if TYPE_CHECKING:
+    from dbwire.backends.base import Backend
     from dbwire.target import Target
 
 QueryResult = tuple[list[str], list[dict[str, Any]]]
+# Set while the fast path checks a connection out, so the autocommit reset lets it be.
+# SQLAlchemy's greenlets share their parent's context, so this holds for async too.
+_DIRECT: contextvars.ContextVar[bool] = contextvars.ContextVar("dbwire_direct", default=False)
+AUTOCOMMIT_LEFT_ON = "dbwire_autocommit_left_on"
 
 
 class FastPath:
@@ -41,19 +48,47 @@ class FastPath:
         db = self.db
         return not db.config.readonly or db.backend.readonly_in_autocommit
 
-    def execute(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult | None:
-        """execute_query() on the pooled driver connection in autocommit: one round trip.
+    def execute(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult:
+        """execute_query() on the sync engine: the direct path where it can, else Core's."""
+        return self.query(self.db.engine, sql, params, is_async=False)
 
-        Returns None where the driver cannot switch autocommit locally (Core's path is
-        used instead).
+    async def async_execute(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult:
+        """execute() on the running loop's async engine: the same code, in one greenlet.
+
+        SQLAlchemy's adapters run the async drivers (asyncpg, aiomysql, aiosqlite, DuckDB's
+        thread) under its sync API inside greenlet_spawn, so the sync code is the async
+        code: checkout, statement and checkin cost one greenlet hop.
         """
-        if not self.enabled[False]:
-            return None
-        engine = self.db.engine
+        from sqlalchemy.util import greenlet_spawn
+
+        engine = self.db.async_engine.sync_engine
+        result: QueryResult = await greenlet_spawn(self.query, engine, sql, params, is_async=True)
+        return result
+
+    def query(
+        self, engine: Engine, sql: str, params: Mapping[str, Any] | None, *, is_async: bool
+    ) -> QueryResult:
+        """One statement on engine: in autocommit on the driver connection where possible,
+        else through a Core Connection (BEGIN, statement, COMMIT)."""
+        if self.enabled[is_async] and self.may_go_direct():
+            direct = self.on_engine(engine, sql, params, is_async=is_async)
+            if direct is not None:
+                return direct
+        with engine.connect() as conn:
+            result = conn.execute(text(sql), dict(params or {}))
+            columns, rows = collect(result)
+            conn.commit()
+        return columns, rows
+
+    def on_engine(
+        self, engine: Engine, sql: str, params: Mapping[str, Any] | None, *, is_async: bool
+    ) -> QueryResult | None:
+        """Check a connection out of engine's pool, run the statement on it, check it in."""
         dialect = engine.dialect
         planned = self.plan(sql, params, dialect)
         if planned is None:
             return None
+        token = _DIRECT.set(True)
         try:
             fairy = engine.raw_connection()
         except dialect.loaded_dbapi.Error as exc:
@@ -61,29 +96,20 @@ class FastPath:
             raise translate.connect_error(
                 self.db, exc, translate.driver_detail(self.db, exc)
             ) from exc
-        try:
-            return self.run(fairy, dialect, *planned, is_async=False)
         finally:
-            fairy.close()
-
-    async def async_execute(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult | None:
-        """execute() on the async engine (asyncpg): the same plan, run and errors.
-
-        The connection is checked out through Core (connect errors translated as always)
-        and the statement runs on SQLAlchemy's driver adapter in autocommit, which asyncpg
-        sends as one round trip with its cached prepared statement.
-        """
-        if not self.enabled[True]:
-            return None
-        engine = self.db.async_engine
-        dialect = engine.dialect
-        planned = self.plan(sql, params, dialect)
-        if planned is None:
-            return None
-        async with engine.connect() as conn:
-            return await conn.run_sync(
-                lambda sync_conn: self.run(sync_conn.connection, dialect, *planned, is_async=True)
-            )
+            _DIRECT.reset(token)
+        ran = False
+        try:
+            result = self.run(fairy, dialect, *planned, is_async=is_async)
+            ran = result is not None
+            return result
+        finally:
+            if ran:
+                # Nothing was begun (autocommit): the pool's rollback-on-return, a round
+                # trip on MySQL, has nothing to undo. Connection.close() skips it alike.
+                fairy._close_special(transaction_reset=True)
+            else:
+                fairy.close()
 
     def plan(
         self, sql: str, params: Mapping[str, Any] | None, dialect: Any
@@ -132,7 +158,9 @@ class FastPath:
                 failed = False
             finally:
                 self._record(statement, perf_counter() - started, failed)
-                if not getattr(driver, "closed", False):
+                if backend.autocommit_sticks:
+                    fairy.info[AUTOCOMMIT_LEFT_ON] = True
+                elif not getattr(driver, "closed", False):
                     backend.set_autocommit(driver, False)
         except dbapi_error as exc:
             if dialect.is_disconnect(exc, fairy.dbapi_connection, None):
@@ -143,6 +171,20 @@ class FastPath:
                 raise translate.readonly_error(db, translate.driver_detail(db, exc)) from wrapped
             raise wrapped from exc
         return columns, rows
+
+
+def install_autocommit_reset(engine: Engine, backend: Backend) -> None:
+    """Where autocommit sticks (a round trip to switch), switch it off again at the first
+    checkout that is not the fast path's, so Core's transactions stay transactions."""
+    if not backend.autocommit_sticks:
+        return
+
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if not _DIRECT.get() and record.info.pop(AUTOCOMMIT_LEFT_ON, False):
+            backend.set_autocommit(dbapi_connection, False)
+
+    # First in line: other checkout listeners (the idle ping) may run SQL on it.
+    event.listen(engine, "checkout", _checkout, insert=True)
 
 
 @functools.lru_cache(maxsize=512)

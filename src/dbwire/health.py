@@ -214,6 +214,11 @@ def check(db: Target, timeout: float | None = None) -> HealthResult:
     return Probe(db, timeout or db.config.health_timeout).result()
 
 
+def unbuilt(name: str, error: BaseException) -> HealthResult:
+    """The result for a database that could not even be built: unhealthy, with the error."""
+    return HealthResult(name, UNHEALTHY, 0.0, describe(error, limit=_MAX_ERROR), None)
+
+
 def check_many(
     dbs: Mapping[str, Target | BaseException], timeout: float | None = None
 ) -> dict[str, HealthResult]:
@@ -225,8 +230,7 @@ def check_many(
     probes: dict[str, Probe | HealthResult] = {}
     for name, db in dbs.items():
         if isinstance(db, BaseException):
-            text = describe(db, limit=_MAX_ERROR)
-            probes[name] = HealthResult(name, UNHEALTHY, 0.0, text, None)
+            probes[name] = unbuilt(name, db)
         else:
             probes[name] = Probe(db, timeout or db.config.health_timeout)
     return {

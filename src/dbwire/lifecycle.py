@@ -9,7 +9,7 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 from dbwire.errors import (
@@ -21,6 +21,7 @@ from dbwire.errors import (
     UnknownBackendError,
 )
 from dbwire.health import Probe, async_outcome, describe_error
+from dbwire.types import HealthResult
 
 if TYPE_CHECKING:
     from dbwire.target import Target
@@ -195,36 +196,77 @@ class Retry:
         return delay
 
 
+# One retry loop, as steps: ("probe", seconds) asks for a health check with that deadline
+# and is answered with its (result, error); ("sleep", seconds) asks for a pause. The sync
+# and async drivers below differ only in how they do those two things.
+_Step = tuple[str, float]
+_Outcome = tuple[HealthResult, BaseException | None]
+_Plan = Generator[_Step, _Outcome | None, float | BaseException]
+
+
+def _retry_plan(retry: Retry) -> _Plan:
+    """Probe until healthy (the seconds it took) or until retry gives up (its error)."""
+    while True:
+        outcome = yield ("probe", retry.attempt_timeout())
+        assert outcome is not None
+        result, error = outcome
+        if result.healthy:
+            return retry.elapsed()
+        assert error is not None
+        step = retry.after_failure(error)
+        if isinstance(step, BaseException):
+            return step
+        yield ("sleep", step)
+
+
+def _run(db: Target, plan: _Plan) -> float | BaseException:
+    """Drive a retry plan with threads and time.sleep."""
+    try:
+        kind, seconds = next(plan)
+        while True:
+            if kind == "probe":
+                kind, seconds = plan.send(Probe(db, seconds).outcome())
+            else:
+                time.sleep(seconds)
+                kind, seconds = plan.send(None)
+    except StopIteration as done:
+        outcome: float | BaseException = done.value
+        return outcome
+
+
+async def _async_run(db: Target, plan: _Plan) -> float | BaseException:
+    """Drive a retry plan on the event loop, through the async engine."""
+    try:
+        kind, seconds = next(plan)
+        while True:
+            if kind == "probe":
+                kind, seconds = plan.send(await async_outcome(db, seconds))
+            else:
+                await asyncio.sleep(seconds)
+                kind, seconds = plan.send(None)
+    except StopIteration as done:
+        outcome: float | BaseException = done.value
+        return outcome
+
+
 def wait_until_ready(db: Target, timeout: float = 30.0) -> float:
     """Retry the health query with backoff until it answers; the seconds it took.
 
     Raises ConnectError when timeout passes, and at once for errors that retrying
     cannot fix (a rejected password, bad config, a missing driver).
     """
-    retry = Retry(db, timeout=timeout)
-    while True:
-        result, error = Probe(db, retry.attempt_timeout()).outcome()
-        if result.healthy:
-            return retry.elapsed()
-        assert error is not None
-        step = retry.after_failure(error)
-        if isinstance(step, BaseException):
-            raise step
-        time.sleep(step)
+    outcome = _run(db, _retry_plan(Retry(db, timeout=timeout)))
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
 
 
 async def async_wait_until_ready(db: Target, timeout: float = 30.0) -> float:
-    """The async twin of wait_until_ready(), through the async engine (same Retry)."""
-    retry = Retry(db, timeout=timeout)
-    while True:
-        result, error = await async_outcome(db, retry.attempt_timeout())
-        if result.healthy:
-            return retry.elapsed()
-        assert error is not None
-        step = retry.after_failure(error)
-        if isinstance(step, BaseException):
-            raise step
-        await asyncio.sleep(step)
+    """The async twin of wait_until_ready(), through the async engine (same plan)."""
+    outcome = await _async_run(db, _retry_plan(Retry(db, timeout=timeout)))
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
 
 
 def connect_with_retries(db: Target, retries: int | None = None) -> BaseException | None:
@@ -232,12 +274,5 @@ def connect_with_retries(db: Target, retries: int | None = None) -> BaseExceptio
     backoff; None on success, else the last error.
     """
     retry = Retry(db, tries=1 + (db.config.connect_retries if retries is None else retries))
-    while True:
-        result, error = Probe(db, retry.attempt_timeout()).outcome()
-        if result.healthy:
-            return None
-        assert error is not None
-        step = retry.after_failure(error)
-        if isinstance(step, BaseException):
-            return step
-        time.sleep(step)
+    outcome = _run(db, _retry_plan(retry))
+    return outcome if isinstance(outcome, BaseException) else None

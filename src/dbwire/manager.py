@@ -13,8 +13,8 @@ from dbwire import instances, lifecycle
 from dbwire.config import Config, load_config
 from dbwire.database import Database
 from dbwire.errors import ConfigError, ConnectError, DbwireError, describe
-from dbwire.health import check_many, describe_error
-from dbwire.types import UNHEALTHY, HealthResult
+from dbwire.health import check_many, describe_error, unbuilt
+from dbwire.types import HealthResult
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession as OrmAsyncSession
@@ -328,7 +328,7 @@ class Manager:
 
         async def one(key: str, db: Database | BaseException) -> HealthResult:
             if isinstance(db, BaseException):
-                return HealthResult(key, UNHEALTHY, 0.0, str(db), None)
+                return unbuilt(key, db)  # the same result check_many gives
             return await db.async_health_check(timeout)
 
         results = await asyncio.gather(*(one(k, v) for k, v in targets.items()))

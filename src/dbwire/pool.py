@@ -1,17 +1,23 @@
-"""Pool behaviour: a checkout timeout that says what to raise, and the idle-window pre-ping."""
+"""Pool behaviour: a checkout timeout that says what to raise, the idle-window pre-ping,
+and pool_min_size connections opened in the background."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Callable
 from time import monotonic
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, Pool, QueuePool
 
-from dbwire.errors import PoolTimeoutError
+from dbwire.errors import ConfigError, PoolTimeoutError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 def pool_timeout_error(pool: QueuePool, database: str) -> PoolTimeoutError:
@@ -134,3 +140,82 @@ def install_idle_ping(
             alive = False
         if not alive:
             raise sa_exc.InvalidatePoolError("dbwire pre-ping: the server closed the connection")
+
+
+# -- pool_min_size: connections opened in the background and kept ---------------------
+def check_min_size(database: str, min_size: int, options: dict[str, Any]) -> None:
+    """Refuse a pool_min_size the pool could never hold open at once."""
+    if min_size <= 0:
+        return
+    size = options.get("pool_size", 5)
+    overflow = options.get("max_overflow", 10)
+    if overflow is not None and overflow < 0:
+        return  # max_overflow = -1: no upper bound
+    limit = (size or 0) + (overflow or 0)
+    if min_size > limit:
+        raise ConfigError(
+            f"database {database!r}: pool_min_size = {min_size} is more than the pool may "
+            f"open (pool_size {size} + max_overflow {overflow} = {limit}); lower "
+            "pool_min_size or raise pool_size",
+            database=database,
+        )
+
+
+_WARMING: set[Any] = set()  # background opens in flight, kept from the garbage collector
+
+
+def open_in_background(
+    engine: Engine, count: int, on_error: Callable[[BaseException], None], *, name: str
+) -> None:
+    """Open `count` connections of a sync engine's pool in a daemon thread and pool them.
+
+    Hand-written rather than psycopg_pool's min_size: that pool is psycopg's own, and
+    dbwire's pools are SQLAlchemy's for every backend. All `count` are checked out at
+    once, so the pool opens that many, then checked in, so it keeps them. A failure is
+    handed to `on_error` (logged); the next checkout reports it the usual way.
+    """
+    if count <= 0 or not isinstance(engine.pool, QueuePool):
+        return
+
+    def _open() -> None:
+        held: list[Any] = []
+        try:
+            for _ in range(count):
+                held.append(engine.raw_connection())
+        except Exception as exc:
+            on_error(exc)
+        finally:
+            for connection in held:
+                connection.close()
+
+    thread = threading.Thread(target=_open, name=f"dbwire-min-size-{name}", daemon=True)
+    thread.start()
+
+
+def async_open_in_background(
+    engine: AsyncEngine, count: int, on_error: Callable[[BaseException], None]
+) -> None:
+    """open_in_background() for an async engine: a task on the running event loop."""
+    if count <= 0 or not isinstance(engine.sync_engine.pool, QueuePool):
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return  # no loop yet: the connections open on first use
+
+    async def _open() -> None:
+        held: list[Any] = []
+        try:
+            for _ in range(count):
+                held.append(await engine.raw_connection())
+        except Exception as exc:
+            on_error(exc)
+        finally:
+            from sqlalchemy.util import greenlet_spawn
+
+            for connection in held:
+                await greenlet_spawn(connection.close)
+
+    task = loop.create_task(_open())
+    _WARMING.add(task)
+    task.add_done_callback(_WARMING.discard)

@@ -3,10 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Generator
 from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+
+
+def _scope_exit(auto_commit: bool, failed: bool) -> Generator[str, None, None]:
+    """What leaving a transaction scope does, as the Session methods to call in order.
+
+    The one plan behind the sync and the async scope: each runs the step named here
+    (calling, or awaiting, the method) and throws a failing step's exception back in.
+    A failed commit is rolled back and raised; the session is always closed.
+    """
+    try:
+        if failed:
+            yield "rollback"
+        elif auto_commit:
+            try:
+                yield "commit"
+            except BaseException:
+                yield "rollback"
+                raise
+    finally:
+        yield "close"
 
 
 class ScopeSession(Session):
@@ -31,17 +52,15 @@ class ScopeSession(Session):
         if scope is None:
             super().__exit__(type_, value, traceback)
             return
-        try:
-            if type_ is not None:
-                self.rollback()
-            elif scope:
-                try:
-                    self.commit()
-                except BaseException:
-                    self.rollback()
-                    raise
-        finally:
-            self.close()
+        plan = _scope_exit(scope, type_ is not None)
+        step = next(plan, None)
+        while step is not None:
+            try:
+                getattr(self, step)()
+            except BaseException as exc:
+                step = plan.throw(exc)
+            else:
+                step = next(plan, None)
 
 
 class AsyncScopeSession(AsyncSession):
@@ -59,16 +78,17 @@ class AsyncScopeSession(AsyncSession):
         if scope is None:
             await super().__aexit__(type_, value, traceback)
             return
-        try:
-            if type_ is not None:
-                await self.rollback()
-            elif scope:
-                try:
-                    await self.commit()
-                except BaseException:
-                    await self.rollback()
-                    raise
-        finally:
-            # Shielded as SQLAlchemy's own __aexit__ does: a cancelled task still returns
-            # its connection to the pool.
-            await asyncio.shield(asyncio.ensure_future(self.close()))
+        plan = _scope_exit(scope, type_ is not None)
+        step = next(plan, None)
+        while step is not None:
+            try:
+                if step == "close":
+                    # Shielded as SQLAlchemy's own __aexit__ does: a cancelled task still
+                    # returns its connection to the pool.
+                    await asyncio.shield(asyncio.ensure_future(self.close()))
+                else:
+                    await getattr(self, step)()
+            except BaseException as exc:
+                step = plan.throw(exc)
+            else:
+                step = next(plan, None)

@@ -364,6 +364,11 @@ class Backend:
         """
         return False
 
+    #: True when switching autocommit costs a round trip (MySQL's SET autocommit): the
+    #: one-round-trip path then leaves it on, and the next checkout for anything else
+    #: switches it off again (dbwire.fast_path.install_autocommit_reset).
+    autocommit_sticks: ClassVar[bool] = False
+
     def connection_looks_dead(self, dbapi_connection: Any) -> bool:
         """True when a pooled connection's socket shows the server hung up (or was closed).
 

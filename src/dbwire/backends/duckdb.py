@@ -101,6 +101,11 @@ class DuckDBBackend(Backend):
             return {"read_only": True}
         return {}
 
+    def set_autocommit(self, driver_connection: Any, on: bool) -> bool:
+        # DuckDB commits every statement run outside an explicit BEGIN (SQLAlchemy's
+        # transactions begin one through the dialect's do_begin): nothing to switch.
+        return True
+
     def begin_readonly(self, dbapi_connection: Any) -> None:
         dbapi_connection.info[READONLY_TXN_FLAG] = True
 

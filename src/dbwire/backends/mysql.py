@@ -137,6 +137,14 @@ class MySQLBackend(Backend):
             )
         return args
 
+    autocommit_sticks: ClassVar[bool] = True
+
+    def set_autocommit(self, driver_connection: Any, on: bool) -> bool:
+        # PyMySQL and SQLAlchemy's aiomysql adapter alike: autocommit(v) sends SET
+        # autocommit only when the server's flag (known from the last reply) differs.
+        driver_connection.autocommit(on)
+        return True
+
     def begin_readonly(self, dbapi_connection: Any) -> None:
         # START TRANSACTION (not SET TRANSACTION, which waits for the first statement):
         # with the transaction already running, the server refuses SET TRANSACTION READ

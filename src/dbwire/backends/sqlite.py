@@ -179,6 +179,16 @@ class SQLiteBackend(Backend):
             if readonly:
                 _sqlite3_connection(dbapi_connection).set_authorizer(_readonly_authorizer)
 
+    def set_autocommit(self, driver_connection: Any, on: bool) -> bool:
+        # sqlite3 begins a transaction by itself only before INSERT/UPDATE/DELETE; ending
+        # it right after the statement is autocommit, with no isolation_level switch
+        # (which would commit whatever the connection holds). In-process: no round trip.
+        if not on:
+            inner = getattr(driver_connection, "_connection", driver_connection)  # aiosqlite
+            if inner.in_transaction:
+                driver_connection.commit()
+        return True
+
     def begin_readonly(self, dbapi_connection: Any) -> None:
         if self.config.readonly:
             return  # every connection was made read-only when it opened

@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from dbwire import timeouts
+from dbwire.config import Sourced, first_wins, layer
 from dbwire.errors import (
     ConfigError,
     ConnectError,
@@ -128,6 +129,16 @@ def resolve_store_path(export_path: str | os.PathLike[str] | None) -> Path | Non
     return path / STORE_FILE_NAME if is_dir else path
 
 
+def _settings_sources(given: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Sourced]:
+    """The store's settings from arguments, then $DBWIRE_DUCKDB_<NAME>, first one wins, as
+    for a database's fields (dbwire.config.first_wins); an empty value counts as unset.
+    Defaults are left to the caller, which computes only those still missing."""
+    arguments = layer({k: v for k, v in given.items() if v}, {}, default="argument")
+    variables = {k: f"{_ENV_PREFIX}{k.upper()}" for k in given}
+    env = {k: environ[var] for k, var in variables.items() if environ.get(var)}
+    return first_wins((arguments, layer(env, {k: f"env {variables[k]}" for k in env}, "env")))
+
+
 class LocalStore:
     """A DuckDB connection with dbwire's databases attached; also usable as that connection.
 
@@ -173,25 +184,30 @@ class LocalStore:
                 "the local store needs DuckDB; run: pip install 'dbwire[duckdb]'"
             ) from None
         path = resolve_store_path(export_path)
-        env = os.environ
-        owned_temp: Path | None = None
-        temp = temp_directory or env.get(f"{_ENV_PREFIX}TEMP_DIRECTORY")
-        if temp is None:
-            if path is None:
-                owned_temp = Path(tempfile.mkdtemp(prefix="dbwire-duckdb-"))
-                temp = owned_temp
-            else:
-                temp = f"{path}.tmp"
-        ext_dir = Path(
-            extension_directory
-            or env.get(f"{_ENV_PREFIX}EXTENSION_DIRECTORY")
-            or default_extension_directory()
+        chosen = _settings_sources(
+            {
+                "memory_limit": memory_limit,
+                "threads": threads,
+                "temp_directory": temp_directory,
+                "extension_directory": extension_directory,
+            },
+            os.environ,
         )
+        owned_temp: Path | None = None
+        if "temp_directory" in chosen:
+            temp: Any = chosen["temp_directory"].value
+        elif path is None:
+            owned_temp = Path(tempfile.mkdtemp(prefix="dbwire-duckdb-"))
+            temp = owned_temp
+        else:
+            temp = f"{path}.tmp"
+        found = chosen.get("extension_directory")
+        ext_dir = Path(found.value if found else default_extension_directory())
+        found = chosen.get("memory_limit")
+        found_threads = chosen.get("threads")
         settings = StoreSettings(
-            memory_limit=str(
-                memory_limit or env.get(f"{_ENV_PREFIX}MEMORY_LIMIT") or default_memory_limit()
-            ),
-            threads=int(threads or env.get(f"{_ENV_PREFIX}THREADS") or _cpu_count()),
+            memory_limit=str(found.value if found else default_memory_limit()),
+            threads=int(found_threads.value if found_threads else _cpu_count()),
             temp_directory=os.fspath(temp),
             extension_directory=str(ext_dir),
         )
