@@ -67,6 +67,7 @@ def test_fifty_threads_share_five_connections_without_deadlock(small_pg: Databas
         max_overflow=0,
         timeout=10,
         pool_class="DbwireQueuePool",
+        waiting=0,
     )
     assert small_pg.get_stats().queries == 50 * 5 * 2
 

@@ -179,6 +179,10 @@ def test_paused_standby_beyond_max_lag_is_skipped(pg_standby: StandbyServer, tab
                 assert s.execute(IN_RECOVERY).scalar() is False
             state = db._replicas.replicas[0]  # type: ignore[union-attr]
             assert state.lag_s is not None and state.lag_s > 1.0
+            # ... and the primary's metrics carry it, under the replica's name only.
+            lags = db.observation.snapshot().replica_lag
+            assert list(lags.values()) and max(lags.values()) > 1.0
+            assert all(pg_standby.password not in label for label in lags)
             assert "max_replica_lag_s" in (db.health_check().replicas[0].error or "")
         finally:
             pg_standby.resume_replay()

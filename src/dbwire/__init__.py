@@ -30,7 +30,7 @@ if _typing.TYPE_CHECKING:
     from dbwire.seeding import seed
     from dbwire.sources import SourceInfo, get_engine
     from dbwire.store import LocalStore, get_duckdb_connection
-    from dbwire.types import HealthResult, PoolStatus, TableSchema
+    from dbwire.types import HealthResult, PoolHolder, PoolStatus, TableSchema
 
 __version__ = "0.1.0"
 
@@ -44,6 +44,7 @@ _LAZY = {
     "Database": "dbwire.database",
     "connect": "dbwire.database",
     "HealthResult": "dbwire.types",
+    "PoolHolder": "dbwire.types",
     "PoolStatus": "dbwire.types",
     "LocalStore": "dbwire.store",
     "get_duckdb_connection": "dbwire.store",
@@ -90,6 +91,7 @@ __all__ = [
     "LocalStore",
     "Manager",
     "MissingDependencyError",
+    "PoolHolder",
     "PoolStatus",
     "PoolTimeoutError",
     "QueryStats",

@@ -111,6 +111,9 @@ class DatabaseConfig(BaseModel):
     log_queries: bool = False
     query_log_level: LogLevel = "DEBUG"
     slow_query_ms: float | None = Field(default=None, ge=0)
+    # Log a warning, once per checkout, for a pooled connection held longer than this
+    # many seconds (dbwire.observe); None: off.
+    leak_warning_s: float | None = Field(default=None, gt=0)
     connect_retries: int = Field(default=0, ge=0)
     health_timeout: float = Field(default=5.0, gt=0)
     # The statement a health check runs; default: the backend's (SELECT 1).

@@ -31,7 +31,7 @@ from dbwire.errors import (
     ReadOnlyError,
 )
 from dbwire.fast_path import FastPath
-from dbwire.observe import QueryObserver, QueryStats
+from dbwire.observe import Observation, QueryObserver, QueryStats
 from dbwire.pool import check_min_size, name_pool
 from dbwire.types import HealthResult, PoolStatus
 
@@ -90,6 +90,14 @@ class Database:
             query_log_level=config.query_log_level,
             slow_query_ms=config.slow_query_ms,
             secrets=self.known_secrets,
+        )
+        # Who holds the pool and who waits, pool timings, health and replica lag.
+        self.observation = Observation(
+            self.name,
+            self.backend.name,
+            operation_duration=self._observer.durations,
+            leak_warning_s=config.leak_warning_s,
+            logger=self.logger,
         )
         # execute_query's one-round-trip path, where possible
         self._fast = FastPath(self, self._observer.record)
@@ -494,6 +502,7 @@ class Database:
         result = health.check(self, timeout)
         if self._replicas is not None:
             result = replicas.health(self._replicas, result, timeout)
+        self.observation.record_health(result)
         return result
 
     async def async_health_check(self, timeout: float | None = None) -> HealthResult:
@@ -502,6 +511,7 @@ class Database:
         result = await health.async_check(self, timeout)
         if self._replicas is not None:
             result = await replicas.async_health(self._replicas, result, timeout)
+        self.observation.record_health(result)
         return result
 
     def login_can_write(self) -> bool | None:
@@ -514,12 +524,13 @@ class Database:
             return self.backend.login_can_write(conn)
 
     def get_pool_status(self, *, is_async: bool = False) -> PoolStatus:
-        """Size, checked in, checked out and overflow of the sync (or this loop's async) pool."""
+        """Size, checked in, checked out and overflow of the sync (or this loop's async) pool,
+        with its holders (longest first) and the callers waiting for a checkout."""
         self._check_open()
         if not getattr(self.backend, "has_engine", True):
             return PoolStatus(None, None, None, None, pool_class="none (no SQLAlchemy engine)")
         engine = self.async_engine.sync_engine if is_async else self.engine
-        status = health.pool_status(engine.pool)
+        status = self.observation.pool_status(engine)
         if self._replicas is not None:
             status = replicas.pool_status(self._replicas, status, is_async=is_async)
         return status
@@ -564,12 +575,14 @@ class Database:
         """
         self._lock = threading.RLock()  # a parent thread may have held it at the fork
         self._observer.reset_after_fork()
+        self.observation.reset_after_fork()
         # The parent's event loops and their connections are not this process's to close.
         self._engines.after_fork()
 
     def _instrument(self, engine: Engine) -> None:
         """Query timing and counters, and the name the pool's timeout error shows."""
         self._observer.install(engine)
+        self.observation.install(engine)
         name_pool(engine, self.name)
 
     # -- schema and the local store (DuckDB store issue) ---

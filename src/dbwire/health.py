@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.pool import Pool, QueuePool
 
 from dbwire.errors import ConnectError, describe
-from dbwire.types import HEALTHY, UNHEALTHY, HealthResult, PoolStatus, Status
+from dbwire.types import HEALTHY, UNHEALTHY, HealthResult, PoolHolder, PoolStatus, Status
 
 if TYPE_CHECKING:
     from dbwire.target import Target
@@ -24,8 +24,11 @@ _MAX_ERROR = 500
 __all__ = ["HEALTHY", "UNHEALTHY", "HealthResult", "PoolStatus", "Status"]
 
 
-def pool_status(pool: Pool) -> PoolStatus:
-    """Read a pool's occupancy; queue pools report every field."""
+def pool_status(
+    pool: Pool, *, holders: tuple[PoolHolder, ...] = (), waiting: int | None = None
+) -> PoolStatus:
+    """Read a pool's occupancy; queue pools report every field. `holders` and `waiting`
+    come from the pool's tracker (dbwire.observe), when there is one."""
     kind = type(pool).__name__
     if isinstance(pool, QueuePool):
         return PoolStatus(
@@ -36,6 +39,8 @@ def pool_status(pool: Pool) -> PoolStatus:
             max_overflow=pool._max_overflow,
             timeout=pool.timeout(),
             pool_class=kind,
+            waiting=waiting,
+            holders=holders,
         )
     size = getattr(pool, "size", None)
     return PoolStatus(
@@ -44,6 +49,8 @@ def pool_status(pool: Pool) -> PoolStatus:
         checked_out=None,
         overflow=None,
         pool_class=kind,
+        waiting=waiting,
+        holders=holders,
     )
 
 

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession as OrmAsyncSession
     from sqlalchemy.orm import Session as OrmSession
 
+    from dbwire.observe import Observation, ObservationSnapshot
+    from dbwire.observe.metrics import PrometheusExporter
+    from dbwire.observe.otel import OtelInstruments
+
 ConfigSource = str | os.PathLike[str] | Mapping[str, Any] | Config
 
 
@@ -82,6 +86,8 @@ class Manager:
         self._lock = threading.RLock()
         self._successful_setups = 0
         self._failed_setups = 0
+        self._prometheus: PrometheusExporter | None = None
+        self._otel: list[OtelInstruments] = []
         lifecycle.track(self)
 
     @classmethod
@@ -130,6 +136,8 @@ class Manager:
                 self._build_errors[name] = exc
                 raise
             self._dbs[name] = db
+            for instruments in self._otel:
+                instruments.add(db.observation)
             return db
 
     def _built_or_error(self) -> dict[str, Database | BaseException]:
@@ -255,8 +263,55 @@ class Manager:
         With one database hanging, all of them answer in about one timeout.
         """
         if name is not None:
-            return check_many(self._one(name), timeout)[name]
-        return check_many(self._built_or_error(), timeout)
+            return self.record_health(check_many(self._one(name), timeout))[name]
+        return self.record_health(check_many(self._built_or_error(), timeout))
+
+    def record_health(self, results: dict[str, HealthResult]) -> dict[str, HealthResult]:
+        """Keep each result for the health gauge of metrics(); returns the results."""
+        for key, result in results.items():
+            db = self._dbs.get(key)
+            if db is not None:
+                db.observation.record_health(result)
+        return results
+
+    # -- metrics (dbwire.observe) ------------------------------------------------
+    def metrics(self, *, check_health: bool = False) -> str:
+        """Every open database's pool, timing and health metrics in Prometheus' text
+        format, from this Manager's own CollectorRegistry (needs dbwire[metrics]).
+
+        check_health=True runs health_check() first, so the health gauge is current.
+        """
+        from dbwire.observe.metrics import PrometheusExporter
+
+        if check_health:
+            self.health_check()
+        with self._lock:
+            if self._prometheus is None:
+                self._prometheus = PrometheusExporter(self._metric_snapshots)
+            exporter = self._prometheus
+        return exporter.text()
+
+    def instrument_otel(self, meter: Any = None) -> OtelInstruments:
+        """The same metrics as OpenTelemetry instruments on `meter` (default: the global
+        provider's "dbwire" meter), for every database, also those opened later
+        (needs dbwire[otel])."""
+        from dbwire.observe.otel import OtelInstruments
+
+        with self._lock:
+            for existing in self._otel:
+                if meter is not None and existing.meter is meter:
+                    return existing  # the same instruments twice would count twice
+            instruments = OtelInstruments(self._observations, meter)
+            self._otel.append(instruments)
+        return instruments
+
+    def _observations(self) -> list[Observation]:
+        with self._lock:
+            dbs = list(self._dbs.values())
+        return [db.observation for db in dbs if not db.closed]
+
+    def _metric_snapshots(self) -> list[ObservationSnapshot]:
+        return [observation.snapshot() for observation in self._observations()]
 
     def _one(self, name: str) -> dict[str, Database | BaseException]:
         self.config.database(name)  # UnknownDatabaseError for a name not configured
@@ -277,7 +332,7 @@ class Manager:
             return await db.async_health_check(timeout)
 
         results = await asyncio.gather(*(one(k, v) for k, v in targets.items()))
-        return {result.name: result for result in results}
+        return self.record_health({result.name: result for result in results})
 
     def get_stats(self) -> dict[str, Any]:
         """Setup counts and, per database, query counters and pool occupancy."""

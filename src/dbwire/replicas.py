@@ -206,6 +206,8 @@ class ReplicaSet:
     def record_lag(self, replica: ReplicaState, lag_s: float | None) -> bool:
         """Store a measured lag; False (and a back-off) when it is beyond max_replica_lag_s."""
         replica.lag_s = lag_s
+        # The primary's metrics show each replica's lag (db_client_replica_lag).
+        self.primary.observation.record_replica_lag(replica.name, lag_s)
         if self.max_lag is not None and (lag_s is None or lag_s > self.max_lag):
             shown = "unknown" if lag_s is None else f"{lag_s:.1f} s"
             self._skip(

@@ -1,8 +1,8 @@
 """Plain result and spec types shared by every layer: no IO, no imports of dbwire above errors.
 
-HealthResult and PoolStatus (health), ColumnSchema and TableSchema (schema), DuckDBAttach
-(how a backend tells the store to attach it). Backends build these; the Database and the
-store hand them out; none of them imports the code that fills them.
+HealthResult, PoolStatus and PoolHolder (health, observe), ColumnSchema and TableSchema
+(schema), DuckDBAttach (how a backend tells the store to attach it). Backends build these;
+the Database and the store hand them out; none of them imports the code that fills them.
 """
 
 from __future__ import annotations
@@ -55,11 +55,33 @@ class HealthResult:
 
 
 @dataclass(frozen=True)
+class PoolHolder:
+    """Who holds one checked-out connection: the caller's place, since when, which thread.
+
+    `where` is `file:line in function` of the first frame outside dbwire, SQLAlchemy,
+    contextlib and asyncio at checkout; `since` is the wall-clock time (epoch seconds).
+    """
+
+    where: str
+    since: float
+    held_s: float
+    thread: str
+    task: str | None = None
+
+    def describe(self) -> str:
+        """One line for messages: place, hold time, thread (and task)."""
+        who = f"thread {self.thread}" + (f", task {self.task}" if self.task else "")
+        return f"{self.where} ({self.held_s:.1f} s, {who})"
+
+
+@dataclass(frozen=True)
 class PoolStatus:
     """How full a connection pool is right now.
 
     `overflow` counts connections open beyond pool_size at this moment (0 when the pool
     is within its size); None marks a number this kind of pool does not keep.
+    `holders` lists the checked-out connections, longest held first; `waiting` counts
+    the threads and tasks waiting for a checkout right now.
     """
 
     size: int | None
@@ -71,6 +93,8 @@ class PoolStatus:
     pool_class: str = ""
     # A primary's read replicas' pools (dbwire.replicas).
     replicas: tuple[PoolStatus, ...] = ()
+    waiting: int | None = None
+    holders: tuple[PoolHolder, ...] = ()
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.__dataclass_fields__:

@@ -333,6 +333,14 @@ def check(
     ] = None,
     as_json: JsonOption = False,
     debug: DebugOption = False,
+    prometheus: Annotated[
+        bool,
+        typer.Option(
+            "--prometheus",
+            help="Print the health, pool and timing metrics in Prometheus' text format "
+            "(needs dbwire[metrics]).",
+        ),
+    ] = False,
 ) -> None:
     """Check databases concurrently: status, latency, pool, error.
 
@@ -361,12 +369,17 @@ def check(
             except DbwireError as exc:
                 targets[name] = exc
         results = check_many(targets, timeout)
+        if prometheus:
+            manager.record_health(results)
         report = {name: _check_entry(targets[name], result) for name, result in results.items()}
         for name, entry in report.items():
             if entry["error"]:
                 entry["error"] = cli_remedy(entry["error"], name)
+        metrics = manager.metrics() if prometheus else ""
         manager.close_all()
-    if as_json:
+    if prometheus:
+        output.line(metrics.rstrip("\n"))
+    elif as_json:
         output.json(report)
     else:
         output.table(_check_table(output, report))

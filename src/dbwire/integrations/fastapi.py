@@ -1,4 +1,5 @@
-"""FastAPI integration: session dependencies, a lifespan, a health router, error handlers.
+"""FastAPI integration: session dependencies, a lifespan, health and metrics routers, error
+handlers.
 
 The dependencies import nothing from FastAPI (a dependency is any callable), so they
 work and type-check without it; the router and the handlers import it when called
@@ -102,6 +103,27 @@ def create_health_router(
             "databases": {name: result.as_dict() for name, result in results.items()},
         }
         return JSONResponse(body, status_code=200 if healthy else 503)
+
+    return router
+
+
+def create_metrics_router(
+    manager: Manager, *, path: str = "/metrics", check_health: bool = False
+) -> Any:
+    """An APIRouter with GET `path`: `manager.metrics()` in Prometheus' text format (needs
+    dbwire[metrics]). check_health=True runs the health checks first, on each scrape."""
+    from fastapi import APIRouter
+    from fastapi.responses import Response
+
+    from dbwire.observe.metrics import PrometheusExporter
+
+    router = APIRouter()
+
+    @router.get(path)
+    async def metrics() -> Response:
+        if check_health:
+            await manager.async_health_check()
+        return Response(manager.metrics(), media_type=PrometheusExporter.CONTENT_TYPE)
 
     return router
 

@@ -14,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from dbwire.errors import scrub
+from dbwire.observe.histogram import Histogram
 from dbwire.url import mask_text
 
 # How long the list of secrets used to scrub logged statements is reused before it is
@@ -89,6 +90,8 @@ class QueryObserver:
         self._secrets_cache: tuple[float, list[str]] = (-_SECRETS_TTL, [])
         self._lock = threading.Lock()
         self._counters = _Counters()
+        # db.client.operation.duration, for the metrics exporters
+        self.durations = Histogram()
 
     # -- installation ----------------------------------------------------------
     def install(self, engine: Engine) -> None:
@@ -145,6 +148,7 @@ class QueryObserver:
                 counters.max_s = elapsed
             if failed:
                 counters.errors += 1
+        self.durations.observe(elapsed)
         slow_query_ms = self.slow_query_ms
         if slow_query_ms is not None and elapsed * 1000.0 >= slow_query_ms:
             self._log_slow(statement, elapsed)
@@ -168,11 +172,13 @@ class QueryObserver:
         """Start counting from zero."""
         with self._lock:
             self._counters = _Counters()
+        self.durations.reset()
 
     def reset_after_fork(self) -> None:
         """In a forked child: a fresh lock (a parent thread may have held it) and counters."""
         self._lock = threading.Lock()
         self._counters = _Counters()
+        self.durations.reset()
 
     # -- logging ---------------------------------------------------------------
     def _shown(self, statement: str) -> str:

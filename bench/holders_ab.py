@@ -1,0 +1,90 @@
+"""`python -m bench.holders_ab [PAIRS] [SIZE]`: pool observability on vs off, one connection.
+
+`db.session()` + `SELECT 1` on a throwaway PostgreSQL, on ONE Database with pool_size=1, so
+the same server backend serves both sides. Between batches the per-checkout work of
+dbwire.observe is switched on and off: the pool.connect wrapper (caller frame, waiting,
+wait_time), the checkin listener (use_time) and the operation-duration histogram. Prints
+the medians of wall time and of this thread's CPU time, and their pairwise ratios.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from typing import Any
+
+from sqlalchemy import event, text
+
+from bench.context import Context
+from dbwire import Database, DatabaseConfig
+
+
+class _NoHistogram:
+    def observe(self, seconds: float) -> None:
+        pass
+
+
+def main(pairs: int = 200, size: int = 50) -> None:
+    ctx = Context(quick=False)
+    try:
+        _measure(ctx, pairs, size)
+    finally:
+        ctx.close()
+
+
+def _measure(ctx: Context, pairs: int, size: int) -> None:
+    db = Database(
+        DatabaseConfig(
+            name="holders_ab", url=ctx.pg_url, pool_size=1, max_overflow=0, leak_warning_s=30
+        )
+    )
+    statement = text("SELECT 1")
+
+    def run() -> None:
+        with db.session() as session:
+            session.execute(statement).all()
+
+    run()
+    engine = db.engine
+    tracker = db.observation.tracker(engine)
+    assert tracker is not None
+    pool: Any = engine.pool
+    wrapped, raw = pool.connect, type(pool).connect.__get__(pool)
+    histogram, none = db._observer.durations, _NoHistogram()
+    state: list[bool | None] = [True]
+
+    def switch(on: bool) -> None:
+        if state[0] is on:
+            return
+        state[0] = on
+        pool.connect = wrapped if on else raw
+        (event.listen if on else event.remove)(engine, "checkin", tracker._on_checkin)
+        db._observer.durations = histogram if on else none  # type: ignore[assignment]
+
+    for _ in range(500):
+        run()
+    wall: dict[bool, list[float]] = {True: [], False: []}
+    cpu: dict[bool, list[float]] = {True: [], False: []}
+    for i in range(pairs):
+        for on in (True, False) if i % 2 else (False, True):
+            switch(on)
+            t0, c0 = time.perf_counter(), time.thread_time()
+            for _ in range(size):
+                run()
+            wall[on].append((time.perf_counter() - t0) / size)
+            cpu[on].append((time.thread_time() - c0) / size)
+    switch(True)
+    db.close()
+    for label, data in (("wall", wall), ("client CPU", cpu)):
+        ratios = [a / b for a, b in zip(data[True], data[False], strict=True)]
+        print(
+            f"{label}: on {statistics.median(data[True]) * 1e6:.1f} us/op, "
+            f"off {statistics.median(data[False]) * 1e6:.1f} us/op, "
+            f"pairwise ratio median {statistics.median(ratios):.3f} "
+            f"({pairs} pairs of {size} ops)"
+        )
+
+
+if __name__ == "__main__":
+    main(*(int(arg) for arg in sys.argv[1:3]))

@@ -1,0 +1,351 @@
+"""Who holds the pool: each checkout's caller and time, callers waiting, leak warnings.
+
+A PoolTracker listens to one engine's pool events. Recording a checkout walks frames with
+`sys._getframe` (never `inspect.stack()`, which reads source files) and remembers, per
+code object, whether it belongs to dbwire, SQLAlchemy, contextlib or asyncio, so the walk
+costs a few dict lookups. One shared daemon thread checks every tracker that has
+`leak_warning_s` set; no thread is started per checkout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import threading
+import time
+import weakref
+from pathlib import Path
+from time import perf_counter
+from types import FrameType
+from typing import Any
+
+import greenlet  # type: ignore[import-untyped]
+import sqlalchemy
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import Pool, QueuePool
+
+from dbwire.errors import PoolTimeoutError
+from dbwire.observe.histogram import Histogram
+from dbwire.pool import pool_timeout_error
+from dbwire.types import PoolHolder
+
+
+def _prefixes() -> tuple[str, ...]:
+    """Where library frames live, as imported and as resolved (a symlinked venv)."""
+    dirs = [
+        os.path.dirname(os.path.dirname(__file__)),  # dbwire itself
+        os.path.dirname(sqlalchemy.__file__),
+        os.path.dirname(asyncio.__file__),
+    ]
+    found = {d + os.sep for d in dirs} | {str(Path(d).resolve()) + os.sep for d in dirs}
+    found |= {contextlib.__file__, str(Path(contextlib.__file__).resolve())}
+    found.add("<sqlalchemy generated")  # SQLAlchemy's decorators compile wrappers by exec()
+    return tuple(sorted(found))
+
+
+_SKIPPED = _prefixes()
+# File names already sorted into library code and the application's. Keyed by the name,
+# whose hash str caches (a code object's hash is recomputed on every lookup), and tested
+# with `in`, which costs no call: this loop runs over every frame of every checkout.
+_library_files: set[str] = set()
+_caller_files: set[str] = set()
+_SHOWN_HOLDERS = 3
+
+
+def _caller_frame(frame: FrameType | None) -> FrameType | None:
+    """The first frame, from `frame` outwards, that is not dbwire's, SQLAlchemy's,
+    contextlib's or asyncio's."""
+    library, callers = _library_files, _caller_files
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename in library:
+            frame = frame.f_back
+        elif filename in callers:
+            return frame
+        elif filename.startswith(_SKIPPED):
+            library.add(filename)
+            frame = frame.f_back
+        else:
+            callers.add(filename)
+            return frame
+    return None
+
+
+def _greenlet_caller() -> FrameType | None:
+    """The caller of an async checkout: it runs in SQLAlchemy's greenlet, whose frames end
+    at Engine.connect; the awaiting coroutines are on the parent greenlet's stack."""
+    parent = greenlet.getcurrent().parent
+    found: FrameType | None = None
+    while found is None and parent is not None:
+        found = _caller_frame(parent.gr_frame)
+        parent = parent.parent
+    return found
+
+
+class _Held:
+    """One checkout: where, when, by whom; mutable only for the leak warning's flag.
+
+    Only what changes after the checkout is read now (the line, the time); names and the
+    wall-clock time are worked out when someone asks, to keep the checkout cheap.
+    """
+
+    __slots__ = ("code", "line", "since", "task", "thread", "warned")
+
+    def __init__(
+        self, frame: FrameType | None, since: float, task: asyncio.Task[Any] | None
+    ) -> None:
+        self.code = frame.f_code if frame is not None else None
+        self.line = (frame.f_lineno or 0) if frame is not None else 0
+        self.since = since
+        self.thread = threading.current_thread()
+        self.task = task
+        self.warned = False
+
+    @property
+    def where(self) -> str:
+        code = self.code
+        if code is None:
+            return "<unknown caller>"
+        return f"{code.co_filename}:{self.line} in {code.co_name}"
+
+    @property
+    def task_name(self) -> str | None:
+        return self.task.get_name() if self.task is not None else None
+
+    def public(self, now: float, wall_now: float) -> PoolHolder:
+        held_s = max(0.0, now - self.since)
+        return PoolHolder(
+            where=self.where,
+            since=wall_now - held_s,
+            held_s=held_s,
+            thread=self.thread.name,
+            task=self.task_name,
+        )
+
+
+class PoolTimings:
+    """One database's pool histograms and timeout count, shared by all its engines' pools."""
+
+    def __init__(self) -> None:
+        self.wait_time = Histogram()
+        self.use_time = Histogram()
+        self.create_time = Histogram()
+        self.timeouts = 0
+        self.connects = 0
+        self.lock = threading.Lock()
+
+    def reset(self) -> None:
+        """Start from zero (a forked child)."""
+        self.lock = threading.Lock()
+        for histogram in (self.wait_time, self.use_time, self.create_time):
+            histogram.reset()
+        self.timeouts = 0
+        self.connects = 0
+
+
+class PoolTracker:
+    """Holders and waiting callers of one engine's pool, with its timings and leak warnings."""
+
+    def __init__(
+        self,
+        database: str,
+        *,
+        timings: PoolTimings | None = None,
+        leak_warning_s: float | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.database = database
+        self.timings = timings or PoolTimings()
+        self.leak_warning_s = leak_warning_s
+        self.logger = logger or logging.getLogger("dbwire")
+        self._lock = threading.Lock()
+        self._held: dict[Any, _Held] = {}
+        self.waiting = 0
+
+    # -- installation ----------------------------------------------------------
+    def install(self, engine: Engine) -> None:
+        """Listen to the engine's pool (kept across dispose(), which recreates the pool)."""
+        event.listen(engine, "checkin", self._on_checkin)
+        event.listen(engine, "do_connect", self._before_connect)
+        event.listen(engine, "connect", self._after_connect)
+        self._wrap(engine.pool)
+        if self.leak_warning_s is not None:
+            _LEAK_WATCH.add(self)
+
+    def _wrap(self, pool: Pool) -> None:
+        """Count callers in pool.connect() (waiting), time it (wait_time), and name the
+        holders in a timeout. An instance attribute, so every pool class is covered."""
+        if getattr(pool, "_dbwire_tracked", None) is self:
+            return
+        checkout = pool.connect
+        timings = self.timings
+
+        held = self._held
+        wait_time = timings.wait_time
+
+        def connect() -> Any:
+            # The caller is found here, before the checkout, not in a "checkout" listener:
+            # fewer frames to walk and no listener to dispatch.
+            frame = _caller_frame(sys._getframe(1))
+            if frame is None:
+                frame = _greenlet_caller()
+            with self._lock:  # looked up each time: a forked child gets a new one
+                self.waiting += 1
+            started = perf_counter()
+            try:
+                proxy = checkout()
+            except sa_exc.TimeoutError as exc:
+                with timings.lock:
+                    timings.timeouts += 1
+                raise self._timeout_error(pool, exc) from None
+            finally:
+                with self._lock:
+                    self.waiting -= 1
+            now = perf_counter()
+            wait_time.observe(now - started)
+            # get_running_loop() raises outside a loop; its private twin returns None
+            task = asyncio.current_task() if asyncio._get_running_loop() is not None else None
+            # one dict store, atomic under the GIL (and locked per dict without it)
+            held[proxy._connection_record] = _Held(frame, now, task)
+            return proxy
+
+        recreate = pool.recreate
+
+        def recreate_tracked() -> Pool:
+            # Engine.dispose() replaces the pool with recreate(): track the new one too.
+            # (Not an "engine_disposed" listener: one Connection-level event would send
+            # every statement of the engine down SQLAlchemy's slower event path.)
+            new = recreate()
+            self._wrap(new)
+            return new
+
+        pool.connect = connect  # type: ignore[method-assign]
+        pool.recreate = recreate_tracked  # type: ignore[method-assign]
+        pool._dbwire_tracked = self  # type: ignore[attr-defined]
+
+    def _timeout_error(self, pool: Pool, exc: sa_exc.TimeoutError) -> PoolTimeoutError:
+        if isinstance(exc, PoolTimeoutError):
+            message = str(exc)
+        elif isinstance(pool, QueuePool):
+            message = str(pool_timeout_error(pool, self.database))
+        else:
+            message = f"database {self.database!r}: no pooled connection came free in time"
+        holders = self.holders()
+        if holders:
+            shown = "; ".join(h.describe() for h in holders[:_SHOWN_HOLDERS])
+            more = len(holders) - _SHOWN_HOLDERS
+            extra = f" and {more} more" if more > 0 else ""
+            message += f". Held longest by: {shown}{extra}"
+        return PoolTimeoutError(message, database=self.database)
+
+    # -- events ----------------------------------------------------------------
+    def _on_checkin(self, _dbapi_connection: Any, record: Any) -> None:
+        held = self._held.pop(record, None)
+        if held is not None:
+            self.timings.use_time.observe(perf_counter() - held.since)
+
+    def _before_connect(self, _dialect: Any, record: Any, _cargs: Any, _cparams: Any) -> None:
+        if record is not None:
+            record.info["dbwire_connect_started"] = perf_counter()
+
+    def _after_connect(self, _dbapi_connection: Any, record: Any) -> None:
+        started = record.info.pop("dbwire_connect_started", None)
+        timings = self.timings
+        with timings.lock:
+            timings.connects += 1
+        if started is not None:
+            timings.create_time.observe(perf_counter() - started)
+
+    # -- reading ---------------------------------------------------------------
+    def holders(self) -> tuple[PoolHolder, ...]:
+        """The checked-out connections' holders, longest held first."""
+        now, wall_now = perf_counter(), time.time()
+        held = list(self._held.copy().values())  # copy(): one step, safe against checkins
+        held.sort(key=lambda h: h.since)
+        return tuple(h.public(now, wall_now) for h in held)
+
+    def check_leaks(self) -> None:
+        """Warn once for each connection held longer than leak_warning_s."""
+        limit = self.leak_warning_s
+        if limit is None:
+            return
+        now = perf_counter()
+        late = [h for h in self._held.copy().values() if not h.warned and now - h.since > limit]
+        for held in late:
+            held.warned = True
+        for held in late:
+            self.logger.warning(
+                "database %r: a pooled connection has been checked out for %.1f s "
+                "(leak_warning_s=%g) by %s (thread %s%s); close the session or connection "
+                "when done, or raise leak_warning_s if holding it is intended",
+                self.database,
+                now - held.since,
+                limit,
+                held.where,
+                held.thread.name,
+                f", task {held.task_name}" if held.task is not None else "",
+            )
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: the parent's checkouts are not this process's."""
+        self._lock = threading.Lock()
+        self._held.clear()  # the wrapper of pool.connect holds this dict
+        self.waiting = 0
+        if self.leak_warning_s is not None:
+            _LEAK_WATCH.add(self)
+
+
+class _LeakWatch:
+    """The one thread that checks every tracker with leak_warning_s; it ends when none is
+    left and starts again (also in a forked child) when a tracker is added."""
+
+    def __init__(self) -> None:
+        self._trackers: weakref.WeakSet[PoolTracker] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    def add(self, tracker: PoolTracker) -> None:
+        with self._lock:
+            self._trackers.add(tracker)
+            alive = self._thread is not None and self._thread.is_alive()
+            if not alive or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, name="dbwire-leak-watch", daemon=True
+                )
+                self._thread.start()
+
+    def _interval(self, trackers: list[PoolTracker]) -> float:
+        limits = [t.leak_warning_s for t in trackers if t.leak_warning_s is not None]
+        return min(1.0, max(0.02, min(limits) / 4)) if limits else 1.0
+
+    def _run(self) -> None:
+        me = threading.current_thread()
+        while True:
+            with self._lock:
+                trackers = list(self._trackers)
+                if not trackers:
+                    if self._thread is me:
+                        self._thread = None
+                    return
+            interval = self._interval(trackers)
+            for tracker in trackers:
+                with contextlib.suppress(Exception):  # a log handler's failure stops no watch
+                    tracker.check_leaks()
+            del trackers, tracker  # hold no tracker while asleep: they go with their engines
+            time.sleep(interval)
+
+    def after_fork(self) -> None:
+        # The parent's watch thread (which may have held the lock) is gone in the child.
+        self._lock = threading.Lock()
+        self._thread = None
+
+
+_LEAK_WATCH = _LeakWatch()
+os.register_at_fork(after_in_child=_LEAK_WATCH.after_fork)
