@@ -201,6 +201,11 @@ def markdown(
         for row in notes:
             what = row.operation if row.operation != "—" else row.baseline_name
             lines.append(f"- **{row.case}**, {what}: {row.note}")
+    side_by_side = [row for row in rows if row.extra.get("markdown")]
+    if side_by_side:  # tables a case made itself (collect: rows/s and peak MB per tool)
+        lines += ["", "## Side by side", ""]
+        for row in side_by_side:
+            lines += [*row.extra["markdown"], ""]
     lines += ["", "## OVER rows: cause and fix", ""]
     over_cases = list(dict.fromkeys(row.case for row in rows if row.status in ("OVER", "error")))
     if not over_cases:

@@ -21,11 +21,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import quote
 
-from dbwire.errors import ConfigError, ConnectError, DbwireError, MissingDependencyError, describe
+from dbwire.errors import ConfigError, ConnectError, DbwireError
 
 if TYPE_CHECKING:
     import duckdb
@@ -33,20 +32,23 @@ if TYPE_CHECKING:
 
     from dbwire.database import Database
 
-METHODS = ("duckdb", "connectorx", "sqlalchemy")
+METHODS = ("duckdb", "connectorx", "adbc", "sqlalchemy")
 _TABLE_NAME = re.compile(r"^\s*[A-Za-z_][\w$]*(\.[A-Za-z_][\w$]*){0,2}\s*$")
 _BATCH_VIEW = "__dbwire_collect_batch"
 
 
 @dataclass(frozen=True)
 class CollectProgress:
-    """How far a collection is: rows so far (batch paths) or DuckDB's estimated fraction."""
+    """How far a collection is: rows so far (stream and batch paths) or DuckDB's estimated
+    fraction; `estimate` is the source's own row-count estimate of a whole table
+    (PostgreSQL's pg_class.reltuples, MySQL's information_schema.TABLES), None if unknown."""
 
     table: str
     method: str
     rows: int | None = None
     fraction: float | None = None
     elapsed: float = 0.0
+    estimate: int | None = None
 
 
 ProgressCallback = Callable[[CollectProgress], None]
@@ -105,6 +107,46 @@ def collect(
 
     See LocalStore.collect() for the arguments.
     """
+    return run(
+        store,
+        db,
+        query_or_table,
+        table=table,
+        mode=mode,
+        batch_size=batch_size,
+        method=method,
+        progress=progress,
+    ).rows
+
+
+@dataclass(frozen=True)
+class CollectResult:
+    """What one collect() did: rows copied, the method that ran, how long it took."""
+
+    table: str
+    method: str
+    rows: int
+    seconds: float
+    #: the source's row-count estimate (pg_class.reltuples, information_schema), if asked
+    estimate: int | None = None
+
+    @property
+    def rows_per_second(self) -> float | None:
+        return self.rows / self.seconds if self.seconds > 0 else None
+
+
+def run(
+    store: IntoStore,
+    db: Database,
+    query_or_table: str,
+    *,
+    table: str,
+    mode: str = "replace",
+    batch_size: int = 100_000,
+    method: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> CollectResult:
+    """collect(), returning the CollectResult (the method chosen, seconds, the estimate)."""
     if mode not in ("replace", "append"):
         raise ConfigError(f"collect mode {mode!r}: use 'replace' or 'append'", database=db.name)
     if batch_size < 1:
@@ -120,9 +162,10 @@ def collect(
         raise ConfigError(f"collect method {chosen!r}: use one of {', '.join(METHODS)}")
     target = Target.parse(table)
     started = time.monotonic()
+    job = _Job(store, db, query_or_table, target, mode, batch_size, progress)
     if chosen == "duckdb":
         try:
-            count = _via_duckdb_s3_checked(store, db, query_or_table, target, mode, progress)
+            count = _via_duckdb_s3_checked(job)
         except ConnectError:
             if not db.backend.duckdb_reads_file or method == "duckdb":
                 raise
@@ -130,8 +173,9 @@ def collect(
             # a second time; reading it through the engine works.
             chosen = "sqlalchemy"
     if chosen == "connectorx":
-        batches = _connectorx_batches(db, query_or_table, batch_size)
-        count = _ingest(store, batches, target, mode, progress, chosen)
+        count = _via_connectorx(job)
+    elif chosen == "adbc":
+        count = _via_adbc(job)
     elif chosen == "sqlalchemy":
         if not db.backend.has_engine:
             raise DbwireError(
@@ -139,10 +183,48 @@ def collect(
                 "only; leave method unset",
                 database=db.name,
             )
+        job.method = chosen
         batches = _sqlalchemy_batches(db, query_or_table, batch_size)
-        count = _ingest(store, batches, target, mode, progress, chosen)
-    store._log_collect(db.name, target.display, chosen, count, time.monotonic() - started)
-    return count
+        count = _ingest(job, batches)
+    seconds = time.monotonic() - started
+    store._log_collect(db.name, target.display, chosen, count, seconds)
+    return CollectResult(target.display, chosen, count, seconds, job.estimate)
+
+
+@dataclass
+class _Job:
+    """One collect() call: where from, where to, and how progress is reported."""
+
+    store: IntoStore
+    db: Database
+    query_or_table: str
+    target: Target
+    mode: str
+    batch_size: int
+    progress: ProgressCallback | None
+    method: str = ""
+    estimate: int | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def is_table(self) -> bool:
+        return is_table_name(self.query_or_table)
+
+    def report(self, rows: int | None = None, fraction: float | None = None) -> None:
+        if self.progress is None:
+            return
+        if rows is None and fraction is not None and self.estimate:
+            rows = int(fraction * self.estimate)
+        self.progress(
+            CollectProgress(
+                table=self.target.display,
+                method=self.method,
+                rows=rows,
+                fraction=fraction,
+                elapsed=time.monotonic() - self.started,
+                estimate=self.estimate,
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -225,39 +307,29 @@ def _source_sql(
     return f"SELECT * FROM {function}($alias, $query)", {"alias": alias, "query": query_or_table}
 
 
-def _via_duckdb_s3_checked(
-    store: IntoStore,
-    db: Database,
-    query_or_table: str,
-    target: Target,
-    mode: str,
-    progress: ProgressCallback | None,
-) -> int:
+def _via_duckdb_s3_checked(job: _Job) -> int:
     """_via_duckdb, with an IO error the backend explains (an unreachable S3 endpoint)
     raised as the error it names."""
     import duckdb
 
     try:
-        return _via_duckdb(store, db, query_or_table, target, mode, progress)
+        return _via_duckdb(job)
     except duckdb.IOException as exc:
-        explained = db.backend.duckdb_io_error(exc)
+        explained = job.db.backend.duckdb_io_error(exc)
         if explained is not None:
             raise explained from None
         raise
 
 
-def _via_duckdb(
-    store: IntoStore,
-    db: Database,
-    query_or_table: str,
-    target: Target,
-    mode: str,
-    progress: ProgressCallback | None,
-) -> int:
-    source, params = _source_sql(store, db, query_or_table)
+def _via_duckdb(job: _Job) -> int:
+    store, target = job.store, job.target
+    job.method = "duckdb"
+    source, params = _source_sql(store, job.db, job.query_or_table)
+    if job.progress is not None and job.is_table:
+        job.estimate = _duckdb_estimate(store, job.db, job.query_or_table)
     exists = target.prepare(store)
-    with _poll_progress(store, target, progress):
-        if mode == "append" and exists:
+    with _poll_progress(job):
+        if job.mode == "append" and exists:
             row = store.execute(f"INSERT INTO {target.sql} BY NAME {source}", params).fetchone()
             return int(row[0]) if row else 0
         store.execute(f"CREATE OR REPLACE TABLE {target.sql} AS {source}", params)
@@ -265,18 +337,53 @@ def _via_duckdb(
     return int(row[0]) if row else 0
 
 
+def _pg_estimate_sql(table: str) -> str:
+    # reltuples: what the last VACUUM/ANALYZE counted, -1 when never analyzed. The name is a
+    # checked table name ([A-Za-z_][\w$]* parts), so it cannot close the literal.
+    return f"SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass('{table.strip()}')"
+
+
+def _my_estimate_sql(table: str) -> str:
+    parts = table.strip().split(".")
+    schema = f"'{parts[-2]}'" if len(parts) > 1 else "DATABASE()"
+    return (
+        "SELECT TABLE_ROWS FROM information_schema.TABLES "
+        f"WHERE TABLE_SCHEMA = {schema} AND TABLE_NAME = '{parts[-1]}'"
+    )
+
+
+def _as_estimate(value: object) -> int | None:
+    try:
+        number = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+def _duckdb_estimate(store: IntoStore, db: Database, table: str) -> int | None:
+    """The source's own row estimate, through the attached database (PostgreSQL only)."""
+    if db.backend.name != "postgresql":
+        return None
+    alias = store.alias_of(db)
+    try:
+        row = store.execute(
+            "SELECT * FROM postgres_query($alias, $query)",
+            {"alias": alias, "query": _pg_estimate_sql(table)},
+        ).fetchone()
+    except Exception:  # an estimate is a nicety: never fail a collect for it
+        return None
+    return _as_estimate(row[0]) if row else None
+
+
 @contextmanager
-def _poll_progress(
-    store: IntoStore, target: Target, progress: ProgressCallback | None
-) -> Iterator[None]:
+def _poll_progress(job: _Job) -> Iterator[None]:
     """Report DuckDB's own progress estimate (query_progress) from a helper thread."""
-    if progress is None:
+    if job.progress is None:
         yield
         return
-    con = store.connection
+    con = job.store.connection
     con.execute("SET enable_progress_bar = true")
     done = threading.Event()
-    started = time.monotonic()
 
     def poll() -> None:
         while not done.wait(0.2):
@@ -284,15 +391,7 @@ def _poll_progress(
                 value = float(con.query_progress())
             except Exception:  # the query finished between the check and the call
                 return
-            fraction = value / 100 if value >= 0 else None
-            progress(
-                CollectProgress(
-                    table=target.display,
-                    method="duckdb",
-                    fraction=fraction,
-                    elapsed=time.monotonic() - started,
-                )
-            )
+            job.report(fraction=value / 100 if value >= 0 else None)
 
     thread = threading.Thread(target=poll, name="dbwire-collect-progress", daemon=True)
     thread.start()
@@ -304,32 +403,94 @@ def _poll_progress(
         con.execute("RESET enable_progress_bar")
 
 
-# -- batch paths: connectorx or SQLAlchemy, into DuckDB through Arrow ------------------------
-def _require_pyarrow(db: Database) -> Any:
+# -- Arrow streams: connectorx or ADBC, scanned by DuckDB in one statement ---------------------
+def _via_connectorx(job: _Job) -> int:
+    from dbwire.store import arrow_sources
+
+    job.method = "connectorx"
+    db = job.db
+    if job.progress is not None and job.is_table:
+        estimate_sql = _my_estimate_sql if db.backend.name == "mysql" else _pg_estimate_sql
+        try:
+            job.estimate = _as_estimate(
+                arrow_sources.connectorx_scalar(db, estimate_sql(job.query_or_table))
+            )
+        except Exception:  # an estimate is a nicety: the collect itself says what failed
+            job.estimate = None
+    with arrow_sources.connectorx_stream(
+        db, job.query_or_table, is_table=job.is_table, batch_size=job.batch_size
+    ) as reader:
+        return _ingest_stream(job, reader)
+
+
+def _via_adbc(job: _Job) -> int:
+    from dbwire.store import arrow_sources
+
+    job.method = "adbc"
+    with arrow_sources.adbc_connection(job.db) as conn:
+        if job.progress is not None and job.is_table:
+            try:
+                job.estimate = _as_estimate(
+                    arrow_sources.adbc_scalar(conn, _pg_estimate_sql(job.query_or_table))
+                )
+            except Exception:  # an estimate is a nicety
+                job.estimate = None
+        with arrow_sources.adbc_stream(
+            conn, job.db, job.query_or_table, is_table=job.is_table, batch_size=job.batch_size
+        ) as reader:
+            return _ingest_stream(job, reader)
+
+
+class _SourceFailed(Exception):
+    """Raised into DuckDB's scan when the source's stream fails; the real error is kept."""
+
+
+def _ingest_stream(job: _Job, reader: pa.RecordBatchReader) -> int:
+    """One `CREATE TABLE ... AS SELECT * FROM <reader>` (or INSERT ... BY NAME): DuckDB pulls
+    batches as it writes them, so memory holds a few batches, not the table."""
+    from dbwire.store import arrow_sources
+
+    pa = arrow_sources.require_pyarrow(job.db)
+    store, target = job.store, job.target
+    con = store.connection
+    counted = 0
+    failure: list[BaseException] = []
+
+    def batches() -> Iterator[Any]:
+        nonlocal counted
+        try:
+            for batch in reader:
+                counted += batch.num_rows
+                job.report(rows=counted)
+                yield batch
+        except Exception as exc:
+            failure.append(exc)
+            raise _SourceFailed("the source stopped sending rows") from None
+
+    stream = pa.RecordBatchReader.from_batches(reader.schema, batches())
+    exists = target.prepare(store)
+    con.register(_BATCH_VIEW, stream)
     try:
-        import pyarrow
-    except ImportError:
-        raise MissingDependencyError(
-            f"database {db.name!r}: collecting through batches needs pyarrow; "
-            "run: pip install 'dbwire[duckdb]'",
-            database=db.name,
-        ) from None
-    return pyarrow
+        if job.mode == "append" and exists:
+            store.execute(f"INSERT INTO {target.sql} BY NAME SELECT * FROM {_BATCH_VIEW}")
+        else:
+            store.execute(f"CREATE OR REPLACE TABLE {target.sql} AS SELECT * FROM {_BATCH_VIEW}")
+    except Exception:
+        if failure:
+            raise arrow_sources.explain_failure(job.db, failure[0], job.method) from None
+        raise
+    finally:
+        con.unregister(_BATCH_VIEW)
+    return counted
 
 
-def _ingest(
-    store: IntoStore,
-    batches: Iterable[pa.Table],
-    target: Target,
-    mode: str,
-    progress: ProgressCallback | None,
-    method: str,
-) -> int:
+# -- SQLAlchemy batches: rows to Arrow, one batch at a time ----------------------------------
+def _ingest(job: _Job, batches: Iterable[pa.Table]) -> int:
+    store, target = job.store, job.target
     con = store.connection
     exists = target.prepare(store)
-    started = time.monotonic()
     total = 0
-    created = mode == "append" and exists
+    created = job.mode == "append" and exists
     con.execute("BEGIN TRANSACTION")
     try:
         for batch in batches:
@@ -345,15 +506,7 @@ def _ingest(
             finally:
                 con.unregister(_BATCH_VIEW)
             total += batch.num_rows
-            if progress is not None:
-                progress(
-                    CollectProgress(
-                        table=target.display,
-                        method=method,
-                        rows=total,
-                        elapsed=time.monotonic() - started,
-                    )
-                )
+            job.report(rows=total)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -372,7 +525,9 @@ def _arrow_column(pa: Any, values: list[Any]) -> Any:
 def _sqlalchemy_batches(db: Database, query_or_table: str, batch_size: int) -> Iterator[pa.Table]:
     from sqlalchemy import text
 
-    pa = _require_pyarrow(db)
+    from dbwire.store.arrow_sources import require_pyarrow
+
+    pa = require_pyarrow(db)
     with db.connect() as conn:
         if is_table_name(query_or_table):
             preparer = conn.dialect.identifier_preparer
@@ -392,55 +547,3 @@ def _sqlalchemy_batches(db: Database, query_or_table: str, batch_size: int) -> I
             yield pa.Table.from_arrays(arrays, names=names)
         if not produced:
             yield pa.Table.from_arrays([pa.array([], type=pa.string()) for _ in names], names=names)
-
-
-def _connectorx_batches(db: Database, query_or_table: str, batch_size: int) -> Iterator[pa.Table]:
-    pa = _require_pyarrow(db)
-    try:
-        import connectorx as cx
-    except ImportError:
-        raise MissingDependencyError(
-            f"database {db.name!r}: method='connectorx' needs connectorx; "
-            "run: pip install 'dbwire[fast]'",
-            database=db.name,
-        ) from None
-    scheme = db.backend.connectorx_scheme
-    if scheme is None:
-        raise DbwireError(
-            f"database {db.name!r}: dbwire uses connectorx for MySQL, MariaDB and PostgreSQL "
-            f"only, not {db.backend.name}",
-            database=db.name,
-        )
-    # connectorx's pool retries a refused login for ~30 s, logging each try to stderr; one
-    # connection through dbwire's engine fails at once, with dbwire's own error message.
-    with db.connect():
-        pass
-    params = db.connect_params()
-    password = params.password_value()
-    userinfo = quote(params.user or "", safe="")
-    if password:
-        userinfo += ":" + quote(password, safe="")
-    url = (
-        f"{scheme}://{userinfo}@{params.host or '127.0.0.1'}:{params.port}/"
-        f"{quote(params.database or '', safe='')}"
-    )
-    if is_table_name(query_or_table):
-        quote_char = db.backend.connectorx_quote
-        name = ".".join(
-            quote_char + p.replace(quote_char, quote_char * 2) + quote_char
-            for p in query_or_table.strip().split(".")
-        )
-        sql = f"SELECT * FROM {name}"
-    else:
-        sql = query_or_table
-    try:
-        reader = cx.read_sql(url, sql, return_type="arrow_stream", batch_size=batch_size)
-        for batch in reader:
-            yield pa.Table.from_batches([batch])
-    except Exception as exc:
-        detail = describe(exc, [password, *db.known_secrets()])
-        raise DbwireError(
-            f"database {db.name!r} ({db.url}): connectorx could not read the query: "
-            f"{detail}. Fix: check the SQL, or pass method='duckdb'",
-            database=db.name,
-        ) from None
