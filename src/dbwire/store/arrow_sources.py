@@ -123,20 +123,95 @@ def _import_connectorx(db: Database) -> Any:
     return connectorx
 
 
+def _connect_timeout(db: Database) -> float:
+    from dbwire.timeouts import connect_timeout
+
+    return connect_timeout(db.config, db.backend.base_url().query)
+
+
+def bare_login(db: Database, params: ConnectParams, sql: str) -> dict[str, tuple[int, int]]:
+    """Log in once with the backend's own driver (no SQLAlchemy engine), bounded by the
+    database's connect timeout; any failure becomes dbwire's explained error. Returns the
+    declared (precision, scale) of the DECIMAL columns of `sql` (MySQL/MariaDB).
+
+    connectorx's connection pool retries a refused or unanswered login for 30 s, with
+    no setting to shorten it; this login fails at once, and costs a few milliseconds.
+    """
+    timeout = _connect_timeout(db)
+    try:
+        if db.backend.name != "mysql":
+            import psycopg
+
+            psycopg.connect(libpq_conninfo(params, connect_timeout=timeout)).close()
+            return {}
+        import pymysql
+
+        given = db.backend.query_connect_args(is_async=False)
+        extra = {k: v for k, v in given.items() if k in ("ssl", "unix_socket", "charset")}
+        conn = pymysql.connect(
+            host=params.host or "localhost",
+            port=params.port or 3306,
+            user=params.user or "",
+            password=params.password_value() or "",
+            database=params.database,
+            connect_timeout=timeout,
+            # PyMySQL's connect_timeout covers the TCP connect only; the handshake reads
+            # need their own bound, or a server that never greets hangs here.
+            read_timeout=timeout,
+            write_timeout=timeout,
+            **extra,
+        )
+    except Exception as exc:
+        raise explain_failure(db, exc, "connectorx") from None
+    try:
+        return _mysql_decimals(conn, sql)
+    finally:
+        conn.close()
+
+
+def _mysql_decimals(conn: Any, sql: str) -> dict[str, tuple[int, int]]:
+    """DECIMAL columns of `sql` with their declared precision and scale.
+
+    connectorx hands every DECIMAL over as decimal128(38, 10); collect() casts it back to
+    the declared type. PyMySQL reports a column's display length, sign and point
+    included, so the precision is derived from it and the UNSIGNED flag.
+    """
+    from pymysql.constants import FIELD_TYPE, FLAG
+
+    found: dict[str, tuple[int, int]] = {}
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(f"SELECT * FROM ({sql.strip().rstrip(';')}) AS _dbwire_q LIMIT 0")
+            for field in cursor._result.fields or ():
+                if field.type_code not in (FIELD_TYPE.NEWDECIMAL, FIELD_TYPE.DECIMAL):
+                    continue
+                scale = int(field.scale)
+                signed = not field.flags & FLAG.UNSIGNED
+                precision = int(field.length) - (1 if scale else 0) - (1 if signed else 0)
+                if 0 < precision <= 38:  # DuckDB's widest DECIMAL
+                    found[field.name] = (precision, scale)
+    except Exception:  # not a query that nests (SHOW ..., CALL ...): keep connectorx's types
+        return {}
+    return found
+
+
 @contextmanager
 def connectorx_stream(
     db: Database, query_or_table: str, *, is_table: bool, batch_size: int
-) -> Iterator[pa.RecordBatchReader]:
-    """connectorx's Arrow stream of the query (one login, no SQLAlchemy)."""
+) -> Iterator[tuple[pa.RecordBatchReader, dict[str, tuple[int, int]]]]:
+    """connectorx's Arrow stream of the query (no SQLAlchemy), and the declared
+    (precision, scale) of its DECIMAL columns."""
     require_pyarrow(db)
     cx = _import_connectorx(db)
-    url = connectorx_url(db, db.connect_params())
+    params = db.connect_params()
+    url = connectorx_url(db, params)
     sql = select_sql(query_or_table, db.backend.connectorx_quote, is_table)
+    decimals = bare_login(db, params, sql)
     try:
         reader = cx.read_sql(url, sql, return_type="arrow_stream", batch_size=batch_size)
     except Exception as exc:
         raise explain_failure(db, exc, "connectorx") from None
-    yield reader
+    yield reader, decimals
 
 
 def connectorx_scalar(db: Database, sql: str) -> Any:
@@ -155,7 +230,7 @@ def _conninfo_value(value: str) -> str:
     return f"'{escaped}'"
 
 
-def libpq_conninfo(params: ConnectParams) -> str:
+def libpq_conninfo(params: ConnectParams, *, connect_timeout: float = 10.0) -> str:
     """A keyword/value conninfo for libpq (the ADBC driver) from the resolved login."""
     hosts = params.hosts or ((params.host or "", params.port or 5432),)
     pairs: dict[str, str] = {
@@ -173,7 +248,8 @@ def libpq_conninfo(params: ConnectParams) -> str:
         value = params.options.get(key)
         if value:
             pairs[key] = value
-    pairs.setdefault("connect_timeout", "10")
+    # libpq waits forever by default, and counts whole seconds (at least 2).
+    pairs.setdefault("connect_timeout", str(max(2, round(connect_timeout))))
     return " ".join(f"{k}={_conninfo_value(v)}" for k, v in pairs.items())
 
 
@@ -201,7 +277,8 @@ def adbc_connection(db: Database) -> Iterator[Any]:
     require_pyarrow(db)
     adbc = _import_adbc(db)
     try:
-        conn = adbc.connect(libpq_conninfo(db.connect_params()), autocommit=True)
+        conninfo = libpq_conninfo(db.connect_params(), connect_timeout=_connect_timeout(db))
+        conn = adbc.connect(conninfo, autocommit=True)
     except Exception as exc:
         raise explain_failure(db, exc, "adbc") from None
     try:

@@ -419,8 +419,8 @@ def _via_connectorx(job: _Job) -> int:
             job.estimate = None
     with arrow_sources.connectorx_stream(
         db, job.query_or_table, is_table=job.is_table, batch_size=job.batch_size
-    ) as reader:
-        return _ingest_stream(job, reader)
+    ) as (reader, decimals):
+        return _ingest_stream(job, reader, decimals)
 
 
 def _via_adbc(job: _Job) -> int:
@@ -445,10 +445,14 @@ class _SourceFailed(Exception):
     """Raised into DuckDB's scan when the source's stream fails; the real error is kept."""
 
 
-def _ingest_stream(job: _Job, reader: pa.RecordBatchReader) -> int:
+def _ingest_stream(
+    job: _Job, reader: pa.RecordBatchReader, decimals: dict[str, tuple[int, int]] | None = None
+) -> int:
     """One `CREATE TABLE ... AS SELECT * FROM <reader>` (or INSERT ... BY NAME): DuckDB pulls
-    batches as it writes them, so memory holds a few batches, not the table."""
+    batches as it writes them, so memory holds a few batches, not the table. `decimals`
+    casts DECIMAL columns back to the precision and scale the source declared."""
     from dbwire.store import arrow_sources
+    from dbwire.store.quoting import quote_ident
 
     pa = arrow_sources.require_pyarrow(job.db)
     store, target = job.store, job.target
@@ -468,13 +472,19 @@ def _ingest_stream(job: _Job, reader: pa.RecordBatchReader) -> int:
             raise _SourceFailed("the source stopped sending rows") from None
 
     stream = pa.RecordBatchReader.from_batches(reader.schema, batches())
+    casts = [
+        f"CAST({quote_ident(name)} AS DECIMAL({p}, {s})) AS {quote_ident(name)}"
+        for name, (p, s) in (decimals or {}).items()
+        if name in reader.schema.names
+    ]
+    select = "SELECT *" + (f" REPLACE ({', '.join(casts)})" if casts else "")
     exists = target.prepare(store)
     con.register(_BATCH_VIEW, stream)
     try:
         if job.mode == "append" and exists:
-            store.execute(f"INSERT INTO {target.sql} BY NAME SELECT * FROM {_BATCH_VIEW}")
+            store.execute(f"INSERT INTO {target.sql} BY NAME {select} FROM {_BATCH_VIEW}")
         else:
-            store.execute(f"CREATE OR REPLACE TABLE {target.sql} AS SELECT * FROM {_BATCH_VIEW}")
+            store.execute(f"CREATE OR REPLACE TABLE {target.sql} AS {select} FROM {_BATCH_VIEW}")
     except Exception:
         if failure:
             raise arrow_sources.explain_failure(job.db, failure[0], job.method) from None
