@@ -339,7 +339,7 @@ def collect_command(
                     progress=None if bar is None else bar.report,
                 )
                 if bar is not None:
-                    bar.finish(result.rows, result.method)
+                    bar.finish(result.rows, result.method, result.estimate)
                 where = store.path
         finally:
             db.close()
@@ -403,10 +403,12 @@ class _Bar:
             self.progress.update(self.task, total=100, completed=update.fraction * 100)
         self.progress.update(self.task, description=" | ".join(parts))
 
-    def finish(self, rows: int, method: str) -> None:
-        """The last line: every row in, at the rate measured."""
+    def finish(self, rows: int, method: str, estimate: int | None) -> None:
+        """The last line: every row in, at the rate measured (and the estimate it had)."""
         elapsed = time.monotonic() - self.started
-        self.report(CollectProgress(table=self.table, method=method, rows=rows, elapsed=elapsed))
+        self.report(
+            CollectProgress(self.table, method, rows=rows, elapsed=elapsed, estimate=estimate)
+        )
         self.progress.update(self.task, total=max(rows, 1), completed=max(rows, 1))
         self.progress.refresh()
 
