@@ -262,3 +262,41 @@ def test_adbc_against_a_server_that_never_answers_fails_within_connect_timeout()
     assert time.monotonic() - started < 15
     assert "pg_silent" in str(caught.value)
     assert "sekret-pw" not in "".join(f"{e!r} {e}" for e in _chain(caught.value))
+
+
+def test_a_source_that_dies_mid_stream_is_an_error_and_the_old_table_stays(
+    pg_url: str,
+) -> None:
+    """The server ends the ADBC connection after the first batch: the collect fails with
+    dbwire's error, at once, and the table it would have replaced is still there."""
+    db = dbwire.connect(pg_url, name="pg_dies")
+    killed: list[int] = []
+    marker = f"dies_{uuid.uuid4().hex[:6]}"
+
+    def kill_the_reader(update: CollectProgress) -> None:
+        if killed or not update.rows:
+            return
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            rows = admin.execute(
+                "SELECT pg_terminate_backend(pid), pid FROM pg_stat_activity "
+                "WHERE query LIKE %s AND pid <> pg_backend_pid()",
+                (f"%{marker}%",),
+            ).fetchall()
+        killed.extend(int(pid) for ok, pid in rows if ok)
+
+    big = f"SELECT g, repeat('x', 200) AS {marker} FROM generate_series(1, 3000000) g"
+    started = time.monotonic()
+    try:
+        with get_duckdb_connection() as store:
+            store.execute("CREATE TABLE kept AS SELECT 42 AS answer")
+            with pytest.raises(DbwireError) as caught:
+                store.collect(
+                    db, big, table="kept", method="adbc", batch_size=1000, progress=kill_the_reader
+                )
+            assert killed
+            assert "pg_dies" in str(caught.value) and "adbc" in str(caught.value)
+            assert _password(pg_url) not in "".join(f"{e!r} {e}" for e in _chain(caught.value))
+            assert store.execute("SELECT * FROM kept").fetchall() == [(42,)]
+    finally:
+        db.close()
+    assert time.monotonic() - started < 30
