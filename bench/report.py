@@ -26,6 +26,11 @@ BUDGET_LINES = (
     ("`import dbwire`", "<= 50 ms over `import sqlalchemy`"),
     ('`db.execute_query("SELECT 1")`', "<= 2.5x the raw psycopg floor"),
     ("checkout with pre-ping on", "<= 1.05x a checkout with pre-ping off"),
+    (
+        "`store.collect()` 1M and 5M rows (fresh process per tool)",
+        "copy <= 1.0x the fastest peer, whole process <= 1.2x, 5M peak RSS <= 1.1x the "
+        "lowest-memory correct peer",
+    ),
 )
 
 
