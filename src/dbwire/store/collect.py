@@ -1,16 +1,22 @@
 """store.collect(): pull a source's rows into a local DuckDB table by the fastest path.
 
-Measured on this project's 2-CPU machine for 1M rows x 5 columns (see bench/collect.py):
+Measured by bench/collect.py (1M and 5M rows x 5 columns into a DuckDB file, every tool in
+a fresh process; bench/RESULTS.md has the tables):
 
-- PostgreSQL: DuckDB's postgres extension (binary COPY, straight into the table) takes
-  about 0.5 s; connectorx 0.8 s; SQLAlchemy in Arrow batches 2.8 s; row by row ~450 s.
-- MariaDB: connectorx (Arrow stream) 1.7 s beat DuckDB's mysql extension (mysql_query)
-  at 2.6 s, so connectorx is used for MySQL/MariaDB when installed (`dbwire[fast]`).
+- PostgreSQL: DuckDB's postgres extension (binary COPY, straight into the table) is the
+  default; ADBC's PostgreSQL driver (`method="adbc"`) was as fast within the noise at 1M
+  and 5M rows but held about 30% more memory, so auto keeps DuckDB and ADBC stays explicit;
+  connectorx was 1.7-1.8x slower; SQLAlchemy batches slower still.
+- MySQL/MariaDB: connectorx's Arrow stream (`dbwire[fast]`), 3-4x faster than DuckDB's
+  mysql extension, which is used when connectorx is not installed.
 - SQLite and DuckDB files: DuckDB reads them itself; S3 files are read by httpfs.
 - Anything else: SQLAlchemy with a server-side cursor, in Arrow batches.
 
-Every path streams: DuckDB pipelines the scan into the table (spilling to the store's
-temp_directory beyond memory_limit), and the batch paths hold one batch at a time.
+Every path streams. DuckDB's own scans pipeline into the table (spilling to the store's
+temp_directory beyond memory_limit); connectorx's and ADBC's Arrow readers are scanned by
+DuckDB in one CREATE TABLE AS (arrow_sources.py), so a few batches are in memory, never
+the table; the SQLAlchemy path holds one batch at a time. connectorx and ADBC log in by
+themselves: dbwire's SQLAlchemy engine is used only to explain a failure.
 """
 
 from __future__ import annotations
