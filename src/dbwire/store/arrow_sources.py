@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -129,44 +130,73 @@ def _connect_timeout(db: Database) -> float:
     return connect_timeout(db.config, db.backend.base_url().query)
 
 
-def bare_login(db: Database, params: ConnectParams, sql: str) -> dict[str, tuple[int, int]]:
+@dataclass(frozen=True)
+class Preflight:
+    """What the bare login learned: DECIMAL columns' declared (precision, scale), and the
+    value of the row-estimate query when one was asked for."""
+
+    decimals: dict[str, tuple[int, int]] = field(default_factory=dict)
+    estimate: Any = None
+
+
+def bare_login(
+    db: Database, params: ConnectParams, sql: str, estimate_sql: str | None = None
+) -> Preflight:
     """Log in once with the backend's own driver (no SQLAlchemy engine), bounded by the
-    database's connect timeout; any failure becomes dbwire's explained error. Returns the
-    declared (precision, scale) of the DECIMAL columns of `sql` (MySQL/MariaDB).
+    database's connect timeout; any failure becomes dbwire's explained error. On that one
+    connection, read the DECIMAL types of `sql` (MySQL/MariaDB) and run `estimate_sql`.
 
     connectorx's connection pool retries a refused or unanswered login for 30 s, with
-    no setting to shorten it; this login fails at once, and costs a few milliseconds.
+    no setting to shorten it; this login fails at once.
     """
     timeout = _connect_timeout(db)
+    mysql = db.backend.name == "mysql"
     try:
-        if db.backend.name != "mysql":
+        if not mysql:
             import psycopg
 
-            psycopg.connect(libpq_conninfo(params, connect_timeout=timeout)).close()
-            return {}
-        import pymysql
+            conn: Any = psycopg.connect(libpq_conninfo(params, connect_timeout=timeout))
+        else:
+            import pymysql
 
-        given = db.backend.query_connect_args(is_async=False)
-        extra = {k: v for k, v in given.items() if k in ("ssl", "unix_socket", "charset")}
-        conn = pymysql.connect(
-            host=params.host or "localhost",
-            port=params.port or 3306,
-            user=params.user or "",
-            password=params.password_value() or "",
-            database=params.database,
-            connect_timeout=timeout,
-            # PyMySQL's connect_timeout covers the TCP connect only; the handshake reads
-            # need their own bound, or a server that never greets hangs here.
-            read_timeout=timeout,
-            write_timeout=timeout,
-            **extra,
-        )
+            given = db.backend.query_connect_args(is_async=False)
+            extra = {k: v for k, v in given.items() if k in ("ssl", "unix_socket", "charset")}
+            conn = pymysql.connect(
+                host=params.host or "localhost",
+                port=params.port or 3306,
+                user=params.user or "",
+                password=params.password_value() or "",
+                database=params.database,
+                connect_timeout=timeout,
+                # PyMySQL's connect_timeout covers the TCP connect only; the handshake
+                # reads need their own bound, or a server that never greets hangs here.
+                read_timeout=timeout,
+                write_timeout=timeout,
+                **extra,
+            )
     except Exception as exc:
         raise explain_failure(db, exc, "connectorx") from None
     try:
-        return _mysql_decimals(conn, sql)
+        decimals = _mysql_decimals(conn, sql) if mysql else {}
+        estimate = None if estimate_sql is None else _scalar(conn, estimate_sql)
+        return Preflight(decimals, estimate)
     finally:
         conn.close()
+
+
+def _scalar(conn: Any, sql: str) -> Any:
+    """The first value of a small query on a DB-API connection; None if it fails (an
+    estimate is a nicety: the collect itself says what is wrong)."""
+    try:
+        cursor = conn.cursor()
+        try:
+            cursor.execute(sql)
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+    except Exception:
+        return None
+    return None if row is None else row[0]
 
 
 def _mysql_decimals(conn: Any, sql: str) -> dict[str, tuple[int, int]]:
@@ -197,30 +227,26 @@ def _mysql_decimals(conn: Any, sql: str) -> dict[str, tuple[int, int]]:
 
 @contextmanager
 def connectorx_stream(
-    db: Database, query_or_table: str, *, is_table: bool, batch_size: int
-) -> Iterator[tuple[pa.RecordBatchReader, dict[str, tuple[int, int]]]]:
-    """connectorx's Arrow stream of the query (no SQLAlchemy), and the declared
-    (precision, scale) of its DECIMAL columns."""
+    db: Database,
+    query_or_table: str,
+    *,
+    is_table: bool,
+    batch_size: int,
+    estimate_sql: str | None = None,
+) -> Iterator[tuple[pa.RecordBatchReader, Preflight]]:
+    """connectorx's Arrow stream of the query (no SQLAlchemy), and what the login before
+    it learned (DECIMAL types, the row estimate)."""
     require_pyarrow(db)
     cx = _import_connectorx(db)
     params = db.connect_params()
     url = connectorx_url(db, params)
     sql = select_sql(query_or_table, db.backend.connectorx_quote, is_table)
-    decimals = bare_login(db, params, sql)
+    preflight = bare_login(db, params, sql, estimate_sql)
     try:
         reader = cx.read_sql(url, sql, return_type="arrow_stream", batch_size=batch_size)
     except Exception as exc:
         raise explain_failure(db, exc, "connectorx") from None
-    yield reader, decimals
-
-
-def connectorx_scalar(db: Database, sql: str) -> Any:
-    """The first value of a small query through connectorx (for the row estimate)."""
-    cx = _import_connectorx(db)
-    table = cx.read_sql(connectorx_url(db, db.connect_params()), sql, return_type="arrow")
-    if table.num_rows == 0 or table.num_columns == 0:
-        return None
-    return table.column(0)[0].as_py()
+    yield reader, preflight
 
 
 # -- ADBC (PostgreSQL) -----------------------------------------------------------------------

@@ -415,18 +415,19 @@ def _via_connectorx(job: _Job) -> int:
 
     job.method = "connectorx"
     db = job.db
-    if job.progress is not None and job.is_table:
-        estimate_sql = _my_estimate_sql if db.backend.name == "mysql" else _pg_estimate_sql
-        try:
-            job.estimate = _as_estimate(
-                arrow_sources.connectorx_scalar(db, estimate_sql(job.query_or_table))
-            )
-        except Exception:  # an estimate is a nicety: the collect itself says what failed
-            job.estimate = None
+    estimate_sql = None
+    if job.progress is not None and job.is_table:  # asked on the login connectorx needs
+        make = _my_estimate_sql if db.backend.name == "mysql" else _pg_estimate_sql
+        estimate_sql = make(job.query_or_table)
     with arrow_sources.connectorx_stream(
-        db, job.query_or_table, is_table=job.is_table, batch_size=job.batch_size
-    ) as (reader, decimals):
-        return _ingest_stream(job, reader, decimals)
+        db,
+        job.query_or_table,
+        is_table=job.is_table,
+        batch_size=job.batch_size,
+        estimate_sql=estimate_sql,
+    ) as (reader, preflight):
+        job.estimate = _as_estimate(preflight.estimate)
+        return _ingest_stream(job, reader, preflight.decimals)
 
 
 def _via_adbc(job: _Job) -> int:
