@@ -300,3 +300,21 @@ def test_a_source_that_dies_mid_stream_is_an_error_and_the_old_table_stays(
     finally:
         db.close()
     assert time.monotonic() - started < 30
+
+
+def test_decimals_connectorx_would_round_go_through_duckdb_exactly(mysql_url: str) -> None:
+    db = dbwire.connect(mysql_url, name="my_wide")
+    table = f"w_{uuid.uuid4().hex[:6]}"
+    exact = decimal.Decimal("123456789012345.123456789012345")
+    try:
+        db.execute_query(f"CREATE TABLE {table} (id INT, v DECIMAL(30,15))")
+        db.execute_query(f"INSERT INTO {table} VALUES (1, {exact}), (2, NULL)")
+        with get_duckdb_connection() as store:
+            result = run(store, db, table, table="wide")
+            assert (result.method, result.rows) == ("duckdb", 2)
+            assert store.execute("SELECT v FROM wide WHERE id = 1").fetchone() == (exact,)
+            with pytest.raises(DbwireError, match=r"connectorx would round DECIMAL column\(s\) v"):
+                store.collect(db, table, table="wide2", method="connectorx")
+    finally:
+        db.execute_query(f"DROP TABLE {table}")
+        db.close()

@@ -130,12 +130,21 @@ def _connect_timeout(db: Database) -> float:
     return connect_timeout(db.config, db.backend.base_url().query)
 
 
+# connectorx hands every MySQL DECIMAL over as decimal128(38, 10).
+_CX_DECIMAL_SCALE = 10
+
+
+class LossyTypesError(DbwireError):
+    """connectorx would change values of these columns (DECIMAL digits past its scale)."""
+
+
 @dataclass(frozen=True)
 class Preflight:
-    """What the bare login learned: DECIMAL columns' declared (precision, scale), and the
-    value of the row-estimate query when one was asked for."""
+    """What the bare login learned: DECIMAL columns' declared (precision, scale), those
+    connectorx cannot carry exactly, and the row-estimate query's value if asked for."""
 
     decimals: dict[str, tuple[int, int]] = field(default_factory=dict)
+    lossy: tuple[str, ...] = ()
     estimate: Any = None
 
 
@@ -177,9 +186,9 @@ def bare_login(
     except Exception as exc:
         raise explain_failure(db, exc, "connectorx") from None
     try:
-        decimals = _mysql_decimals(conn, sql) if mysql else {}
+        decimals, lossy = _mysql_decimals(conn, sql) if mysql else ({}, ())
         estimate = None if estimate_sql is None else _scalar(conn, estimate_sql)
-        return Preflight(decimals, estimate)
+        return Preflight(decimals, lossy, estimate)
     finally:
         conn.close()
 
@@ -199,8 +208,9 @@ def _scalar(conn: Any, sql: str) -> Any:
     return None if row is None else row[0]
 
 
-def _mysql_decimals(conn: Any, sql: str) -> dict[str, tuple[int, int]]:
-    """DECIMAL columns of `sql` with their declared precision and scale.
+def _mysql_decimals(conn: Any, sql: str) -> tuple[dict[str, tuple[int, int]], tuple[str, ...]]:
+    """DECIMAL columns of `sql` with their declared precision and scale, and the names of
+    those connectorx would round (scale above its 10) or overflow (precision above 38).
 
     connectorx hands every DECIMAL over as decimal128(38, 10); collect() casts it back to
     the declared type. PyMySQL reports a column's display length, sign and point
@@ -209,6 +219,7 @@ def _mysql_decimals(conn: Any, sql: str) -> dict[str, tuple[int, int]]:
     from pymysql.constants import FIELD_TYPE, FLAG
 
     found: dict[str, tuple[int, int]] = {}
+    lossy: list[str] = []
     try:
         with conn.cursor() as cursor:
             cursor.execute(f"SELECT * FROM ({sql.strip().rstrip(';')}) AS _dbwire_q LIMIT 0")
@@ -218,11 +229,13 @@ def _mysql_decimals(conn: Any, sql: str) -> dict[str, tuple[int, int]]:
                 scale = int(field.scale)
                 signed = not field.flags & FLAG.UNSIGNED
                 precision = int(field.length) - (1 if scale else 0) - (1 if signed else 0)
-                if 0 < precision <= 38:  # DuckDB's widest DECIMAL
+                if scale > _CX_DECIMAL_SCALE or precision - scale > 38 - _CX_DECIMAL_SCALE:
+                    lossy.append(field.name)
+                elif 0 < precision <= 38:  # DuckDB's widest DECIMAL
                     found[field.name] = (precision, scale)
     except Exception:  # not a query that nests (SHOW ..., CALL ...): keep connectorx's types
-        return {}
-    return found
+        return {}, ()
+    return found, tuple(lossy)
 
 
 @contextmanager
@@ -242,6 +255,13 @@ def connectorx_stream(
     url = connectorx_url(db, params)
     sql = select_sql(query_or_table, db.backend.connectorx_quote, is_table)
     preflight = bare_login(db, params, sql, estimate_sql)
+    if preflight.lossy:
+        raise LossyTypesError(
+            f"database {db.name!r}: connectorx would round DECIMAL column(s) "
+            f"{', '.join(preflight.lossy)} to {_CX_DECIMAL_SCALE} decimal places (or overflow "
+            "them); pass method='duckdb' (DuckDB's mysql extension keeps them exactly)",
+            database=db.name,
+        )
     try:
         reader = cx.read_sql(url, sql, return_type="arrow_stream", batch_size=batch_size)
     except Exception as exc:

@@ -179,7 +179,16 @@ def run(
             # a second time; reading it through the engine works.
             chosen = "sqlalchemy"
     if chosen == "connectorx":
-        count = _via_connectorx(job)
+        from dbwire.store.arrow_sources import LossyTypesError
+
+        try:
+            count = _via_connectorx(job)
+        except LossyTypesError:
+            if method is not None:
+                raise
+            # Exact values first: DuckDB's mysql extension keeps every DECIMAL digit.
+            chosen = "duckdb"
+            count = _via_duckdb_s3_checked(job)
     elif chosen == "adbc":
         count = _via_adbc(job)
     elif chosen == "sqlalchemy":
