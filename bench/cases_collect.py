@@ -42,12 +42,13 @@ def row_from_mapping(item: Mapping[str, Any]) -> Row:
         budget=budget,
         note=str(item.get("note", "")),
         explanation=str(item.get("explanation", "")),
+        extra=dict(item.get("extra") or {}),
     )
     status = item.get("status")
     if budget is not None:
         row.judge()
-    elif status in ("PASS", "OVER", "info", "pending", "error"):
-        row.status = status
+    if row.status == "info" and status in ("PASS", "OVER", "info", "pending", "error"):
+        row.status = status  # a verdict the case judged itself (peak RSS rows)
     return row
 
 

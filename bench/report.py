@@ -48,7 +48,11 @@ BUDGET_LINES = (
     ("`import dbwire`", "<= 50 ms over `import sqlalchemy`"),
     ("checkout with pre-ping on", "<= 1.05x a checkout with pre-ping off"),
     ("`manager.health_check()` of 20 databases", "<= 1.5x the slowest single check"),
-    ("`store.collect()`", "the collect rows' own budgets (bench/collect.py)"),
+    (
+        "`store.collect()` 1M and 5M rows (fresh process per tool)",
+        "copy <= 1.0x the fastest peer, whole process <= 1.2x, 5M peak RSS <= 1.1x the "
+        "lowest-memory correct peer",
+    ),
 )
 
 
@@ -237,6 +241,11 @@ def markdown(
         for row in notes:
             what = row.operation if row.operation != "—" else row.baseline_name
             lines.append(f"- **{row.case}**, {what}: {row.note}")
+    side_by_side = [row for row in rows if row.extra.get("markdown")]
+    if side_by_side:  # tables a case made itself (collect: rows/s and peak MB per tool)
+        lines += ["", "## Side by side", ""]
+        for row in side_by_side:
+            lines += [*row.extra["markdown"], ""]
     lines += ["", "## OVER rows: cause and fix", ""]
     over_cases = list(dict.fromkeys(row.case for row in rows if row.status in ("OVER", "error")))
     if not over_cases:

@@ -113,10 +113,10 @@ def test_every_method_gives_the_same_rows(pg_db: dbwire.Database, pg_table: str)
                 batch_size=500,
                 progress=seen.append,
             )
-            for method in ("duckdb", "connectorx", "sqlalchemy")
+            for method in ("duckdb", "connectorx", "adbc", "sqlalchemy")
         }
-        assert counts == {"duckdb": 1666, "connectorx": 1666, "sqlalchemy": 1666}
-        for method in ("connectorx", "sqlalchemy"):
+        assert counts == {"duckdb": 1666, "connectorx": 1666, "adbc": 1666, "sqlalchemy": 1666}
+        for method in ("connectorx", "adbc", "sqlalchemy"):
             diff = store.execute(
                 f"SELECT count(*) FROM (FROM via_duckdb EXCEPT FROM via_{method})"
             ).fetchone()

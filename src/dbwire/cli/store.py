@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 import re
 import sys
 import time
@@ -10,18 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    Progress,
-    SpinnerColumn,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.text import Text
 
 from dbwire.cli.inspect import (
@@ -37,7 +30,7 @@ from dbwire.cli.sqltext import _WORD, split
 from dbwire.config import Config
 from dbwire.database import Database, connect
 from dbwire.errors import DbwireError
-from dbwire.store.collect import CollectProgress, choose_method
+from dbwire.store.collect import CollectProgress
 from dbwire.store.local import LocalStore, get_duckdb_connection
 
 _QUIT = {".quit", ".exit", "\\q", "quit", "exit"}
@@ -309,104 +302,130 @@ def collect_command(
         Mode, typer.Option("--mode", help="Replace the table, or append to it.")
     ] = Mode.REPLACE,
     method: Annotated[
-        str | None, typer.Option("--method", help="Force duckdb, connectorx or sqlalchemy.")
+        str | None,
+        typer.Option("--method", help="Force duckdb, connectorx, adbc or sqlalchemy."),
     ] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print a JSON summary on stdout (for scripts).")
+        bool,
+        typer.Option("--json", help="Print one JSON object per table on stdout (for scripts)."),
     ] = False,
     config: ConfigOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Copy a query's result (or a table) from a database into a local DuckDB table.
 
-    Progress (rows, rows/s, ETA where DuckDB knows the fraction, the method) shows on a
-    terminal; piped, only the summary line is printed.
+    On a terminal a progress line shows the method, rows, rows/s and, for a whole table
+    whose size the source estimates, the ETA; piped, only the summary line is printed.
     """
+    from dbwire.store.collect import choose_method
+    from dbwire.store.collect import run as collect_run
+
     output = Output()
-    seen = _Seen(method=method)
     with _handled(output, debug):
         loaded = _load(output, config)
         db = connect(loaded.database(name))
         output.learn(db.known_secrets())
         started = time.monotonic()
         try:
-            with get_duckdb_connection(into) as store, _progress(output, table, seen) as report:
-                rows = store.collect(
+            planned = method or choose_method(db, query)
+            with get_duckdb_connection(into) as store, _progress(output, table, planned) as bar:
+                result = collect_run(
+                    store,
                     db,
                     query,
                     table=table,
                     mode="append" if mode is Mode.APPEND else "replace",
                     method=method,
-                    progress=report,
+                    progress=None if bar is None else bar.report,
                 )
+                if bar is not None:
+                    bar.finish(result.rows, result.method, result.estimate)
                 where = store.path
         finally:
             db.close()
         seconds = time.monotonic() - started
-        if seen.method is None:  # no progress report came (a small table): say what ran
-            seen.method = choose_method(db, query)
-    rate = rows / seconds if seconds > 0 else None
+    rate = result.rows / seconds if seconds > 0 else None
     if as_json:
-        output.json(
-            {
-                "database": name,
-                "table": table,
-                "into": str(where),
-                "rows": rows,
-                "seconds": round(seconds, 3),
-                "rows_per_second": None if rate is None else round(rate),
-                "method": seen.method,
-            }
-        )
+        per_s = None if rate is None else round(rate)
+        summary = {
+            "database": name,
+            "table": table,
+            "target": f"{where}:{table}",
+            "into": str(where),
+            "rows": result.rows,
+            "seconds": round(seconds, 3),
+            "rows_per_s": per_s,
+            "rows_per_second": per_s,
+            "method": result.method,
+            "estimate": result.estimate,
+        }
+        output.line(json.dumps(summary))
         return
     speed = f", {rate:,.0f} rows/s" if rate else ""
     sys.stderr.write(
         output.clean(
-            f"collected {rows:,} rows from {name!r} into {where} table {table} in "
-            f"{seconds:.1f}s{speed} (method: {seen.method or 'chosen by dbwire'})"
+            f"collected {result.rows:,} rows from {name!r} into {where} table {table} in "
+            f"{seconds:.1f}s{speed} (method: {result.method})"
         )
         + "\n"
     )
 
 
 @dataclass
-class _Seen:
-    """What the progress reports told: the method dbwire chose."""
+class _Bar:
+    """The terminal progress line, fed by CollectProgress reports (from any thread)."""
 
-    method: str | None = None
+    progress: Progress
+    task: TaskID
+    table: str
+    method: str
+    started: float
+
+    def report(self, update: CollectProgress) -> None:
+        self.method = update.method or self.method
+        rows, estimate = update.rows, update.estimate
+        elapsed = max(update.elapsed, 1e-9)
+        parts = [f"collecting {self.table} via {self.method}"]
+        if rows is not None:
+            parts.append(f"{rows:,} rows")
+            if estimate:
+                parts[-1] += f" of ~{estimate:,} (estimate)"
+            rate = rows / elapsed
+            parts.append(f"{rate:,.0f} rows/s")
+            if estimate and rate > 0 and rows < estimate:
+                parts.append(f"ETA {_clock((estimate - rows) / rate)}")
+        elif update.fraction is not None and update.fraction > 0:
+            left = elapsed * (1 - update.fraction) / update.fraction
+            parts.append(f"{update.fraction:.0%}, ETA {_clock(left)} (DuckDB's estimate)")
+        if estimate and rows is not None:
+            self.progress.update(self.task, total=estimate, completed=min(rows, estimate))
+        elif update.fraction is not None:
+            self.progress.update(self.task, total=100, completed=update.fraction * 100)
+        self.progress.update(self.task, description=" | ".join(parts))
+
+    def finish(self, rows: int, method: str, estimate: int | None) -> None:
+        """The last line: every row in, at the rate measured (and the estimate it had)."""
+        elapsed = time.monotonic() - self.started
+        self.report(
+            CollectProgress(self.table, method, rows=rows, elapsed=elapsed, estimate=estimate)
+        )
+        self.progress.update(self.task, total=max(rows, 1), completed=max(rows, 1))
+        self.progress.refresh()
+
+
+def _clock(seconds: float) -> str:
+    whole = int(max(seconds, 0) + 0.5)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 @contextmanager
-def _progress(output: Output, table: str, seen: _Seen) -> Iterator[Any]:
-    """A rich progress display on stderr, fed by CollectProgress reports (from any thread);
-    nothing at all when stderr is not a terminal (no bar, no blank line in a log)."""
+def _progress(output: Output, table: str, method: str) -> Iterator[_Bar | None]:
+    """A rich progress line on stderr when it is a terminal; None (nothing at all: no
+    bar, no blank line in a log) when it is not."""
     if not sys.stderr.isatty():
-
-        def quiet(update: CollectProgress) -> None:
-            seen.method = update.method or seen.method
-
-        yield quiet
+        yield None
         return
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=output.err, transient=True) as bar:
-        task = bar.add_task(f"collecting {table}", total=None)
-
-        def report(update: CollectProgress) -> None:
-            seen.method = update.method or seen.method
-            if update.fraction is not None:
-                bar.update(task, total=100, completed=update.fraction * 100)
-            text = f"collecting {table} ({update.method})"
-            if update.rows is not None:
-                text += f": {update.rows:,} rows"
-                if update.elapsed > 0:
-                    text += f", {update.rows / update.elapsed:,.0f} rows/s"
-            bar.update(task, description=text)
-
-        yield report
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn())
+    with Progress(*columns, console=output.err, transient=True) as progress:
+        task = progress.add_task(f"collecting {table} via {method}", total=None)
+        yield _Bar(progress, task, table, method, time.monotonic())

@@ -1,16 +1,22 @@
 """store.collect(): pull a source's rows into a local DuckDB table by the fastest path.
 
-Measured on this project's 2-CPU machine for 1M rows x 5 columns (see bench/collect.py):
+Measured by bench/collect.py (1M and 5M rows x 5 columns into a DuckDB file, every tool in
+a fresh process; bench/RESULTS.md has the tables):
 
-- PostgreSQL: DuckDB's postgres extension (binary COPY, straight into the table) takes
-  about 0.5 s; connectorx 0.8 s; SQLAlchemy in Arrow batches 2.8 s; row by row ~450 s.
-- MariaDB: connectorx (Arrow stream) 1.7 s beat DuckDB's mysql extension (mysql_query)
-  at 2.6 s, so connectorx is used for MySQL/MariaDB when installed (`dbwire[fast]`).
+- PostgreSQL: DuckDB's postgres extension (binary COPY, straight into the table) is the
+  default; ADBC's PostgreSQL driver (`method="adbc"`) was as fast within the noise at 1M
+  and 5M rows but held about 30% more memory, so auto keeps DuckDB and ADBC stays explicit;
+  connectorx was 1.7-1.8x slower; SQLAlchemy batches slower still.
+- MySQL/MariaDB: connectorx's Arrow stream (`dbwire[fast]`), 3-4x faster than DuckDB's
+  mysql extension, which is used when connectorx is not installed.
 - SQLite and DuckDB files: DuckDB reads them itself; S3 files are read by httpfs.
 - Anything else: SQLAlchemy with a server-side cursor, in Arrow batches.
 
-Every path streams: DuckDB pipelines the scan into the table (spilling to the store's
-temp_directory beyond memory_limit), and the batch paths hold one batch at a time.
+Every path streams. DuckDB's own scans pipeline into the table (spilling to the store's
+temp_directory beyond memory_limit); connectorx's and ADBC's Arrow readers are scanned by
+DuckDB in one CREATE TABLE AS (arrow_sources.py), so a few batches are in memory, never
+the table; the SQLAlchemy path holds one batch at a time. connectorx and ADBC log in by
+themselves: dbwire's SQLAlchemy engine is used only to explain a failure.
 """
 
 from __future__ import annotations
@@ -21,11 +27,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import quote
 
-from dbwire.errors import ConfigError, ConnectError, DbwireError, MissingDependencyError, describe
+from dbwire.errors import ConfigError, ConnectError, DbwireError
 
 if TYPE_CHECKING:
     import duckdb
@@ -33,20 +38,23 @@ if TYPE_CHECKING:
 
     from dbwire.database import Database
 
-METHODS = ("duckdb", "connectorx", "sqlalchemy")
+METHODS = ("duckdb", "connectorx", "adbc", "sqlalchemy")
 _TABLE_NAME = re.compile(r"^\s*[A-Za-z_][\w$]*(\.[A-Za-z_][\w$]*){0,2}\s*$")
 _BATCH_VIEW = "__dbwire_collect_batch"
 
 
 @dataclass(frozen=True)
 class CollectProgress:
-    """How far a collection is: rows so far (batch paths) or DuckDB's estimated fraction."""
+    """How far a collection is: rows so far (stream and batch paths) or DuckDB's estimated
+    fraction; `estimate` is the source's own row-count estimate of a whole table
+    (PostgreSQL's pg_class.reltuples, MySQL's information_schema.TABLES), None if unknown."""
 
     table: str
     method: str
     rows: int | None = None
     fraction: float | None = None
     elapsed: float = 0.0
+    estimate: int | None = None
 
 
 ProgressCallback = Callable[[CollectProgress], None]
@@ -105,6 +113,46 @@ def collect(
 
     See LocalStore.collect() for the arguments.
     """
+    return run(
+        store,
+        db,
+        query_or_table,
+        table=table,
+        mode=mode,
+        batch_size=batch_size,
+        method=method,
+        progress=progress,
+    ).rows
+
+
+@dataclass(frozen=True)
+class CollectResult:
+    """What one collect() did: rows copied, the method that ran, how long it took."""
+
+    table: str
+    method: str
+    rows: int
+    seconds: float
+    #: the source's row-count estimate (pg_class.reltuples, information_schema), if asked
+    estimate: int | None = None
+
+    @property
+    def rows_per_second(self) -> float | None:
+        return self.rows / self.seconds if self.seconds > 0 else None
+
+
+def run(
+    store: IntoStore,
+    db: Database,
+    query_or_table: str,
+    *,
+    table: str,
+    mode: str = "replace",
+    batch_size: int = 100_000,
+    method: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> CollectResult:
+    """collect(), returning the CollectResult (the method chosen, seconds, the estimate)."""
     if mode not in ("replace", "append"):
         raise ConfigError(f"collect mode {mode!r}: use 'replace' or 'append'", database=db.name)
     if batch_size < 1:
@@ -120,9 +168,10 @@ def collect(
         raise ConfigError(f"collect method {chosen!r}: use one of {', '.join(METHODS)}")
     target = Target.parse(table)
     started = time.monotonic()
+    job = _Job(store, db, query_or_table, target, mode, batch_size, progress)
     if chosen == "duckdb":
         try:
-            count = _via_duckdb_s3_checked(store, db, query_or_table, target, mode, progress)
+            count = _via_duckdb_s3_checked(job)
         except ConnectError:
             if not db.backend.duckdb_reads_file or method == "duckdb":
                 raise
@@ -130,8 +179,18 @@ def collect(
             # a second time; reading it through the engine works.
             chosen = "sqlalchemy"
     if chosen == "connectorx":
-        batches = _connectorx_batches(db, query_or_table, batch_size)
-        count = _ingest(store, batches, target, mode, progress, chosen)
+        from dbwire.store.arrow_sources import LossyTypesError
+
+        try:
+            count = _via_connectorx(job)
+        except LossyTypesError:
+            if method is not None:
+                raise
+            # Exact values first: DuckDB's mysql extension keeps every DECIMAL digit.
+            chosen = "duckdb"
+            count = _via_duckdb_s3_checked(job)
+    elif chosen == "adbc":
+        count = _via_adbc(job)
     elif chosen == "sqlalchemy":
         if not db.backend.has_engine:
             raise DbwireError(
@@ -139,10 +198,48 @@ def collect(
                 "only; leave method unset",
                 database=db.name,
             )
+        job.method = chosen
         batches = _sqlalchemy_batches(db, query_or_table, batch_size)
-        count = _ingest(store, batches, target, mode, progress, chosen)
-    store._log_collect(db.name, target.display, chosen, count, time.monotonic() - started)
-    return count
+        count = _ingest(job, batches)
+    seconds = time.monotonic() - started
+    store._log_collect(db.name, target.display, chosen, count, seconds)
+    return CollectResult(target.display, chosen, count, seconds, job.estimate)
+
+
+@dataclass
+class _Job:
+    """One collect() call: where from, where to, and how progress is reported."""
+
+    store: IntoStore
+    db: Database
+    query_or_table: str
+    target: Target
+    mode: str
+    batch_size: int
+    progress: ProgressCallback | None
+    method: str = ""
+    estimate: int | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def is_table(self) -> bool:
+        return is_table_name(self.query_or_table)
+
+    def report(self, rows: int | None = None, fraction: float | None = None) -> None:
+        if self.progress is None:
+            return
+        if rows is None and fraction is not None and self.estimate:
+            rows = int(fraction * self.estimate)
+        self.progress(
+            CollectProgress(
+                table=self.target.display,
+                method=self.method,
+                rows=rows,
+                fraction=fraction,
+                elapsed=time.monotonic() - self.started,
+                estimate=self.estimate,
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -225,39 +322,29 @@ def _source_sql(
     return f"SELECT * FROM {function}($alias, $query)", {"alias": alias, "query": query_or_table}
 
 
-def _via_duckdb_s3_checked(
-    store: IntoStore,
-    db: Database,
-    query_or_table: str,
-    target: Target,
-    mode: str,
-    progress: ProgressCallback | None,
-) -> int:
+def _via_duckdb_s3_checked(job: _Job) -> int:
     """_via_duckdb, with an IO error the backend explains (an unreachable S3 endpoint)
     raised as the error it names."""
     import duckdb
 
     try:
-        return _via_duckdb(store, db, query_or_table, target, mode, progress)
+        return _via_duckdb(job)
     except duckdb.IOException as exc:
-        explained = db.backend.duckdb_io_error(exc)
+        explained = job.db.backend.duckdb_io_error(exc)
         if explained is not None:
             raise explained from None
         raise
 
 
-def _via_duckdb(
-    store: IntoStore,
-    db: Database,
-    query_or_table: str,
-    target: Target,
-    mode: str,
-    progress: ProgressCallback | None,
-) -> int:
-    source, params = _source_sql(store, db, query_or_table)
+def _via_duckdb(job: _Job) -> int:
+    store, target = job.store, job.target
+    job.method = "duckdb"
+    source, params = _source_sql(store, job.db, job.query_or_table)
+    if job.progress is not None and job.is_table:
+        job.estimate = _duckdb_estimate(store, job.db, job.query_or_table)
     exists = target.prepare(store)
-    with _poll_progress(store, target, progress):
-        if mode == "append" and exists:
+    with _poll_progress(job):
+        if job.mode == "append" and exists:
             row = store.execute(f"INSERT INTO {target.sql} BY NAME {source}", params).fetchone()
             return int(row[0]) if row else 0
         store.execute(f"CREATE OR REPLACE TABLE {target.sql} AS {source}", params)
@@ -265,18 +352,53 @@ def _via_duckdb(
     return int(row[0]) if row else 0
 
 
+def _pg_estimate_sql(table: str) -> str:
+    # reltuples: what the last VACUUM/ANALYZE counted, -1 when never analyzed. The name is a
+    # checked table name ([A-Za-z_][\w$]* parts), so it cannot close the literal.
+    return f"SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass('{table.strip()}')"
+
+
+def _my_estimate_sql(table: str) -> str:
+    parts = table.strip().split(".")
+    schema = f"'{parts[-2]}'" if len(parts) > 1 else "DATABASE()"
+    return (
+        "SELECT TABLE_ROWS FROM information_schema.TABLES "
+        f"WHERE TABLE_SCHEMA = {schema} AND TABLE_NAME = '{parts[-1]}'"
+    )
+
+
+def _as_estimate(value: object) -> int | None:
+    try:
+        number = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+def _duckdb_estimate(store: IntoStore, db: Database, table: str) -> int | None:
+    """The source's own row estimate, through the attached database (PostgreSQL only)."""
+    if db.backend.name != "postgresql":
+        return None
+    alias = store.alias_of(db)
+    try:
+        row = store.execute(
+            "SELECT * FROM postgres_query($alias, $query)",
+            {"alias": alias, "query": _pg_estimate_sql(table)},
+        ).fetchone()
+    except Exception:  # an estimate is a nicety: never fail a collect for it
+        return None
+    return _as_estimate(row[0]) if row else None
+
+
 @contextmanager
-def _poll_progress(
-    store: IntoStore, target: Target, progress: ProgressCallback | None
-) -> Iterator[None]:
+def _poll_progress(job: _Job) -> Iterator[None]:
     """Report DuckDB's own progress estimate (query_progress) from a helper thread."""
-    if progress is None:
+    if job.progress is None:
         yield
         return
-    con = store.connection
+    con = job.store.connection
     con.execute("SET enable_progress_bar = true")
     done = threading.Event()
-    started = time.monotonic()
 
     def poll() -> None:
         while not done.wait(0.2):
@@ -284,15 +406,7 @@ def _poll_progress(
                 value = float(con.query_progress())
             except Exception:  # the query finished between the check and the call
                 return
-            fraction = value / 100 if value >= 0 else None
-            progress(
-                CollectProgress(
-                    table=target.display,
-                    method="duckdb",
-                    fraction=fraction,
-                    elapsed=time.monotonic() - started,
-                )
-            )
+            job.report(fraction=value / 100 if value >= 0 else None)
 
     thread = threading.Thread(target=poll, name="dbwire-collect-progress", daemon=True)
     thread.start()
@@ -304,32 +418,105 @@ def _poll_progress(
         con.execute("RESET enable_progress_bar")
 
 
-# -- batch paths: connectorx or SQLAlchemy, into DuckDB through Arrow ------------------------
-def _require_pyarrow(db: Database) -> Any:
-    try:
-        import pyarrow
-    except ImportError:
-        raise MissingDependencyError(
-            f"database {db.name!r}: collecting through batches needs pyarrow; "
-            "run: pip install 'dbwire[duckdb]'",
-            database=db.name,
-        ) from None
-    return pyarrow
+# -- Arrow streams: connectorx or ADBC, scanned by DuckDB in one statement ---------------------
+def _via_connectorx(job: _Job) -> int:
+    from dbwire.store import arrow_sources
+
+    job.method = "connectorx"
+    db = job.db
+    estimate_sql = None
+    if job.progress is not None and job.is_table:  # asked on the login connectorx needs
+        make = _my_estimate_sql if db.backend.name == "mysql" else _pg_estimate_sql
+        estimate_sql = make(job.query_or_table)
+    with arrow_sources.connectorx_stream(
+        db,
+        job.query_or_table,
+        is_table=job.is_table,
+        batch_size=job.batch_size,
+        estimate_sql=estimate_sql,
+    ) as (reader, preflight):
+        job.estimate = _as_estimate(preflight.estimate)
+        return _ingest_stream(job, reader, preflight.decimals)
 
 
-def _ingest(
-    store: IntoStore,
-    batches: Iterable[pa.Table],
-    target: Target,
-    mode: str,
-    progress: ProgressCallback | None,
-    method: str,
+def _via_adbc(job: _Job) -> int:
+    from dbwire.store import arrow_sources
+
+    job.method = "adbc"
+    with arrow_sources.adbc_connection(job.db) as conn:
+        if job.progress is not None and job.is_table:
+            try:
+                job.estimate = _as_estimate(
+                    arrow_sources.adbc_scalar(conn, _pg_estimate_sql(job.query_or_table))
+                )
+            except Exception:  # an estimate is a nicety
+                job.estimate = None
+        with arrow_sources.adbc_stream(
+            conn, job.db, job.query_or_table, is_table=job.is_table, batch_size=job.batch_size
+        ) as reader:
+            return _ingest_stream(job, reader)
+
+
+class _SourceFailed(Exception):
+    """Raised into DuckDB's scan when the source's stream fails; the real error is kept."""
+
+
+def _ingest_stream(
+    job: _Job, reader: pa.RecordBatchReader, decimals: dict[str, tuple[int, int]] | None = None
 ) -> int:
+    """One `CREATE TABLE ... AS SELECT * FROM <reader>` (or INSERT ... BY NAME): DuckDB pulls
+    batches as it writes them, so memory holds a few batches, not the table. `decimals`
+    casts DECIMAL columns back to the precision and scale the source declared."""
+    from dbwire.store import arrow_sources
+    from dbwire.store.quoting import quote_ident
+
+    pa = arrow_sources.require_pyarrow(job.db)
+    store, target = job.store, job.target
+    con = store.connection
+    counted = 0
+    failure: list[BaseException] = []
+
+    def batches() -> Iterator[Any]:
+        nonlocal counted
+        try:
+            for batch in reader:
+                counted += batch.num_rows
+                job.report(rows=counted)
+                yield batch
+        except Exception as exc:
+            failure.append(exc)
+            raise _SourceFailed("the source stopped sending rows") from None
+
+    stream = pa.RecordBatchReader.from_batches(reader.schema, batches())
+    casts = [
+        f"CAST({quote_ident(name)} AS DECIMAL({p}, {s})) AS {quote_ident(name)}"
+        for name, (p, s) in (decimals or {}).items()
+        if name in reader.schema.names
+    ]
+    select = "SELECT *" + (f" REPLACE ({', '.join(casts)})" if casts else "")
+    exists = target.prepare(store)
+    con.register(_BATCH_VIEW, stream)
+    try:
+        if job.mode == "append" and exists:
+            store.execute(f"INSERT INTO {target.sql} BY NAME {select} FROM {_BATCH_VIEW}")
+        else:
+            store.execute(f"CREATE OR REPLACE TABLE {target.sql} AS {select} FROM {_BATCH_VIEW}")
+    except Exception:
+        if failure:
+            raise arrow_sources.explain_failure(job.db, failure[0], job.method) from None
+        raise
+    finally:
+        con.unregister(_BATCH_VIEW)
+    return counted
+
+
+# -- SQLAlchemy batches: rows to Arrow, one batch at a time ----------------------------------
+def _ingest(job: _Job, batches: Iterable[pa.Table]) -> int:
+    store, target = job.store, job.target
     con = store.connection
     exists = target.prepare(store)
-    started = time.monotonic()
     total = 0
-    created = mode == "append" and exists
+    created = job.mode == "append" and exists
     con.execute("BEGIN TRANSACTION")
     try:
         for batch in batches:
@@ -345,15 +532,7 @@ def _ingest(
             finally:
                 con.unregister(_BATCH_VIEW)
             total += batch.num_rows
-            if progress is not None:
-                progress(
-                    CollectProgress(
-                        table=target.display,
-                        method=method,
-                        rows=total,
-                        elapsed=time.monotonic() - started,
-                    )
-                )
+            job.report(rows=total)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -372,7 +551,9 @@ def _arrow_column(pa: Any, values: list[Any]) -> Any:
 def _sqlalchemy_batches(db: Database, query_or_table: str, batch_size: int) -> Iterator[pa.Table]:
     from sqlalchemy import text
 
-    pa = _require_pyarrow(db)
+    from dbwire.store.arrow_sources import require_pyarrow
+
+    pa = require_pyarrow(db)
     with db.connect() as conn:
         if is_table_name(query_or_table):
             preparer = conn.dialect.identifier_preparer
@@ -392,55 +573,3 @@ def _sqlalchemy_batches(db: Database, query_or_table: str, batch_size: int) -> I
             yield pa.Table.from_arrays(arrays, names=names)
         if not produced:
             yield pa.Table.from_arrays([pa.array([], type=pa.string()) for _ in names], names=names)
-
-
-def _connectorx_batches(db: Database, query_or_table: str, batch_size: int) -> Iterator[pa.Table]:
-    pa = _require_pyarrow(db)
-    try:
-        import connectorx as cx
-    except ImportError:
-        raise MissingDependencyError(
-            f"database {db.name!r}: method='connectorx' needs connectorx; "
-            "run: pip install 'dbwire[fast]'",
-            database=db.name,
-        ) from None
-    scheme = db.backend.connectorx_scheme
-    if scheme is None:
-        raise DbwireError(
-            f"database {db.name!r}: dbwire uses connectorx for MySQL, MariaDB and PostgreSQL "
-            f"only, not {db.backend.name}",
-            database=db.name,
-        )
-    # connectorx's pool retries a refused login for ~30 s, logging each try to stderr; one
-    # connection through dbwire's engine fails at once, with dbwire's own error message.
-    with db.connect():
-        pass
-    params = db.connect_params()
-    password = params.password_value()
-    userinfo = quote(params.user or "", safe="")
-    if password:
-        userinfo += ":" + quote(password, safe="")
-    url = (
-        f"{scheme}://{userinfo}@{params.host or '127.0.0.1'}:{params.port}/"
-        f"{quote(params.database or '', safe='')}"
-    )
-    if is_table_name(query_or_table):
-        quote_char = db.backend.connectorx_quote
-        name = ".".join(
-            quote_char + p.replace(quote_char, quote_char * 2) + quote_char
-            for p in query_or_table.strip().split(".")
-        )
-        sql = f"SELECT * FROM {name}"
-    else:
-        sql = query_or_table
-    try:
-        reader = cx.read_sql(url, sql, return_type="arrow_stream", batch_size=batch_size)
-        for batch in reader:
-            yield pa.Table.from_batches([batch])
-    except Exception as exc:
-        detail = describe(exc, [password, *db.known_secrets()])
-        raise DbwireError(
-            f"database {db.name!r} ({db.url}): connectorx could not read the query: "
-            f"{detail}. Fix: check the SQL, or pass method='duckdb'",
-            database=db.name,
-        ) from None
