@@ -20,10 +20,10 @@ from urllib.parse import quote
 
 import pytest
 from sqlalchemy import text
+from servers import DatabaseServer, PostgresServer
 
 import dbwire
 from dbwire import ConfigError, DatabaseConfig, load_config
-from servers import DatabaseServer, PostgresServer
 
 DBWIRE = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "dbwire"
 WHERE = (
