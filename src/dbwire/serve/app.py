@@ -155,7 +155,9 @@ def create_app(
         title="dbwire serve",
         version=context.version,
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        # FastAPI's docs page loads its scripts from a CDN; dbwire serve loads nothing
+        # from outside, so the document is served and the page is not.
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )
