@@ -394,3 +394,27 @@ def test_a_password_file_keeps_the_password_out_of_the_server(
         assert made.json()["secrets"] == {"password": False, "password_command": False}
     assert pg_server.password not in state.read_text()
     assert not secrets_path(state).exists()
+
+
+def test_an_environment_reference_keeps_the_password_out_of_the_server(
+    pg_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not pg_server.is_running():
+        pg_server.start()
+    monkeypatch.setenv("SERVE_ENVREF_PASSWORD", pg_server.password)
+    state = tmp_path / "state.json"
+    form = {k: v for k, v in server_config(pg_server).items() if k != "password"}
+    form["env_prefix"] = "SERVE_ENVREF"
+    with served(state) as (client, _app):
+        made = client.post(
+            "/api/connections", json={"name": "ev", "type": "postgresql", "config": form}
+        )
+        assert made.json()["status"] == "healthy", made.json()
+        assert pg_server.password not in made.text
+        bad = client.post(
+            "/api/connections",
+            json={"name": "ev2", "type": "postgresql", "config": {**form, "env_prefix": "A B"}},
+        )
+        assert bad.status_code == 400 and bad.json()["error"]["field"] == "config.env_prefix"
+    assert pg_server.password not in state.read_text()
+    assert not secrets_path(state).exists()
