@@ -233,6 +233,9 @@ def test_third_party_backend_appears_and_can_be_created(tmp_path: Path) -> None:
         )
         rows = client.post("/api/query", json={"sql": "SELECT a FROM t", "connection": "tl"})
         assert rows.json()["rows"] == [[7]]
+        # The plugin's SQLite file is attached to the store like a built-in one.
+        store = client.post("/api/query", json={"sql": "SELECT a * 6 FROM tl.t"})
+        assert store.status_code == 200 and store.json()["rows"] == [[42]], store.text
 
 
 def test_restart_with_the_same_state_restores_connections(

@@ -317,3 +317,35 @@ def test_a_mounted_app_keeps_every_check(tmp_path: Path) -> None:
         "/db/api/query", json={"sql": "SELECT 1"}, headers={**AUTH, "Origin": "http://evil.example"}
     )
     assert cross.status_code == 403
+
+
+@pytest.mark.mysql
+def test_writes_are_refused_on_a_read_only_mariadb_connection(mysql_server: Any) -> None:
+    if not mysql_server.is_running():
+        mysql_server.start()
+    db = mysql_server.database
+    table = f"serve_ro_{uuid.uuid4().hex[:8]}"
+    mysql_server.run_sql_admin(f"CREATE TABLE `{db}`.{table} (id int PRIMARY KEY)")
+    mysql_server.run_sql_admin(f"INSERT INTO `{db}`.{table} VALUES (1), (2)")
+    count = f"SELECT count(*) FROM `{db}`.{table}"
+    try:
+        with served() as (client, _app):
+            made = client.post(
+                "/api/connections",
+                json={"name": "ro", "type": "mariadb", "config": server_config(mysql_server)},
+            )
+            assert made.json()["status"] == "healthy"
+            for sql in (
+                f"DELETE FROM {table}",
+                f"SELECT 1; DELETE FROM {table}",
+                f"TRUNCATE TABLE {table}",
+                f"SELECT * FROM {table} INTO OUTFILE '/tmp/serve-ro-{table}'",
+            ):
+                for write in (False, True):
+                    answer = client.post(
+                        "/api/query", json={"sql": sql, "connection": "ro", "write": write}
+                    )
+                    assert answer.status_code in (400, 403), (sql, write, answer.text)
+                    assert mysql_server.query_admin(count) == [(2,)], (sql, write)
+    finally:
+        mysql_server.run_sql_admin(f"DROP TABLE IF EXISTS `{db}`.{table}")
