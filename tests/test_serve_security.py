@@ -349,3 +349,29 @@ def test_writes_are_refused_on_a_read_only_mariadb_connection(mysql_server: Any)
                     assert mysql_server.query_admin(count) == [(2,)], (sql, write)
     finally:
         mysql_server.run_sql_admin(f"DROP TABLE IF EXISTS `{db}`.{table}")
+
+
+def test_a_config_file_password_is_never_shown(caplog: pytest.LogCaptureFixture) -> None:
+    from servers import free_port
+
+    caplog.set_level(logging.DEBUG)
+    secret = "Canary-url-Pw-81c2"
+    url = f"postgresql://app:{secret}@127.0.0.1:{free_port()}/app?connect_timeout=1"
+    config = {"databases": {"conf": {"url": url, "password_command": f"echo {secret}x"}}}
+    with served(config=config, sample_interval=0.2) as (client, _app):
+        answers = [
+            client.get("/api/connections"),
+            client.get("/api/connections/conf"),
+            client.post("/api/connections/conf/test"),
+            client.get("/api/health"),
+            client.post("/api/query", json={"sql": "SELECT 1", "connection": "conf"}),
+            client.post("/api/query", json={"sql": "SELECT 1"}),
+            client.get("/api/connections/conf/schema"),
+        ]
+        listed = answers[0].json()[0]
+        assert listed["source"] == "config" and listed["secrets"]["password"] is True
+        assert "***" in listed["config"]["url"]
+        answers.append(client.get("/api/status"))
+    for answer in answers:
+        assert secret not in answer.text and secret not in str(answer.headers), answer.text
+    assert secret not in caplog.text
