@@ -146,3 +146,12 @@ def test_unbounded_overflow_takes_any_min_size(pg_url: str) -> None:
         DatabaseConfig(name="min_unbounded", url=pg_url, pool_min_size=30, max_overflow=-1)
     )
     db.close()
+
+
+def test_min_size_from_the_environment_is_checked_like_any_field() -> None:
+    config = {"databases": {"main": {"url": "sqlite://"}}}
+    with pytest.raises(ConfigError, match="DBWIRE_MAIN__POOL_MIN_SIZE='ten' is not a valid int"):
+        dbwire.load_config(config, environ={"DBWIRE_MAIN__POOL_MIN_SIZE": "ten"})
+    loaded = dbwire.load_config(config, environ={"DBWIRE_MAIN__POOL_MIN_SIZE": "2"})
+    assert loaded.database("main").pool_min_size == 2
+    assert loaded.database("main").field_source("pool_min_size") == "env DBWIRE_MAIN__POOL_MIN_SIZE"

@@ -109,10 +109,12 @@ class FastPath:
             ran = result is not None
             return result
         finally:
-            if ran:
-                # Nothing was begun (autocommit): the pool's rollback-on-return, a round
-                # trip on MySQL, has nothing to undo. Connection.close() skips it alike.
-                fairy._close_special(transaction_reset=True)
+            # Nothing was begun (autocommit): the pool's rollback-on-return, a round trip
+            # on MySQL, has nothing to undo; SQLAlchemy's Connection.close() skips it alike
+            # through this (private) method. Without it, the plain close() is still right.
+            close_special = getattr(fairy, "_close_special", None)
+            if ran and close_special is not None:
+                close_special(transaction_reset=True)
             else:
                 fairy.close()
 
