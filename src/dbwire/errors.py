@@ -19,6 +19,7 @@ and pass driver text through `scrub()` when it could echo a secret.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from contextlib import suppress
@@ -164,11 +165,15 @@ def mask_secret_patterns(text: str) -> str:
     return text
 
 
-def _forms(secret: str) -> set[str]:
-    """The ways a secret is written in text: as is, percent-encoded, escaped in a repr."""
+@functools.lru_cache(maxsize=64)
+def _forms(secret: str) -> frozenset[str]:
+    """The ways a secret is written in text: as is, percent-encoded, escaped in a repr.
+
+    Cached: the query log scrubs every statement it writes with the same few passwords.
+    """
     from urllib.parse import quote, quote_plus
 
-    return {secret, quote(secret, safe=""), quote_plus(secret), repr(secret)[1:-1]}
+    return frozenset({secret, quote(secret, safe=""), quote_plus(secret), repr(secret)[1:-1]})
 
 
 def scrub(text: str, secrets: Iterable[str | None]) -> str:
