@@ -31,6 +31,8 @@ from dbwire.errors import ConfigError, ConnectError, DbwireError, UnknownDatabas
 from dbwire.types import HealthResult, PoolStatus
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from dbwire.session_forms import AsyncScopeSession, ScopeSession
 
 # dbwire.database.Database, which imports this module: named, not imported (no cycle).
@@ -236,7 +238,23 @@ class ReplicaSet:
             reason,
         )
 
-    # -- IO: sync --------------------------------------------------------------------
+    # -- IO: the probe is one sync function; async runs it on the async engine's greenlet --
+    def _probe(self, conn: Connection, replica: ReplicaState) -> bool:
+        """On a fresh checkout of `replica`: measure its lag when due; False when it lags
+        beyond max_replica_lag_s (it is then in back-off)."""
+        if self.lag_check_due(replica):
+            lag = conn.execute(text(LAG_SQL)).scalar()
+            if not self.record_lag(replica, _seconds(lag)):
+                return False
+        conn.rollback()
+        return True
+
+    def _probe_failed(self, replica: ReplicaState, exc: Exception) -> None:
+        """A failed connect puts the replica in back-off; any other dbwire error is raised."""
+        if isinstance(exc, DbwireError) and not _is_connect_failure(exc):
+            raise exc
+        self.record_failure(replica, exc)
+
     def pick(self) -> ReplicaState | None:
         """A replica that answers (and is not lagging), or None for the primary.
 
@@ -247,34 +265,23 @@ class ReplicaSet:
         for replica in self.candidates():
             try:
                 with replica.db.engine.connect() as conn:
-                    if self.lag_check_due(replica):
-                        lag = conn.execute(text(LAG_SQL)).scalar()
-                        if not self.record_lag(replica, _seconds(lag)):
-                            continue
-                    conn.rollback()
+                    if not self._probe(conn, replica):
+                        continue
             except (DbwireError, sa_exc.DBAPIError, OSError) as exc:
-                if isinstance(exc, DbwireError) and not _is_connect_failure(exc):
-                    raise
-                self.record_failure(replica, exc)
+                self._probe_failed(replica, exc)
                 continue
             return replica
         return None
 
-    # -- IO: async -------------------------------------------------------------------
     async def async_pick(self) -> ReplicaState | None:
-        """The async twin of pick(): the same decisions, on the replicas' async engines."""
+        """pick() on the replicas' async engines: the same probe, run through run_sync."""
         for replica in self.candidates():
             try:
                 async with replica.db.async_engine.connect() as conn:
-                    if self.lag_check_due(replica):
-                        lag = (await conn.execute(text(LAG_SQL))).scalar()
-                        if not self.record_lag(replica, _seconds(lag)):
-                            continue
-                    await conn.rollback()
+                    if not await conn.run_sync(self._probe, replica):
+                        continue
             except (DbwireError, sa_exc.DBAPIError, OSError) as exc:
-                if isinstance(exc, DbwireError) and not _is_connect_failure(exc):
-                    raise
-                self.record_failure(replica, exc)
+                self._probe_failed(replica, exc)
                 continue
             return replica
         return None
