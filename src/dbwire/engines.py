@@ -237,34 +237,35 @@ class Engines:
         return pre_ping and config.pre_ping_idle > 0
 
     def _create_sync_engine(self) -> Engine:
-        self._ensure_database()
-        url, options = self.engine_arguments(is_async=False)
-        try:
-            with _ENGINE_CREATION_LOCK:
-                choose_pool(url, options, is_async=False)
-                engine = create_engine(url, **options)
-        except (TypeError, sa_exc.ArgumentError) as exc:
-            # ArgumentError: SQLAlchemy refusing a URL or option dbwire's checks let by.
-            raise self._bad_engine_option(exc) from None
-        self.install_hooks(engine, is_async=False)
-        min_size = self.owner.config.pool_min_size
-        open_in_background(engine, min_size, self._min_size_failed, name=self.owner.name)
+        engine: Engine = self._create_engine(is_async=False)
         return engine
 
     def _create_async_engine(self) -> AsyncEngine:
-        self._ensure_database()
-        url, options = self.engine_arguments(is_async=True)
-        try:
-            from sqlalchemy.ext.asyncio import create_async_engine
+        engine: AsyncEngine = self._create_engine(is_async=True)
+        return engine
 
+    def _create_engine(self, *, is_async: bool) -> Any:
+        """One engine, sync or async: the same arguments, checks, hooks and warm-up."""
+        self._ensure_database()
+        url, options = self.engine_arguments(is_async=is_async)
+        try:
             with _ENGINE_CREATION_LOCK:
-                choose_pool(url, options, is_async=True)
-                engine = create_async_engine(url, **options)
+                choose_pool(url, options, is_async=is_async)
+                if is_async:
+                    from sqlalchemy.ext.asyncio import create_async_engine
+
+                    engine: Any = create_async_engine(url, **options)
+                else:
+                    engine = create_engine(url, **options)
         except (TypeError, sa_exc.ArgumentError) as exc:
             # ArgumentError: SQLAlchemy refusing a URL or option dbwire's checks let by.
             raise self._bad_engine_option(exc) from None
-        self.install_hooks(engine.sync_engine, is_async=True)
-        async_open_in_background(engine, self.owner.config.pool_min_size, self._min_size_failed)
+        self.install_hooks(engine.sync_engine if is_async else engine, is_async=is_async)
+        min_size = self.owner.config.pool_min_size
+        if is_async:
+            async_open_in_background(engine, min_size, self._min_size_failed)
+        else:
+            open_in_background(engine, min_size, self._min_size_failed, name=self.owner.name)
         return engine
 
     def _min_size_failed(self, exc: BaseException) -> None:
