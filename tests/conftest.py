@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,6 +15,9 @@ from servers import (
     PostgresServer,
     ServerUnavailable,
 )
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 # --------------------------------------------------------------------------- database servers
 # Started lazily (only when a test asks for them), once per session.  Set
@@ -79,3 +83,21 @@ def pg_url(pg_server: DatabaseServer) -> str:
 def mysql_url(mysql_server: DatabaseServer) -> str:
     """``mysql://dbwire:<pw>@127.0.0.1:<port>/dbwire`` of a running server."""
     return _running_url(mysql_server)
+
+
+# --------------------------------------------------------------------------- browser
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Browser]:
+    """The session's headless Chromium (the system's, driven by Playwright)."""
+    from servers.browser import Chromium
+
+    try:
+        browser = Chromium()
+    except ServerUnavailable as exc:
+        if _in_ci():
+            pytest.fail(f"CI must run the browser tests: {exc}", pytrace=False)
+        pytest.skip(str(exc))
+    with browser as launched:
+        yield launched

@@ -1,7 +1,9 @@
 """Real servers for the test suite, started from installed binaries (never mocks).
 
 - ``local``: throwaway PostgreSQL and MariaDB servers, or external ones by URL;
-- ``silent``: a server that accepts TCP connections and never answers.
+- ``silent``: a server that accepts TCP connections and never answers;
+- ``browser``: headless Chromium (the system's) driven by Playwright;
+- ``web``: an ASGI app served over real HTTP by uvicorn on a thread.
 
 Each server module is independent of pytest; ``tests/conftest.py`` turns them into fixtures.
 """
