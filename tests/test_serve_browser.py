@@ -148,9 +148,18 @@ def served(
 
     manager = Manager({"databases": {}})
     state = tmp_path_factory.mktemp("serve-web") / "state.json"
-    app = create_app(manager, token=TOKEN, state_path=state, sample_interval=SAMPLE_INTERVAL)
+    port = free_port()
+    app = create_app(
+        manager,
+        token=TOKEN,
+        state_path=state,
+        sample_interval=SAMPLE_INTERVAL,
+        host="127.0.0.1",
+        port=port,
+        secret_backend="file",
+    )
     try:
-        with ThreadedUvicorn(app) as server:
+        with ThreadedUvicorn(app, port=port) as server:
             yield Served(manager, server, pg_server, mysql_server)
     finally:
         manager.close_all()
@@ -190,7 +199,7 @@ def open_page(chromium: Browser, served: Served) -> Iterator[Callable[..., Watch
         page.on("dialog", on_dialog)
         if login:
             page.goto(f"/login?token={TOKEN}")
-            expect(page.get_by_test_id("connection-list")).to_be_visible()
+            expect(page.get_by_test_id("add-connection")).to_be_visible()
         return watched
 
     yield make
@@ -492,8 +501,8 @@ def test_cancel_stops_a_running_query_on_the_server(
 
     def sleeping() -> int:
         rows = pg_server.query_admin(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE query LIKE 'SELECT pg_sleep(60)%' AND state = 'active'"
+            # by what the backend waits on: through a server-side cursor its text is a FETCH
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
         )
         return int(rows[0][0])
 
