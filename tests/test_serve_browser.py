@@ -6,6 +6,7 @@ so the test can hold that Manager's pooled connections and watch the page chart 
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -172,6 +173,7 @@ class Watched:
     page: Page
     errors: list[str]
     dialogs: list[str]
+    accept_dialogs: bool = False
 
 
 @pytest.fixture
@@ -194,7 +196,10 @@ def open_page(chromium: Browser, served: Served) -> Iterator[Callable[..., Watch
 
         def on_dialog(dialog: Any) -> None:
             watched.dialogs.append(dialog.message)
-            dialog.dismiss()
+            if watched.accept_dialogs:
+                dialog.accept()
+            else:
+                dialog.dismiss()
 
         page.on("dialog", on_dialog)
         if login:
@@ -223,13 +228,22 @@ def add_through_form(page: Page, name: str, kind: str, fields: dict[str, str]) -
     expect(dialog).to_be_hidden()
 
 
-def samples(page: Page, name: str) -> tuple[int, int]:
-    """(points drawn, most connections checked out) of a connection's status chart."""
+def drawn(page: Page, name: str) -> int:
+    """How many samples a connection's status chart draws."""
+    return int(page.get_by_test_id(f"status-chart-{name}").get_attribute("data-samples") or 0)
+
+
+def checked_out(page: Page, name: str) -> int:
+    """The connections checked out in the chart's latest sample."""
     chart = page.get_by_test_id(f"status-chart-{name}")
-    return (
-        int(chart.get_attribute("data-samples") or 0),
-        int(chart.get_attribute("data-max-checked-out") or 0),
-    )
+    return int(chart.get_attribute("data-checked-out") or 0)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"still false after {timeout:.0f}s"
+        time.sleep(0.1)
 
 
 def grid_rows(page: Page) -> list[list[str]]:
@@ -316,24 +330,19 @@ def test_add_connections_browse_schema_join_across_databases_and_watch_status(
     # Hold pooled connections in the server's own Manager: the chart must see them.
     chart = page.get_by_test_id("status-chart-pg1")
     expect(chart).to_be_visible()
-    before, _ = samples(page, "pg1")
+    before = drawn(page, "pg1")
+    assert checked_out(page, "pg1") < 3
     engine = served.manager.db("pg1").engine
     held = [engine.connect() for _ in range(3)]
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            drawn, most = samples(page, "pg1")
-            if drawn >= before + 2 and most >= 3:
-                break
-            page.wait_for_timeout(200)
-        drawn, most = samples(page, "pg1")
-        assert drawn >= before + 2, f"chart did not move: {before} -> {drawn} samples"
-        assert most >= 3, f"chart shows at most {most} checked out while the test holds 3"
+        wait_for(lambda: drawn(page, "pg1") >= before + 2 and checked_out(page, "pg1") >= 3)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "serve.png"), full_page=True)
     finally:
         for conn in held:
             conn.close()
+    wait_for(lambda: checked_out(page, "pg1") < 3)
+    assert int(chart.get_attribute("data-max-checked-out") or 0) >= 3
 
     # The password went in through the form and never comes back out.
     for secret in (served.pg.password, served.mysql.password):
@@ -341,11 +350,27 @@ def test_add_connections_browse_schema_join_across_databases_and_watch_status(
         with served.api() as client:
             for path in ("/api/connections", "/api/connections/pg1", "/api/status"):
                 assert secret not in client.get(path).text
-    pg_row.get_by_role("button", name="Edit").click()
-    expect(page.get_by_test_id("field-password")).to_have_value("")
-    expect(page.get_by_test_id("field-password")).to_have_attribute("type", "password")
+
+    # Edit: the secret input is empty and says a value is stored; leaving it empty keeps it.
+    page.get_by_test_id("edit-connection-pg1").click()
+    password = page.get_by_test_id("field-password")
+    expect(password).to_have_value("")
+    expect(password).to_have_attribute("type", "password")
+    expect(password).to_have_attribute("placeholder", re.compile("stored"))
+    expect(page.get_by_test_id("field-host")).to_have_value(served.pg.host)
+    page.get_by_test_id("field-connect_timeout").fill("7")
+    page.get_by_test_id("save-connection").click()
+    expect(page.get_by_test_id("connection-dialog")).to_be_hidden()
+    page.get_by_test_id("test-connection-pg1").click()
+    expect(pg_row).to_have_attribute("data-status", "healthy", timeout=20_000)
+    with served.api() as client:
+        shown = client.get("/api/connections/pg1").json()
+    assert shown["config"]["connect_timeout"] == 7
+    assert shown["secrets"]["password"] is True
+    page.get_by_test_id("edit-connection-pg1").click()
     page.keyboard.press("Escape")
     expect(page.get_by_test_id("connection-dialog")).to_be_hidden()
+    expect(page.get_by_test_id("edit-connection-pg1")).to_be_focused()
 
     assert page.locator("img").count() == 0
     assert watched.dialogs == [], watched.dialogs
@@ -375,7 +400,8 @@ def test_a_connection_that_cannot_connect_shows_its_error(
         )
     assert response.status_code == 201, response.text
     try:
-        page = open_page().page
+        watched = open_page()
+        page = watched.page
         row = page.get_by_test_id("connection-row-down1")
         expect(row).to_have_attribute("data-status", "unhealthy", timeout=20_000)
         error = page.get_by_test_id("connection-error-down1")
@@ -384,6 +410,12 @@ def test_a_connection_that_cannot_connect_shows_its_error(
         page.get_by_test_id("test-connection-down1").click()
         expect(row).to_have_attribute("data-status", "unhealthy")
         assert canary not in page.content()
+        watched.accept_dialogs = True
+        page.get_by_test_id("delete-connection-down1").click()
+        expect(row).to_have_count(0)
+        assert watched.dialogs and "down1" in watched.dialogs[0]
+        with served.api() as client:
+            assert client.get("/api/connections/down1").status_code == 404
     finally:
         with served.api() as client:
             assert client.delete("/api/connections/down1").status_code == 204

@@ -4,6 +4,7 @@ import { api, events, newQueryId } from "./api.js";
 import { cellText, formatMs, h, replaceChildren } from "./dom.js";
 
 const STORE_LABEL = "All databases (DuckDB store)";
+const NUMERIC_TYPE = /^((U?(TINY|SMALL|MEDIUM|BIG|HUGE)|U)?INT(EGER)?\d*|DECIMAL|NUMERIC|DOUBLE( PRECISION)?|FLOAT\d*|REAL)\b/i;
 
 /** Order two cell values: numbers as numbers, NULL last, the rest as text. */
 function compare(a, b) {
@@ -178,6 +179,7 @@ export class QueryPanel {
 
   renderResult() {
     const { columns, rows, sort } = this.result;
+    const numeric = columns.map((c) => NUMERIC_TYPE.test(c.type ?? ""));
     const head = h(
       "thead",
       {},
@@ -203,7 +205,13 @@ export class QueryPanel {
       "tbody",
       {},
       rows.map((row) =>
-        h("tr", {}, row.map((value) => h("td", { class: value === null || value === undefined ? "null" : typeof value === "number" ? "num" : null }, cellText(value)))),
+        h(
+          "tr",
+          {},
+          row.map((value, i) =>
+            h("td", { class: value === null || value === undefined ? "null" : numeric[i] || typeof value === "number" ? "num" : null }, cellText(value)),
+          ),
+        ),
       ),
     );
     replaceChildren(this.grid, head, body);

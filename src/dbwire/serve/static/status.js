@@ -9,7 +9,10 @@ const LAT_TOP = 18;
 const LAT_BOTTOM = 72;
 const OCC_TOP = 98;
 const OCC_BOTTOM = 150;
-const LEFT = 44;
+const LEFT = 52;
+// A chart spans the samples it has (at least a minute), up to the server's whole window,
+// so a server started a minute ago does not draw everything into the last pixels.
+const MIN_SPAN_S = 60;
 let W = 600;
 let RIGHT = W - 8;
 
@@ -51,13 +54,23 @@ function niceMax(v) {
   return 10 * p;
 }
 
+function axisMs(ms) {
+  return ms >= 1000 ? `${ms / 1000} s` : `${ms} ms`;
+}
+
+function spanLabel(seconds) {
+  return seconds >= 120 ? `−${Math.round(seconds / 60)} min` : `−${Math.round(seconds)} s`;
+}
+
 export function drawChart(svg, name, samples, windowS) {
   W = Math.max(200, Math.round(svg.getBoundingClientRect().width) || 600);
   RIGHT = W - 8;
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   const end = samples.length ? samples[samples.length - 1].t : Date.now() / 1000;
   const inWindow = samples.filter((p) => p.t >= end - windowS);
-  const toX = (t) => x(t, end, windowS);
+  const first = inWindow.length ? inWindow[0].t : end;
+  const span = Math.min(windowS, Math.max(MIN_SPAN_S, end - first));
+  const toX = (t) => x(t, end, span);
   const latMax = niceMax(Math.max(0, ...inWindow.map((p) => p.latency_ms ?? 0)));
   const occMax = niceMax(Math.max(1, ...inWindow.flatMap((p) => [p.size ?? 0, p.checked_out ?? 0, p.idle ?? 0, p.waiting ?? 0, (p.checked_out ?? 0) + (p.idle ?? 0)])));
   const last = inWindow[inWindow.length - 1];
@@ -66,14 +79,14 @@ export function drawChart(svg, name, samples, windowS) {
   const parts = [
     s("title", {}, `${name}: latency and pool occupancy, last ${Math.round(windowS / 60)} minutes`),
     s("text", { x: 4, y: LAT_TOP - 6, class: "axis-title" }, "latency"),
-    s("text", { x: LEFT - 4, y: LAT_TOP + 4, class: "axis", "text-anchor": "end" }, formatMs(latMax)),
+    s("text", { x: LEFT - 4, y: LAT_TOP + 4, class: "axis", "text-anchor": "end" }, axisMs(latMax)),
     s("text", { x: LEFT - 4, y: LAT_BOTTOM, class: "axis", "text-anchor": "end" }, "0"),
     s("line", { x1: LEFT, x2: RIGHT, y1: LAT_BOTTOM, y2: LAT_BOTTOM, class: "baseline" }),
     s("text", { x: 4, y: OCC_TOP - 6, class: "axis-title" }, "pool"),
     s("text", { x: LEFT - 4, y: OCC_TOP + 4, class: "axis", "text-anchor": "end" }, String(occMax)),
     s("text", { x: LEFT - 4, y: OCC_BOTTOM, class: "axis", "text-anchor": "end" }, "0"),
     s("line", { x1: LEFT, x2: RIGHT, y1: OCC_BOTTOM, y2: OCC_BOTTOM, class: "baseline" }),
-    s("text", { x: LEFT, y: H - 4, class: "axis" }, `−${Math.round(windowS / 60)} min`),
+    s("text", { x: LEFT, y: H - 4, class: "axis" }, spanLabel(span)),
     s("text", { x: RIGHT, y: H - 4, class: "axis", "text-anchor": "end" }, "now"),
   ];
   for (const pts of runs(inWindow, (p) => p.size, toX, (v) => y(v, occMax, OCC_TOP, OCC_BOTTOM))) {
@@ -97,6 +110,7 @@ export function drawChart(svg, name, samples, windowS) {
   }
   replaceChildren(svg, parts);
   svg.dataset.samples = String(inWindow.length);
+  svg.dataset.spanS = String(Math.round(span));
   svg.dataset.checkedOut = String(last?.checked_out ?? 0);
   svg.dataset.maxCheckedOut = String(maxOut);
   svg.setAttribute(
