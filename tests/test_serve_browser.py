@@ -549,3 +549,31 @@ def test_cancel_stops_a_running_query_on_the_server(
         time.sleep(0.1)
     assert sleeping() == 0, "the query still runs on the server after Cancel"
     expect(page.get_by_test_id("run-query")).to_be_enabled()
+
+
+def test_an_unreachable_server_is_reported_and_the_page_recovers(
+    open_page: Callable[..., Watched], served: Served
+) -> None:
+    served.ensure("pg1", "postgresql")
+    watched = open_page()
+    page = watched.page
+    row = page.get_by_test_id("connection-row-pg1")
+    expect(row).to_be_visible()
+    banner = page.locator("#page-error")
+    page.context.set_offline(True)
+    expect(banner).to_be_visible(timeout=10_000)
+    expect(banner).to_contain_text("Cannot reach the dbwire server")
+    expect(row).to_be_visible()  # the last known state stays on screen
+    page.context.set_offline(False)
+    expect(banner).to_be_hidden(timeout=10_000)
+    expect(row).to_have_attribute("data-status", "healthy")
+
+
+def test_a_lost_session_brings_back_the_login_message(
+    open_page: Callable[..., Watched], served: Served
+) -> None:
+    page = open_page().page
+    expect(page.get_by_test_id("login-required")).to_be_hidden()
+    page.context.clear_cookies()  # as after a restart of `dbwire serve` with a new token
+    expect(page.get_by_test_id("login-required")).to_be_visible(timeout=10_000)
+    expect(page.get_by_test_id("sql-editor")).to_be_hidden()

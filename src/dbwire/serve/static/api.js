@@ -14,23 +14,36 @@ export class ApiError extends Error {
   }
 }
 
+// A server that accepts and never answers must not freeze the page: every call ends.
+const DEFAULT_TIMEOUT_MS = 20_000;
+
 /**
  * Call the API. `body` (when given) is sent as JSON. Resolves to the parsed JSON (null for
- * 204), rejects with ApiError; a 401 also fires "unauthorized" on `events`.
+ * 204), rejects with ApiError (a timeout is one, type "timeout"); a 401 also fires
+ * "unauthorized" on `events`.
  */
-export async function api(method, path, body, { signal } = {}) {
+export async function api(method, path, body, { signal, timeoutMs = DEFAULT_TIMEOUT_MS } = {}) {
+  const timeout = AbortSignal.timeout(timeoutMs);
   const init = {
     method,
     headers: { Accept: "application/json" },
     credentials: "same-origin",
     cache: "no-store",
-    signal,
+    signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
   };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(path, init);
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (error) {
+    if (timeout.aborted && !signal?.aborted) {
+      throw new ApiError(0, { type: "timeout", message: `no answer from the server in ${timeoutMs / 1000} s` });
+    }
+    throw error;
+  }
   if (response.status === 401) events.dispatchEvent(new Event("unauthorized"));
   if (response.status === 204) return null;
   const text = await response.text();

@@ -4,6 +4,7 @@ import { api, events, newQueryId } from "./api.js";
 import { cellText, formatMs, h, replaceChildren } from "./dom.js";
 
 const STORE_LABEL = "All databases (DuckDB store)";
+const QUERY_TIMEOUT_S = 30;
 const NUMERIC_TYPE = /^((U?(TINY|SMALL|MEDIUM|BIG|HUGE)|U)?INT(EGER)?\d*|DECIMAL|NUMERIC|DOUBLE( PRECISION)?|FLOAT\d*|REAL)\b/i;
 
 /** Order two cell values: numbers as numbers, NULL last, the rest as text. */
@@ -116,8 +117,9 @@ export class QueryPanel {
       const page = await api(
         "POST",
         "/api/query",
-        { sql, connection, limit, timeout_s: 30, write: this.writeBox.checked, id: running.id },
-        { signal: running.controller.signal },
+        { sql, connection, limit, timeout_s: QUERY_TIMEOUT_S, write: this.writeBox.checked, id: running.id },
+        // the server stops the statement at timeout_s; the page waits a little longer
+        { signal: running.controller.signal, timeoutMs: (QUERY_TIMEOUT_S + 15) * 1000 },
       );
       this.result = { columns: page.columns ?? [], rows: page.rows ?? [], next: page.next, hasMore: page.has_more, elapsed: page.elapsed_ms ?? 0, sort: null };
       this.renderResult();
@@ -154,7 +156,7 @@ export class QueryPanel {
     if (!result?.next) return;
     this.moreButton.disabled = true;
     try {
-      const page = await api("GET", result.next);
+      const page = await api("GET", result.next, undefined, { timeoutMs: (QUERY_TIMEOUT_S + 15) * 1000 });
       result.rows.push(...(page.rows ?? []));
       result.next = page.next;
       result.hasMore = page.has_more;

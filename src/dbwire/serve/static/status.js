@@ -10,9 +10,9 @@ const LAT_BOTTOM = 72;
 const OCC_TOP = 98;
 const OCC_BOTTOM = 150;
 const LEFT = 52;
-// A chart spans the samples it has (at least a minute), up to the server's whole window,
-// so a server started a minute ago does not draw everything into the last pixels.
-const MIN_SPAN_S = 60;
+// A chart spans the samples it has (at least ten intervals), up to the server's whole
+// window, so a server started a minute ago does not draw everything into the last pixels.
+const MIN_SAMPLES_SPANNED = 10;
 let W = 600;
 let RIGHT = W - 8;
 
@@ -62,14 +62,14 @@ function spanLabel(seconds) {
   return seconds >= 120 ? `−${Math.round(seconds / 60)} min` : `−${Math.round(seconds)} s`;
 }
 
-export function drawChart(svg, name, samples, windowS) {
+export function drawChart(svg, name, samples, windowS, intervalS = 5) {
   W = Math.max(200, Math.round(svg.getBoundingClientRect().width) || 600);
   RIGHT = W - 8;
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   const end = samples.length ? samples[samples.length - 1].t : Date.now() / 1000;
   const inWindow = samples.filter((p) => p.t >= end - windowS);
   const first = inWindow.length ? inWindow[0].t : end;
-  const span = Math.min(windowS, Math.max(MIN_SPAN_S, end - first));
+  const span = Math.min(windowS, Math.max(MIN_SAMPLES_SPANNED * intervalS, end - first));
   const toX = (t) => x(t, end, span);
   const latMax = niceMax(Math.max(0, ...inWindow.map((p) => p.latency_ms ?? 0)));
   const occMax = niceMax(Math.max(1, ...inWindow.flatMap((p) => [p.size ?? 0, p.checked_out ?? 0, p.idle ?? 0, p.waiting ?? 0, (p.checked_out ?? 0) + (p.idle ?? 0)])));
@@ -125,6 +125,7 @@ export class StatusPanel {
   constructor() {
     this.el = document.getElementById("status-charts");
     this.empty = document.getElementById("status-empty");
+    this.windowLabel = document.getElementById("status-window");
     this.cards = new Map();
     this.intervalS = 5;
   }
@@ -132,6 +133,7 @@ export class StatusPanel {
   render(status) {
     this.intervalS = Number(status.interval_s) || 5;
     const windowS = Number(status.window_s) || 900;
+    this.windowLabel.textContent = `last ${windowS >= 120 ? `${Math.round(windowS / 60)} minutes` : `${windowS} s`}`;
     const series = status.series ?? {};
     const names = Object.keys(series).sort();
     for (const [name, card] of this.cards) {
@@ -150,7 +152,7 @@ export class StatusPanel {
         this.el.append(card.el);
       }
       const samples = series[name] ?? [];
-      drawChart(card.svg, name, samples, windowS);
+      drawChart(card.svg, name, samples, windowS, this.intervalS);
       const last = samples[samples.length - 1];
       card.summary.textContent = last
         ? `${last.status} · ${formatMs(last.latency_ms)} · ${last.checked_out} checked out · ${last.idle} idle · ${last.waiting} waiting · pool size ${last.size ?? "–"}`
