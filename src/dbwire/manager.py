@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, overload
 
 from dbwire import instances, lifecycle
-from dbwire.config import Config, load_config
+from dbwire.config import Config, DatabaseConfig, load_config, validate_database
 from dbwire.database import Database
 from dbwire.errors import ConfigError, ConnectError, DbwireError, describe
 from dbwire.health import check_many, describe_error
@@ -156,6 +156,47 @@ class Manager:
                 except DbwireError as exc:
                     found[name] = exc
         return found
+
+    # -- run-time changes (dbwire serve) -------------------------------------------
+    def add_database(self, name: str, config: DatabaseConfig | Mapping[str, Any]) -> Database:
+        """Add a database at run time and build it (no connect yet); ConfigError if the name
+        is taken or a field is bad. The Database comes from the one shared registry."""
+        with self._lock:
+            if name in self.config.databases:
+                raise ConfigError(
+                    f"database {name!r} already exists; remove it first or pick another name",
+                    database=name,
+                )
+            if isinstance(config, DatabaseConfig):
+                database = config
+                if config.name != name:
+                    database = config.model_copy(update={"name": name})
+            else:
+                database = validate_database(config, name=name, origin="arguments")
+            before = self.config
+            databases = {**self.config.databases, name: database}
+            self.config = self.config.model_copy(update={"databases": databases})
+            self._build_errors.pop(name, None)
+            try:
+                return self.db(name)
+            except DbwireError:
+                self.config = before  # a database that cannot be built is not added
+                self._build_errors.pop(name, None)
+                raise
+
+    def remove_database(self, name: str) -> bool:
+        """Close a database and forget it; False when no database has that name (idempotent)."""
+        with self._lock:
+            if name not in self.config.databases:
+                return False
+            databases = {k: v for k, v in self.config.databases.items() if k != name}
+            self.config = self.config.model_copy(update={"databases": databases})
+            db = self._dbs.pop(name, None)
+            self._build_errors.pop(name, None)
+            self.errors.pop(name, None)
+        if db is not None:
+            db.close()  # also drops it from the shared registry (instances.forget)
+        return True
 
     # -- setup -----------------------------------------------------------------
     def setup(self) -> None:

@@ -10,6 +10,7 @@ from dbwire.cli import init as init_commands
 from dbwire.cli import inspect as inspect_commands
 from dbwire.cli import query as query_commands
 from dbwire.cli import schema_lifecycle as lifecycle_commands
+from dbwire.cli import serve as serve_commands
 from dbwire.cli import shell as shell_commands
 from dbwire.cli import store as store_commands
 
@@ -46,6 +47,7 @@ store_commands.register(app)
 lifecycle_commands.register(app)
 init_commands.register(app)
 shell_commands.register(app)
+serve_commands.register(app)
 
 
 def main() -> None:
