@@ -134,7 +134,13 @@ class ConnectionRow {
     return h(
       "details",
       { class: "table-node", "data-testid": `schema-node-${schema}.${table.name}` },
-      h("summary", {}, h("span", { class: "tname" }, table.name), h("span", { class: "muted" }, ` ${columns.length} col${columns.length === 1 ? "" : "s"}`)),
+      h(
+        "summary",
+        {},
+        h("span", { class: "tname" }, table.name),
+        table.kind === "view" ? h("span", { class: "badge" }, "view") : null,
+        h("span", { class: "muted" }, ` ${columns.length} col${columns.length === 1 ? "" : "s"}`),
+      ),
       h(
         "ul",
         { class: "columns" },

@@ -31,6 +31,7 @@ export class QueryPanel {
     this.runButton = document.getElementById("run-query");
     this.cancelButton = document.getElementById("cancel-query");
     this.errorBox = document.getElementById("query-error");
+    this.warningBox = document.getElementById("query-warnings");
     this.grid = document.getElementById("results-grid");
     this.count = document.getElementById("results-count");
     this.time = document.getElementById("results-time");
@@ -81,6 +82,12 @@ export class QueryPanel {
     this.runButton.textContent = busy ? "Running…" : "Run";
   }
 
+  /** Store queries name the connections that could not be attached. */
+  showWarnings(warnings) {
+    replaceChildren(this.warningBox, warnings.map((w) => h("li", {}, w)));
+    this.warningBox.hidden = warnings.length === 0;
+  }
+
   showError(error) {
     if (!error) {
       this.errorBox.hidden = true;
@@ -109,6 +116,7 @@ export class QueryPanel {
     const running = { id: newQueryId(), controller: new AbortController(), cancelled: false };
     this.running = running;
     this.showError(null);
+    this.showWarnings([]);
     this.setBusy(true);
     this.count.textContent = "Running…";
     this.time.textContent = "";
@@ -123,6 +131,7 @@ export class QueryPanel {
       );
       this.result = { columns: page.columns ?? [], rows: page.rows ?? [], next: page.next, hasMore: page.has_more, elapsed: page.elapsed_ms ?? 0, sort: null };
       this.renderResult();
+      this.showWarnings(page.warnings ?? []);
       entry.rows = this.result.rows.length;
       entry.elapsed_ms = page.elapsed_ms;
     } catch (error) {
