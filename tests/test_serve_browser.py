@@ -577,3 +577,52 @@ def test_a_lost_session_brings_back_the_login_message(
     page.context.clear_cookies()  # as after a restart of `dbwire serve` with a new token
     expect(page.get_by_test_id("login-required")).to_be_visible(timeout=10_000)
     expect(page.get_by_test_id("sql-editor")).to_be_hidden()
+
+
+def test_form_errors_name_the_field_and_keep_the_dialog_open(
+    open_page: Callable[..., Watched], served: Served
+) -> None:
+    served.ensure("pg1", "postgresql")
+    page = open_page().page
+    types = page.get_by_test_id("type-select")
+    page.get_by_test_id("add-connection").click()
+    # every backend of the registry is offered, a third-party one included
+    for kind in ("postgresql", "mysql", "mariadb", "sqlite", "duckdb", "testlite"):
+        expect(types.locator(f"option[value={kind}]")).to_have_count(1)
+    types.select_option("sqlite")
+    expect(page.get_by_test_id("field-path")).to_be_visible()
+    expect(page.get_by_test_id("field-host")).to_have_count(0)
+    types.select_option("postgresql")
+    expect(page.get_by_test_id("field-readonly")).to_be_checked()  # the schema's default
+
+    error = page.locator("#connection-form-error")
+    name = page.get_by_test_id("connection-name")
+    name.fill("pg1")  # taken
+    page.get_by_test_id("field-database").fill("x")
+    page.get_by_test_id("save-connection").click()
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("pg1")
+    expect(page.get_by_test_id("connection-dialog")).to_be_visible()
+
+    name.fill("Not A Name")
+    page.get_by_test_id("save-connection").click()
+    expect(name).to_have_attribute("aria-invalid", "true")
+    expect(name).to_be_focused()
+
+    name.fill("pg_bad_port")
+    page.get_by_test_id("field-port").fill("0")
+    page.get_by_test_id("save-connection").click()
+    port = page.get_by_test_id("field-port")
+    expect(port).to_have_attribute("aria-invalid", "true")
+    expect(error).to_contain_text("port", ignore_case=True)  # the browser's own check
+
+    port.fill("5432")
+    timeout = page.get_by_test_id("field-connect_timeout")
+    timeout.fill("0")  # the server's check: it must be > 0
+    page.get_by_test_id("save-connection").click()
+    expect(timeout).to_have_attribute("aria-invalid", "true")
+    expect(port).not_to_have_attribute("aria-invalid", "true")
+    expect(error).to_contain_text("connect_timeout")
+    page.keyboard.press("Escape")
+    expect(page.get_by_test_id("connection-dialog")).to_be_hidden()
+    expect(page.get_by_test_id("connection-row-pg_bad_port")).to_have_count(0)

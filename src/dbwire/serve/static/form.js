@@ -228,7 +228,12 @@ export class ConnectionDialog {
   }
 
   async save() {
-    if (!this.form.reportValidity()) return;
+    const invalid = [...this.form.elements].find((el) => el.willValidate && !el.checkValidity());
+    if (invalid) {
+      const label = this.form.querySelector(`label[for="${CSS.escape(invalid.id)}"]`)?.textContent ?? invalid.name;
+      this.showError({ message: `${label.replace(/\s*\*$/, "")}: ${invalid.validationMessage}`, field: invalid.name === "__name" ? "name" : invalid.name });
+      return;
+    }
     const body = this.body();
     if (!body) return;
     this.showError(null);
