@@ -147,8 +147,10 @@ def served(
 ) -> Iterator[Served]:
     from dbwire.serve import create_app
 
-    manager = Manager({"databases": {}})
-    state = tmp_path_factory.mktemp("serve-web") / "state.json"
+    folder = tmp_path_factory.mktemp("serve-web")
+    # One database from the config file: listed, queried, but edited only in that file.
+    manager = Manager({"databases": {"notes": {"url": f"sqlite:///{folder / 'notes.db'}"}}})
+    state = folder / "state.json"
     port = free_port()
     app = create_app(
         manager,
@@ -410,6 +412,9 @@ def test_a_connection_that_cannot_connect_shows_its_error(
         page.get_by_test_id("test-connection-down1").click()
         expect(row).to_have_attribute("data-status", "unhealthy")
         assert canary not in page.content()
+        # its failed checks are charted as such
+        failed = page.get_by_test_id("status-chart-down1").locator("rect.pt-down")
+        expect(failed.first).to_be_attached(timeout=10_000)
         watched.accept_dialogs = True
         page.get_by_test_id("delete-connection-down1").click()
         expect(row).to_have_count(0)
@@ -626,3 +631,43 @@ def test_form_errors_name_the_field_and_keep_the_dialog_open(
     page.keyboard.press("Escape")
     expect(page.get_by_test_id("connection-dialog")).to_be_hidden()
     expect(page.get_by_test_id("connection-row-pg_bad_port")).to_have_count(0)
+
+
+def test_refused_and_failed_queries_say_why(
+    open_page: Callable[..., Watched], served: Served, pg_server: DatabaseServer
+) -> None:
+    served.ensure("pg1", "postgresql")
+    page = open_page().page
+    error = page.locator("#query-error")
+    page.get_by_test_id("connection-picker").select_option("pg1")
+    page.get_by_test_id("query-write").check()
+    page.get_by_test_id("sql-editor").fill("DELETE FROM serve_web_users")
+    page.get_by_test_id("run-query").click()
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("read only")  # the type, spelled for people
+    expect(page.get_by_test_id("results-count")).to_have_text("Failed")
+    assert pg_server.query_admin("SELECT 1")  # the server is fine
+    with served.api() as client:
+        rows = client.post(
+            "/api/query", json={"sql": "SELECT count(*) FROM serve_web_users", "connection": "pg1"}
+        ).json()["rows"]
+    assert rows == [[3]]
+
+    page.get_by_test_id("query-write").uncheck()
+    page.get_by_test_id("sql-editor").fill("SELEC nothing")
+    page.get_by_test_id("run-query").click()
+    expect(error).to_contain_text("SELEC")
+    failed = page.get_by_test_id("query-history").locator("button.failed")
+    expect(failed).to_have_count(2)
+
+
+def test_a_config_file_connection_is_listed_but_not_editable_here(
+    open_page: Callable[..., Watched], served: Served
+) -> None:
+    page = open_page().page
+    row = page.get_by_test_id("connection-row-notes")
+    expect(row).to_contain_text("config")
+    expect(page.get_by_test_id("test-connection-notes")).to_be_visible()
+    expect(page.get_by_test_id("edit-connection-notes")).to_be_hidden()
+    expect(page.get_by_test_id("delete-connection-notes")).to_be_hidden()
+    expect(page.get_by_test_id("connection-picker").locator("option[value=notes]")).to_have_count(1)
