@@ -4,6 +4,7 @@ import { api, seg, events } from "./api.js";
 import { formatMs, h, replaceChildren } from "./dom.js";
 
 const STATUSES = new Set(["healthy", "unhealthy", "unknown"]);
+let treeCount = 0;
 
 /** Double-quote an identifier for DuckDB (the store): " doubles inside. */
 export function quoteIdent(name) {
@@ -25,9 +26,8 @@ class ConnectionRow {
     this.editButton = h("button", { type: "button", "data-testid": `edit-connection-${name}`, on: { click: () => list.edit(this.connection) } }, "Edit");
     this.deleteButton = h("button", { type: "button", class: "danger", "data-testid": `delete-connection-${name}`, on: { click: () => this.remove() } }, "Delete");
     this.tree = h("div", { class: "schema-tree", "data-testid": `schema-tree-${name}`, hidden: true });
-    this.treeId = `schema-tree-${list.rows.size}-${Date.now()}`;
-    this.tree.id = this.treeId;
-    this.schemaButton.setAttribute("aria-controls", this.treeId);
+    this.tree.id = `schema-tree-${++treeCount}`;
+    this.schemaButton.setAttribute("aria-controls", this.tree.id);
     this.el = h(
       "li",
       { class: "conn-row", "data-testid": `connection-row-${name}` },

@@ -74,8 +74,3 @@ export function formatMs(ms) {
   if (ms < 1000) return `${ms.toFixed(1)} ms`;
   return `${(ms / 1000).toFixed(2)} s`;
 }
-
-/** A `data-testid`-safe form of a name (the name itself: test ids are attribute values). */
-export function testId(prefix, name) {
-  return `${prefix}-${name}`;
-}
