@@ -74,6 +74,18 @@ def json_value(value: Any) -> Any:
     return str(value)
 
 
+# PostgreSQL's internal type names as SQL spells them (psycopg reports the internal ones).
+_SQL_NAMES = {
+    "int2": "SMALLINT",
+    "int4": "INTEGER",
+    "int8": "BIGINT",
+    "float4": "REAL",
+    "float8": "DOUBLE PRECISION",
+    "bool": "BOOLEAN",
+    "bpchar": "CHAR",
+    "timestamptz": "TIMESTAMP WITH TIME ZONE",
+    "timetz": "TIME WITH TIME ZONE",
+}
 _PY_TYPES = {bool: "BOOLEAN", int: "INTEGER", float: "DOUBLE", str: "VARCHAR", bytes: "BLOB"}
 
 
@@ -102,7 +114,8 @@ def column_types(description: Sequence[Any] | None, first: Sequence[Any] | None)
         if shown is None and first is not None and index < len(first):
             value = first[index]
             shown = _PY_TYPES.get(type(value), type(value).__name__) if value is not None else None
-        names.append(str(shown or "UNKNOWN").upper())
+        text = str(shown or "UNKNOWN")
+        names.append(_SQL_NAMES.get(text.lower(), text).upper())
     return names
 
 
@@ -276,6 +289,7 @@ class QueryRunner:
         self.max_open = max_open
         self._open: dict[str, _Open] = {}
         self._pending: set[str] = set()  # ids claimed by queries still starting
+        self._early: set[str] = set()  # ids cancelled before their cursor existed
         self._lock = threading.Lock()
 
     # -- running ------------------------------------------------------------------------
@@ -299,9 +313,17 @@ class QueryRunner:
             entry = _Open(id=qid, cursor=cursor, lock=threading.Lock())
             with self._lock:
                 self._open[qid] = entry
+                if qid in self._early:
+                    entry.cancelled = True
+            if entry.cancelled:
+                raise QueryCancelledError("cancelled", database=database)
             with entry.lock, self._deadline(entry, timeout_s):
                 cursor.execute(sql)  # type: ignore[attr-defined]
                 first = cursor.fetch(limit + 1)
+            if entry.cancelled:
+                # MariaDB's KILL QUERY ends SLEEP() with a result instead of an error.
+                raise QueryCancelledError("cancelled", database=database)
+            with entry.lock:
                 types = column_types(cursor.description, first[0] if first else None)
                 names = [str(col[0]) for col in cursor.description or ()]
                 entry.columns = [{"name": n, "type": t} for n, t in zip(names, types, strict=False)]
@@ -313,6 +335,7 @@ class QueryRunner:
         finally:
             with self._lock:
                 self._pending.discard(qid)
+                self._early.discard(qid)
         page.warnings = list(warnings or [])
         return page
 
@@ -343,13 +366,24 @@ class QueryRunner:
             return self._page(entry, more, limit, started, offset=offset)
 
     def cancel(self, query_id: str) -> bool:
-        """Stop a query on its server and free its cursor; False when none is open."""
+        """Stop a query on its server and free its cursor; False when none is open.
+
+        A query that is running right now is only stopped here: its own thread sees the
+        error and frees the cursor, so no connection is closed under a running statement.
+        """
         with self._lock:
             entry = self._open.get(query_id)
-        if entry is None:
-            return False
+            if entry is None:
+                if query_id in self._pending:
+                    self._early.add(query_id)  # still connecting: stopped once it starts
+                    return True
+                return False
         self._cancel(entry)
-        self._discard(query_id)
+        if entry.lock.acquire(blocking=False):
+            try:
+                self._discard(query_id)
+            finally:
+                entry.lock.release()
         return True
 
     def close(self) -> None:
