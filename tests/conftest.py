@@ -88,9 +88,13 @@ def mysql_url(mysql_server: DatabaseServer) -> str:
 # --------------------------------------------------------------------------- browser
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """The session's headless Chromium (the system's, driven by Playwright)."""
+    """A headless Chromium (the system's, driven by Playwright) for one test module.
+
+    Module-scoped: Playwright's sync driver keeps an event loop of its own, which is closed
+    before the async tests of other modules run.
+    """
     from servers.browser import Chromium
 
     try:
