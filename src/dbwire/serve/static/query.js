@@ -167,6 +167,7 @@ export class QueryPanel {
     try {
       const page = await api("GET", result.next, undefined, { timeoutMs: (QUERY_TIMEOUT_S + 15) * 1000 });
       result.rows.push(...(page.rows ?? []));
+      if (result.sort) this.applySort();
       result.next = page.next;
       result.hasMore = page.has_more;
       result.elapsed += page.elapsed_ms ?? 0;
@@ -182,10 +183,16 @@ export class QueryPanel {
     const result = this.result;
     const dir = result.sort?.index === index && result.sort.dir === "ascending" ? "descending" : "ascending";
     result.sort = { index, dir };
-    const sign = dir === "ascending" ? 1 : -1;
-    result.rows.sort((a, b) => sign * compare(a[index], b[index]));
+    this.applySort();
     this.renderResult();
     this.grid.querySelector(`th[data-index="${index}"] button`)?.focus();
+  }
+
+  /** Sort the loaded rows by the chosen column (rows loaded later are sorted in too). */
+  applySort() {
+    const { index, dir } = this.result.sort;
+    const sign = dir === "ascending" ? 1 : -1;
+    this.result.rows.sort((a, b) => sign * compare(a[index], b[index]));
   }
 
   renderResult() {
