@@ -447,6 +447,15 @@ def test_narrow_window_stacks_panels_without_horizontal_scroll(
     expect(page.get_by_test_id("results-count")).to_have_text("20 rows", timeout=30_000)
     width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert width[0] <= width[1], f"horizontal scroll: {width}"
+    grid = page.get_by_test_id("results-grid")
+    # the wide table scrolls inside its own box, not the page
+    assert grid.evaluate("g => g.parentElement.scrollWidth > g.parentElement.clientWidth")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "serve-narrow.png"), full_page=True)
+    page.get_by_test_id("add-connection").click()
+    dialog = page.get_by_test_id("connection-dialog").bounding_box()
+    assert dialog and dialog["x"] >= 0 and dialog["x"] + dialog["width"] <= 400, dialog
+    page.keyboard.press("Escape")
 
 
 def test_keyboard_reaches_run_and_ctrl_enter_runs(
