@@ -46,16 +46,17 @@ function poll(task, everyMs) {
 }
 
 async function main() {
-  events.addEventListener("unauthorized", showLogin);
   let me;
   try {
     me = await api("GET", "/api/me");
   } catch (error) {
     if (!(error instanceof ApiError && error.status === 401)) {
       showPageError(`Cannot reach the dbwire server: ${error.message}`);
+      setTimeout(main, CONNECTIONS_EVERY_MS); // a server still starting: try again
     }
     return;
   }
+  showPageError("");
   document.getElementById("version").textContent = me?.version ? `v${me.version}` : "";
   document.getElementById("app").hidden = false;
 
@@ -64,14 +65,33 @@ async function main() {
   let list = null;
   const dialog = new ConnectionDialog(() => list.refresh());
   list = new ConnectionList(dialog, (connections) => query.setConnections(connections));
-  document.getElementById("add-connection").addEventListener("click", () => dialog.open());
+  const loadTypes = async () => {
+    const types = (await api("GET", "/api/types")) ?? [];
+    dialog.setTypes(types);
+    list.setTypes(types);
+  };
+  document.getElementById("add-connection").addEventListener("click", async () => {
+    if (dialog.types.length === 0) {
+      try {
+        await loadTypes(); // the first load failed: try again before building the form
+      } catch (error) {
+        showPageError(`Cannot load the connection types: ${error.message}`);
+        return;
+      }
+    }
+    dialog.open();
+  });
 
-  const types = (await api("GET", "/api/types")) ?? [];
-  dialog.setTypes(types);
-  list.setTypes(types);
+  try {
+    await loadTypes();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) return;
+    showPageError(`Cannot load the connection types: ${error.message}`);
+  }
 
   poll(() => list.refresh(), () => CONNECTIONS_EVERY_MS);
   poll(async () => status.render(await api("GET", "/api/status")), () => Math.max(1, status.intervalS) * 1000);
 }
 
+events.addEventListener("unauthorized", showLogin);
 main();
