@@ -39,6 +39,15 @@ CROSS_JOIN = (
 )
 
 
+# Visible controls without an accessible name (a <label>, aria-label or text of a button).
+UNLABELLED = """
+[...document.querySelectorAll("input, select, textarea, button")]
+  .filter(el => el.checkVisibility())
+  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute("aria-label")
+                && !(el.tagName === "BUTTON" && el.textContent.trim()))
+  .map(el => el.outerHTML.slice(0, 120))
+"""
+
 # --------------------------------------------------------------------------- fixtures
 
 
@@ -374,6 +383,8 @@ def test_add_connections_browse_schema_join_across_databases_and_watch_status(
     expect(page.get_by_test_id("connection-dialog")).to_be_hidden()
     expect(page.get_by_test_id("edit-connection-pg1")).to_be_focused()
 
+    width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], f"horizontal scroll at 1280x800: {width}"
     assert page.locator("img").count() == 0
     assert watched.dialogs == [], watched.dialogs
     assert watched.errors == [], watched.errors
@@ -488,11 +499,15 @@ def test_keyboard_reaches_run_and_ctrl_enter_runs(
     expect(editor).to_have_value("SELECT 41 + 1 AS answer")
     expect(editor).to_be_focused()
 
+    # Every control has a name a screen reader can say: on the page and in the dialog.
+    assert page.evaluate(UNLABELLED) == []
     # The add dialog: focus moves in, Escape closes it, focus comes back.
     add = page.get_by_test_id("add-connection")
     add.focus()
     page.keyboard.press("Enter")
     expect(page.get_by_test_id("connection-name")).to_be_focused()
+    expect(page.get_by_test_id("field-host")).to_be_visible()
+    assert page.evaluate(UNLABELLED) == []
     page.keyboard.press("Escape")
     expect(page.get_by_test_id("connection-dialog")).to_be_hidden()
     expect(add).to_be_focused()

@@ -5,6 +5,8 @@
 import { api, ApiError, seg } from "./api.js";
 import { h, replaceChildren } from "./dom.js";
 
+const DEFAULT_TYPE = "postgresql";
+
 /** A schema property reduced to what the form needs. */
 function describeProperty(name, prop, defs, required) {
   let p = resolveRef(prop, defs);
@@ -86,10 +88,14 @@ export class ConnectionDialog {
 
   setTypes(types) {
     this.types = types;
+    const chosen = this.typeSelect.value;
     replaceChildren(
       this.typeSelect,
       types.map((t) => h("option", { value: t.type }, t.title || t.type)),
     );
+    // The last type chosen stays chosen; the first time, the most common server.
+    const names = types.map((t) => t.type);
+    this.typeSelect.value = names.includes(chosen) ? chosen : names.includes(DEFAULT_TYPE) ? DEFAULT_TYPE : (names[0] ?? "");
   }
 
   /** Open for a new connection (`connection` null) or to edit one. */
