@@ -292,3 +292,28 @@ def test_status_sampler_keeps_a_series_per_connection(tmp_path: Path) -> None:
         assert series[0]["t"] < series[-1]["t"]
         client.delete("/api/connections/s")
         assert "s" not in client.get("/api/status").json()["series"]
+
+
+def test_pool_status_counts_threads_waiting_for_a_connection(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    import dbwire
+
+    db = dbwire.connect(
+        f"sqlite:///{tmp_path / 'w.db'}", pool_size=1, max_overflow=0, pool_timeout=5
+    )
+    try:
+        held = db.engine.connect()
+        waiter = threading.Thread(target=lambda: db.engine.connect().close())
+        waiter.start()
+        deadline = time.monotonic() + 5
+        while db.get_pool_status().waiting < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        status = db.get_pool_status()
+        assert status.waiting == 1 and status.checked_out == 1
+        held.close()
+        waiter.join(5)
+        assert db.get_pool_status().waiting == 0
+    finally:
+        db.close()

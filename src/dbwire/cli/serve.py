@@ -79,6 +79,7 @@ def serve(
                 "Use --host 127.0.0.1 unless you mean it.",
                 style="bold red",
                 markup=False,
+                soft_wrap=True,
             )
         # The one place the token is shown; the access log (which would show it) is off.
         typer.echo(f"dbwire serve: open {app.state.login_url}")

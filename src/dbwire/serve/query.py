@@ -191,7 +191,12 @@ class EngineCursor(Cursor):
             self._thread_id = int(thread_id()) if callable(thread_id) else None
 
     def execute(self, sql: str) -> None:
-        options = {"stream_results": True, "no_parameters": True}
+        # A server-side cursor takes only a query (PostgreSQL's DECLARE refuses DELETE):
+        # a write runs on a plain cursor; what it returns (RETURNING) is read at once.
+        options = {
+            "stream_results": not self.write or _is_read(sql, self.db),
+            "no_parameters": True,
+        }
         self._result = self._conn.execution_options(**options).exec_driver_sql(sql)
         self.rowcount = getattr(self._result, "rowcount", -1)
         if self._result.returns_rows:
@@ -235,6 +240,14 @@ class EngineCursor(Cursor):
                 self._conn.commit()
         finally:
             self._conn.close()
+
+
+def _is_read(sql: str, db: Database) -> bool:
+    try:
+        readonly_guard.check_statement(sql, database=db.name, dialect=db.backend.dialect_name)
+    except ReadOnlyError:
+        return False
+    return True
 
 
 class StoreCursor(Cursor):
