@@ -702,3 +702,27 @@ def test_a_config_file_connection_is_listed_but_not_editable_here(
     expect(page.get_by_test_id("edit-connection-notes")).to_be_hidden()
     expect(page.get_by_test_id("delete-connection-notes")).to_be_hidden()
     expect(page.get_by_test_id("connection-picker").locator("option[value=notes]")).to_have_count(1)
+
+
+def test_clearing_a_stored_password_sends_null(
+    open_page: Callable[..., Watched], served: Served
+) -> None:
+    served.ensure("pg_clear", "postgresql")
+    try:
+        page = open_page().page
+        page.get_by_test_id("edit-connection-pg_clear").click()
+        expect(page.get_by_test_id("field-password")).to_have_value("")
+        page.get_by_test_id("field-password-clear").check()
+        page.get_by_test_id("save-connection").click()
+        expect(page.get_by_test_id("connection-dialog")).to_be_hidden()
+        with served.api() as client:
+            shown = client.get("/api/connections/pg_clear").json()
+        assert shown["secrets"]["password"] is False
+        # nothing stored any more: the edit form offers no "clear" box and no "stored" hint
+        page.get_by_test_id("edit-connection-pg_clear").click()
+        expect(page.get_by_test_id("field-password-clear")).to_have_count(0)
+        expect(page.get_by_test_id("field-password")).to_have_attribute("placeholder", "")
+        page.keyboard.press("Escape")
+    finally:
+        with served.api() as client:
+            client.delete("/api/connections/pg_clear")
