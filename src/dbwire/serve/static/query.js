@@ -226,9 +226,18 @@ export class QueryPanel {
         h(
           "tr",
           {},
-          row.map((value, i) =>
-            h("td", { class: value === null || value === undefined ? "null" : numeric[i] || typeof value === "number" ? "num" : null }, cellText(value)),
-          ),
+          row.map((value, i) => {
+            const text = cellText(value);
+            return h(
+              "td",
+              {
+                class: value === null || value === undefined ? "null" : numeric[i] || typeof value === "number" ? "num" : null,
+                // a cell cut by the column width shows in full on hover
+                title: text.length > 40 ? text.slice(0, 2000) : null,
+              },
+              text,
+            );
+          }),
         ),
       ),
     );
