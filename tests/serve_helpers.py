@@ -23,7 +23,8 @@ def served(
 ) -> Iterator[tuple[TestClient, Any]]:
     """A running app (lifespan included) over a fresh Manager, and its TestClient."""
     manager = dbwire.Manager(config or {"databases": {}})
-    app = create_app(manager, token=TOKEN, state_path=state, secret_backend="file", **options)
+    options.setdefault("secret_backend", "file")
+    app = create_app(manager, token=TOKEN, state_path=state, **options)
     try:
         with TestClient(app, base_url=BASE, headers=AUTH) as client:
             yield client, app

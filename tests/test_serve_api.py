@@ -317,3 +317,58 @@ def test_pool_status_counts_threads_waiting_for_a_connection(tmp_path: Path) -> 
         assert db.get_pool_status().waiting == 0
     finally:
         db.close()
+
+
+@pytest.mark.parametrize(
+    "name", ["", "A1", "1a", "../x", "a b", "a;drop", "é", "x" * 64, "main", "memory", "store"]
+)
+def test_hostile_connection_names_are_refused(name: str, tmp_path: Path) -> None:
+    with served() as (client, _app):
+        body = {"name": name, "type": "sqlite", "config": {"path": str(tmp_path / "n.db")}}
+        answer = client.post("/api/connections", json=body)
+        assert answer.status_code == 400 and answer.json()["error"]["field"] == "name"
+        assert client.get("/api/connections").json() == []
+
+
+def test_a_bad_update_keeps_the_connection_as_it_was(tmp_path: Path) -> None:
+    path = str(tmp_path / "u.db")
+    with served(tmp_path / "state.json") as (client, _app):
+        body = {"name": "u", "type": "sqlite", "config": {"path": path, "readonly": False}}
+        assert client.post("/api/connections", json=body).status_code == 201
+        for config in ({"path": ""}, {"path": path, "readonly": "maybe"}, {"nope": 1}):
+            bad = client.put("/api/connections/u", json={**body, "config": config})
+            assert bad.status_code == 400, bad.text
+        assert client.put("/api/connections/u", json={**body, "type": "nosuch"}).status_code == 400
+        assert client.get("/api/connections/u").json()["config"]["path"] == path
+        assert client.post("/api/connections/u/test").json()["status"] == "healthy"
+        renamed = client.put("/api/connections/u", json={**body, "name": "v"})
+        assert renamed.status_code == 400 and renamed.json()["error"]["field"] == "name"
+
+
+def test_a_server_that_never_answers_is_bounded(tmp_path: Path) -> None:
+    import time
+
+    from servers.silent import SilentServer
+
+    with SilentServer() as silent, served(sample_interval=0.5) as (client, _app):
+        form = {
+            "host": "127.0.0.1",
+            "port": silent.port,
+            "user": "u",
+            "password": "pw-Silent-1",
+            "connect_timeout": 1,
+        }
+        started = time.monotonic()
+        made = client.post(
+            "/api/connections", json={"name": "hung", "type": "postgresql", "config": form}
+        )
+        assert made.status_code == 201 and made.json()["status"] == "unhealthy"
+        assert time.monotonic() - started < 10
+        started = time.monotonic()
+        query = client.post("/api/query", json={"sql": "SELECT 1", "connection": "hung"})
+        assert query.status_code == 503 and query.json()["error"]["type"] == "connect"
+        assert time.monotonic() - started < 10
+        # The store attaches what it can and says what it could not.
+        store = client.post("/api/query", json={"sql": "SELECT 42"})
+        assert store.json()["rows"] == [[42]] and "hung" in store.json()["warnings"][0]
+        assert client.get("/api/me").status_code == 200

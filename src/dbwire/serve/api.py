@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("dbwire.serve")
 
 #: Paths under /api/ anyone may read: the API's own description, which holds no data.
-_PUBLIC_API = frozenset({"/api/openapi.json", "/api/docs", "/api/docs/oauth2-redirect"})
+_PUBLIC_API = frozenset({"/api/openapi.json"})
 _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -46,11 +46,6 @@ _SECURITY_HEADERS = {
 _PAGE_CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-)
-# FastAPI's own docs page loads its script from a CDN; that page alone may.
-_DOCS_CSP = (
-    "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline' https:; "
-    "script-src 'self' 'unsafe-inline' https:; frame-ancestors 'none'"
 )
 
 
@@ -133,8 +128,7 @@ class SecurityMiddleware(BaseHTTPMiddleware):
         response = await call_next(request)
         for key, value in _SECURITY_HEADERS.items():
             response.headers.setdefault(key, value)
-        csp = _DOCS_CSP if path == "/api/docs" else _PAGE_CSP
-        response.headers.setdefault("Content-Security-Policy", csp)
+        response.headers.setdefault("Content-Security-Policy", _PAGE_CSP)
         if path.startswith("/api/") or path == "/login":
             response.headers.setdefault("Cache-Control", "no-store")
         return response
@@ -285,7 +279,10 @@ def _api_router(context: ServeContext) -> APIRouter:
         """Every connection's health, checked now, concurrently."""
         results = context.manager.health_check()
         out: dict[str, Any] = {}
+        known = set(connections.names())
         for name, result in results.items():
+            if name not in known:
+                continue  # removed while it was being checked
             connections.record(name, result)
             item = connections.get(name)
             out[name] = {
@@ -379,7 +376,7 @@ _LOGIN_FAILED = """<!doctype html><html><head><meta charset="utf-8"><title>dbwir
 
 _NO_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>dbwire serve</title>
 </head><body><h1>dbwire serve</h1><p data-testid="login-required">The API runs; the page
-is not installed in this build. See <a href="/api/docs">/api/docs</a>.</p></body></html>"""
+is not installed in this build; the API is described at /api/openapi.json.</p></body></html>"""
 
 
 def _install_page(app: FastAPI, context: ServeContext, static: Path | None) -> None:

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 
+from dbwire.database import Database
 from dbwire.errors import DbwireError, describe
 from dbwire.manager import Manager
 from dbwire.serve.connections import Connections
@@ -103,7 +104,7 @@ def create_app(
     hub_ref: list[StoreHub] = []
 
     def on_remove(name: str) -> None:
-        context.queries.expire()
+        context.queries.cancel_for(name)
         hub_ref[0].detach(name)
         context.sampler.forget(name)
 
@@ -111,14 +112,16 @@ def create_app(
     hub = StoreHub(lambda: context.known_secrets())
     hub_ref.append(hub)
 
-    def measure(name: str) -> Sample | None:
-        try:
-            db = manager.db(name)
-        except DbwireError:
-            return None
-        result = db.health_check()
-        connections.record(name, result)
-        return sample_of(db, result)
+    def measure() -> dict[str, Sample]:
+        samples: dict[str, Sample] = {}
+        for name, result in manager.health_check().items():
+            connections.record(name, result)
+            try:
+                db: Database | None = manager.db(name)
+            except DbwireError:
+                db = None
+            samples[name] = sample_of(db, result)
+        return samples
 
     sampler = Sampler(connections.names, measure, interval=sample_interval)
     queries = QueryRunner(secrets_of=lambda: context.known_secrets(), ttl=query_ttl)
@@ -152,7 +155,9 @@ def create_app(
         title="dbwire serve",
         version=context.version,
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        # FastAPI's docs page loads its scripts from a CDN; dbwire serve loads nothing
+        # from outside, so the document is served and the page is not.
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )

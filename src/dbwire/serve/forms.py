@@ -226,8 +226,18 @@ def connection_type(name: str, kind: object) -> ConnectionType:
     )
 
 
+#: Catalog names DuckDB keeps for itself: a connection of that name could not be attached.
+_RESERVED = frozenset({"memory", "system", "temp", "main", "store"})
+
+
 def check_name(name: object) -> str:
     """A connection name: also its catalog name in the DuckDB store, so a plain identifier."""
+    if isinstance(name, str) and name in _RESERVED:
+        raise BadRequestError(
+            f"connection name {name!r} is reserved by the DuckDB store",
+            field="name",
+            fix=f"pick another name, e.g. {name}_db",
+        )
     if isinstance(name, str) and _NAME.match(name):
         return name
     raise BadRequestError(

@@ -278,6 +278,7 @@ class _Open:
     id: str
     cursor: Cursor
     lock: threading.Lock
+    database: str = "store"
     columns: list[dict[str, str]] = field(default_factory=list)
     position: int = 0
     lookahead: list[Sequence[Any]] = field(default_factory=list)
@@ -323,7 +324,7 @@ class QueryRunner:
         entry: _Open | None = None
         try:
             cursor = make()
-            entry = _Open(id=qid, cursor=cursor, lock=threading.Lock())
+            entry = _Open(id=qid, cursor=cursor, lock=threading.Lock(), database=database)
             with self._lock:
                 self._open[qid] = entry
                 if qid in self._early:
@@ -398,6 +399,13 @@ class QueryRunner:
             finally:
                 entry.lock.release()
         return True
+
+    def cancel_for(self, database: str) -> None:
+        """Cancel every open query on one connection (it is about to change or go)."""
+        with self._lock:
+            ids = [q for q, e in self._open.items() if e.database == database]
+        for qid in ids:
+            self.cancel(qid)
 
     def close(self) -> None:
         """Cancel and close every open query."""

@@ -34,12 +34,14 @@ class Sample:
     size: int | None
 
 
-def sample_of(db: Database, result: HealthResult, now: float | None = None) -> Sample:
+def sample_of(db: Database | None, result: HealthResult, now: float | None = None) -> Sample:
     """A sample from a health result and the database's pool right now."""
-    try:
-        pool: PoolStatus | None = db.get_pool_status()
-    except DbwireError:
-        pool = None
+    pool: PoolStatus | None = None
+    if db is not None:
+        try:
+            pool = db.get_pool_status()
+        except DbwireError:
+            pool = None
     return Sample(
         t=round(time.time() if now is None else now, 3),
         latency_ms=round(result.response_time_ms, 3) if result.healthy else None,
@@ -57,7 +59,7 @@ class Sampler:
     def __init__(
         self,
         names: Callable[[], list[str]],
-        measure: Callable[[str], Sample | None],
+        measure: Callable[[], dict[str, Sample]],
         *,
         interval: float = 5.0,
         window: float = WINDOW_S,
@@ -107,20 +109,19 @@ class Sampler:
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
     def sample_once(self) -> None:
-        """Take one sample of every connection now (the thread calls this each interval)."""
-        names = self._names()
-        for name in names:
-            if self._stop.is_set():
-                return
-            try:
-                sample = self._measure(name)
-            except Exception as exc:  # one failing connection must not stop the others
-                logger.debug("dbwire serve: sampling %r failed: %s", name, type(exc).__name__)
-                continue
-            if sample is not None:
+        """Take one sample of every connection now, all checked at once (each check is
+        bounded by its health timeout, so one hanging server delays no other)."""
+        try:
+            samples = self._measure()
+        except Exception as exc:  # sampling must outlive any one bad round
+            logger.warning("dbwire serve: status sampling failed: %s", type(exc).__name__)
+            return
+        names = set(self._names())
+        for name, sample in samples.items():
+            if name in names:
                 self.add(name, sample)
         with self._lock:
-            for gone in set(self._series) - set(names):
+            for gone in set(self._series) - names:
                 del self._series[gone]
 
     def add(self, name: str, sample: Sample) -> None:

@@ -144,8 +144,13 @@ class KeyringSecrets:
             self._keyring.delete_password(self.service, f"{connection}/{field}")
 
 
-def keyring_available() -> bool:
-    """True when `keyring` is installed and has a backend that really stores secrets."""
+def keyring_available(*, trusted_only: bool = True) -> bool:
+    """True when `keyring` is installed and has a backend that really stores secrets.
+
+    trusted_only asks for a system keyring (priority >= 1: Secret Service, KWallet, the
+    macOS and Windows stores); the file backends of keyrings.alt (priority < 1, one of
+    them plain text) count only when asked for by name (secret_backend="keyring").
+    """
     try:
         import keyring
         from keyring.backends import fail
@@ -158,7 +163,16 @@ def keyring_available() -> bool:
     if isinstance(backend, fail.Keyring):
         return False
     chained = getattr(backend, "backends", None)
-    return chained is None or bool(chained)
+    candidates = list(chained) if chained is not None else [backend]
+    floor = 1.0 if trusted_only else 0.0
+    return any(_priority(b) >= floor and not isinstance(b, fail.Keyring) for b in candidates)
+
+
+def _priority(backend: object) -> float:
+    try:
+        return float(getattr(backend, "priority", 0))
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def secrets_path(state_path: Path) -> Path:
@@ -168,7 +182,7 @@ def secrets_path(state_path: Path) -> Path:
 
 def open_secret_store(state_path: Path | None, prefer: SecretBackend = "auto") -> SecretStore:
     """The keyring when one works (or is asked for), else the 0600 file beside the state."""
-    if prefer != "file" and keyring_available():
+    if prefer != "file" and keyring_available(trusted_only=prefer == "auto"):
         where = str(state_path.resolve()) if state_path is not None else "memory"
         return KeyringSecrets(f"dbwire-serve:{where}")
     if prefer == "keyring":
