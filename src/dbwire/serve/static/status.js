@@ -71,14 +71,21 @@ export function drawChart(svg, name, samples, windowS, intervalS = 5) {
   const first = inWindow.length ? inWindow[0].t : end;
   const span = Math.min(windowS, Math.max(MIN_SAMPLES_SPANNED * intervalS, end - first));
   const toX = (t) => x(t, end, span);
-  const latMax = niceMax(Math.max(0, ...inWindow.map((p) => p.latency_ms ?? 0)));
+  const latencies = inWindow.map((p) => p.latency_ms).filter((v) => v !== null && v !== undefined).sort((a, b) => a - b);
+  const peak = latencies.length ? latencies[latencies.length - 1] : 0;
+  // One slow check (a first connect, a busy machine) must not flatten all the others: the
+  // scale follows the 95th percentile, and a peak above it is drawn clipped and named.
+  const typical = latencies.length ? latencies[Math.floor(0.95 * (latencies.length - 1))] : 0;
+  const latMax = niceMax(peak > 3 * typical && typical > 0 ? typical * 1.5 : peak);
+  const clipped = peak > latMax;
+  const latY = (v) => y(Math.min(v, latMax), latMax, LAT_TOP, LAT_BOTTOM);
   const occMax = niceMax(Math.max(1, ...inWindow.flatMap((p) => [p.size ?? 0, p.checked_out ?? 0, p.idle ?? 0, p.waiting ?? 0, (p.checked_out ?? 0) + (p.idle ?? 0)])));
   const last = inWindow[inWindow.length - 1];
   const maxOut = Math.max(0, ...inWindow.map((p) => p.checked_out ?? 0));
 
   const parts = [
     s("title", {}, `${name}: latency and pool occupancy, last ${Math.round(windowS / 60)} minutes`),
-    s("text", { x: 4, y: LAT_TOP - 6, class: "axis-title" }, "latency"),
+    s("text", { x: 4, y: LAT_TOP - 6, class: "axis-title" }, clipped ? `latency (peak ${formatMs(peak)}, clipped)` : "latency"),
     s("text", { x: LEFT - 4, y: LAT_TOP + 4, class: "axis", "text-anchor": "end" }, axisMs(latMax)),
     s("text", { x: LEFT - 4, y: LAT_BOTTOM, class: "axis", "text-anchor": "end" }, "0"),
     s("line", { x1: LEFT, x2: RIGHT, y1: LAT_BOTTOM, y2: LAT_BOTTOM, class: "baseline" }),
@@ -97,13 +104,13 @@ export function drawChart(svg, name, samples, windowS, intervalS = 5) {
       parts.push(s("polyline", { points: pts.join(" "), class: series.cls }));
     }
   }
-  for (const pts of runs(inWindow, (p) => (p.status === "healthy" ? p.latency_ms : null), toX, (v) => y(v, latMax, LAT_TOP, LAT_BOTTOM))) {
+  for (const pts of runs(inWindow, (p) => (p.status === "healthy" ? p.latency_ms : null), toX, latY)) {
     parts.push(s("polyline", { points: pts.join(" "), class: "line-latency" }));
   }
   // One mark per sample: a dot for a healthy one, a red bar for a failed check.
   for (const p of inWindow) {
     if (p.status === "healthy" && p.latency_ms !== null && p.latency_ms !== undefined) {
-      parts.push(s("circle", { cx: toX(p.t).toFixed(1), cy: y(p.latency_ms, latMax, LAT_TOP, LAT_BOTTOM).toFixed(1), r: 1.8, class: "pt-latency" }));
+      parts.push(s("circle", { cx: toX(p.t).toFixed(1), cy: latY(p.latency_ms).toFixed(1), r: 1.8, class: "pt-latency" }));
     } else {
       parts.push(s("rect", { x: (toX(p.t) - 1.5).toFixed(1), y: LAT_TOP, width: 3, height: LAT_BOTTOM - LAT_TOP, class: "pt-down" }));
     }
