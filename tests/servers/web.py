@@ -30,7 +30,16 @@ class ThreadedUvicorn:
             app, host=host, port=self.port, log_level="warning", lifespan="on", access_log=False
         )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="uvicorn", daemon=True)
+        self._exit_code: int | str | None = None
+        self._thread = threading.Thread(target=self._run, name="uvicorn", daemon=True)
+
+    def _run(self) -> None:
+        # uvicorn ends a failed startup (a port in use) with sys.exit(): on this thread that
+        # would be an unhandled exception; start() reports it instead.
+        try:
+            self._server.run()
+        except SystemExit as exc:
+            self._exit_code = exc.code
 
     @property
     def origin(self) -> str:
@@ -42,7 +51,9 @@ class ThreadedUvicorn:
         deadline = time.monotonic() + timeout
         while not self._server.started:
             if not self._thread.is_alive():
-                raise RuntimeError(f"uvicorn on {self.origin} exited during startup")
+                raise RuntimeError(
+                    f"uvicorn on {self.origin} exited during startup (code {self._exit_code})"
+                )
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"uvicorn on {self.origin} did not start in {timeout:.0f}s")
