@@ -60,8 +60,10 @@ class ConnectionRow {
   }
 
   showError(message) {
-    this.error.textContent = message || "";
-    this.error.hidden = !message;
+    // A live region: rewritten only when the text changes, so each poll is not re-announced.
+    const text = message || "";
+    if (this.error.textContent !== text) this.error.textContent = text;
+    this.error.hidden = !text;
   }
 
   async test() {
