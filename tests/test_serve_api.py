@@ -372,3 +372,49 @@ def test_a_server_that_never_answers_is_bounded(tmp_path: Path) -> None:
         store = client.post("/api/query", json={"sql": "SELECT 42"})
         assert store.json()["rows"] == [[42]] and "hung" in store.json()["warnings"][0]
         assert client.get("/api/me").status_code == 200
+
+
+def test_a_password_file_keeps_the_password_out_of_the_server(
+    pg_server: Any, tmp_path: Path
+) -> None:
+    if not pg_server.is_running():
+        pg_server.start()
+    secret = tmp_path / "pw"
+    secret.write_text(pg_server.password + "\n")
+    secret.chmod(0o600)
+    state = tmp_path / "state.json"
+    form = {k: v for k, v in server_config(pg_server).items() if k != "password"}
+    form["password_file"] = str(secret)
+    with served(state) as (client, _app):
+        made = client.post(
+            "/api/connections", json={"name": "pf", "type": "postgresql", "config": form}
+        )
+        assert made.json()["status"] == "healthy", made.json()
+        assert made.json()["config"]["password_file"] == str(secret)
+        assert made.json()["secrets"] == {"password": False, "password_command": False}
+    assert pg_server.password not in state.read_text()
+    assert not secrets_path(state).exists()
+
+
+def test_an_environment_reference_keeps_the_password_out_of_the_server(
+    pg_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not pg_server.is_running():
+        pg_server.start()
+    monkeypatch.setenv("SERVE_ENVREF_PASSWORD", pg_server.password)
+    state = tmp_path / "state.json"
+    form = {k: v for k, v in server_config(pg_server).items() if k != "password"}
+    form["env_prefix"] = "SERVE_ENVREF"
+    with served(state) as (client, _app):
+        made = client.post(
+            "/api/connections", json={"name": "ev", "type": "postgresql", "config": form}
+        )
+        assert made.json()["status"] == "healthy", made.json()
+        assert pg_server.password not in made.text
+        bad = client.post(
+            "/api/connections",
+            json={"name": "ev2", "type": "postgresql", "config": {**form, "env_prefix": "A B"}},
+        )
+        assert bad.status_code == 400 and bad.json()["error"]["field"] == "config.env_prefix"
+    assert pg_server.password not in state.read_text()
+    assert not secrets_path(state).exists()

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from dbwire.serve.state import secrets_path
-from serve_helpers import BASE, TOKEN, pg_owner, served, server_config
+from serve_helpers import AUTH, BASE, TOKEN, pg_owner, served, server_config
 
 
 @pytest.fixture
@@ -291,3 +291,29 @@ def test_writes_through_the_query_endpoint_are_refused_on_read_only(
         )
         assert done.status_code == 200, done.text
         assert owner(count) == [(2,)]
+
+
+def test_a_mounted_app_keeps_every_check(tmp_path: Path) -> None:
+    from fastapi import FastAPI
+
+    import dbwire
+    from dbwire.serve import create_app
+
+    outer = FastAPI()
+    inner = create_app(
+        dbwire.Manager({"databases": {}}), token=TOKEN, port=None, secret_backend="file"
+    )
+    outer.mount("/db", inner)
+    client = TestClient(outer, base_url="http://127.0.0.1:8000")
+    assert client.get("/db/api/me").status_code == 401
+    assert client.get("/db/api/connections").status_code == 401
+    assert client.get("/db/api/me", headers=AUTH).json()["ok"] is True
+    assert client.get("/db/api/me", headers={**AUTH, "Host": "evil.example"}).status_code == 421
+    login = client.get(f"/db/login?token={TOKEN}", follow_redirects=False)
+    assert login.headers["location"] == "/db/"
+    assert "path=/db/" in login.headers["set-cookie"].lower()
+    assert client.get("/db/api/me").json()["ok"] is True
+    cross = client.post(
+        "/db/api/query", json={"sql": "SELECT 1"}, headers={**AUTH, "Origin": "http://evil.example"}
+    )
+    assert cross.status_code == 403

@@ -79,6 +79,19 @@ class QueryBody(BaseModel):
 
 
 # -- middleware ----------------------------------------------------------------------------
+def app_path(request: Request) -> str:
+    """The path inside this app: mounted under /db, '/db/api/me' is '/api/me' here.
+
+    Starlette keeps the full path in scope["path"] and the mount point in root_path; the
+    checks must look at what the router will route, or a mounted app would skip them.
+    """
+    path: str = request.scope.get("path", "")
+    root: str = request.scope.get("root_path", "") or ""
+    if root and path.startswith(root):
+        path = path[len(root) :] or "/"
+    return path
+
+
 def _json_error(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse(error_body(kind, message, **extra), status_code=status)
 
@@ -110,7 +123,7 @@ class SecurityMiddleware(BaseHTTPMiddleware):
                 "state-changing requests from another site are refused",
                 fix="use the dbwire serve page itself",
             )
-        path = request.url.path
+        path = app_path(request)
         if (
             path.startswith("/api/")
             and path not in _PUBLIC_API
@@ -383,16 +396,17 @@ def _install_page(app: FastAPI, context: ServeContext, static: Path | None) -> N
     guard = context.guard
 
     @app.get("/login", include_in_schema=False)
-    def login(token: str | None = None) -> Response:
+    def login(request: Request, token: str | None = None) -> Response:
         if not guard.token_ok(token):
             return HTMLResponse(_LOGIN_FAILED, status_code=401)
-        response = RedirectResponse("/", status_code=303)
+        root = str(request.scope.get("root_path", "") or "").rstrip("/")
+        response = RedirectResponse(f"{root}/", status_code=303)
         response.set_cookie(
             COOKIE_NAME,
             guard.session_value,
             httponly=True,
             samesite="strict",
-            path="/",
+            path=f"{root}/",
         )
         return response
 

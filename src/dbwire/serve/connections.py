@@ -132,6 +132,9 @@ class Connections:
             found.extend(item._secrets.values())
             try:
                 found.extend(self.manager.config.database(item.name).secret_values())
+                # The Database's own list also has what env_prefix, password_file or a
+                # password command gave it.
+                found.extend(s for s in self.manager.db(item.name).known_secrets() if s)
             except DbwireError:
                 continue
         return [s for s in found if s]

@@ -74,6 +74,17 @@ def _server_form(cls: type[Backend]) -> type[BaseModel]:
             str | None,
             _secret("Password command", "A command printing the password (kept secret)"),
         ),
+        "env_prefix": (
+            str | None,
+            Field(
+                default=None,
+                pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                max_length=64,
+                title="Environment prefix",
+                description="Read PREFIX_PASSWORD (and PREFIX_HOST, ...) from the server's "
+                "environment at connect time",
+            ),
+        ),
         "readonly": (
             bool,
             Field(default=True, title="Read-only", description="Refuse writes in the database"),
