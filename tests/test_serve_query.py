@@ -239,3 +239,20 @@ def test_paging_rules(tmp_path: Path) -> None:
         broken = client.post("/api/query", json={"sql": "SELEC nonsense"})
         assert broken.status_code in (400, 403)
         assert broken.json()["error"]["type"] in ("query_failed", "read_only")
+
+
+@pytest.mark.postgres
+def test_unread_results_do_not_exhaust_the_pool(api: TestClient) -> None:
+    # Each unread result holds a pooled connection; more than the pool holds must not
+    # leave the next query waiting for pool_timeout.
+    sql = "SELECT g FROM generate_series(1, 100) g"
+    pages = [
+        api.post("/api/query", json={"sql": sql, "connection": "pg", "limit": 10}).json()
+        for _ in range(20)
+    ]
+    assert all(p["has_more"] for p in pages)
+    started = time.monotonic()
+    last = api.post("/api/query", json={"sql": "SELECT 3", "connection": "pg"})
+    assert last.json()["rows"] == [[3]] and time.monotonic() - started < 5
+    assert api.get(pages[-1]["next"]).status_code == 200  # the newest stay readable
+    assert api.get(pages[0]["next"]).status_code == 404  # the oldest idle ones were closed

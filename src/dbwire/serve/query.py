@@ -44,6 +44,9 @@ logger = logging.getLogger("dbwire.serve")
 QUERY_ID = re.compile(r"^q_[A-Za-z0-9_-]{8,64}$")
 MAX_LIMIT = 10_000
 MAX_OPEN = 32
+#: Unread results one connection may hold open: each holds a pooled connection (the pool's
+#: default is 5 + 10 overflow), so the oldest idle one is closed to make room.
+MAX_OPEN_PER_DATABASE = 4
 
 
 def new_query_id() -> str:
@@ -297,10 +300,12 @@ class QueryRunner:
         secrets_of: Callable[[], list[str]],
         ttl: float = 300.0,
         max_open: int = MAX_OPEN,
+        max_per_database: int = MAX_OPEN_PER_DATABASE,
     ) -> None:
         self._secrets_of = secrets_of
         self.ttl = ttl
         self.max_open = max_open
+        self.max_per_database = max_per_database
         self._open: dict[str, _Open] = {}
         self._pending: set[str] = set()  # ids claimed by queries still starting
         self._early: set[str] = set()  # ids cancelled before their cursor existed
@@ -319,7 +324,7 @@ class QueryRunner:
         warnings: list[str] | None = None,
     ) -> Page:
         """Start a statement and read its first page (within timeout_s, else cancelled)."""
-        qid = self._claim(query_id)
+        qid = self._claim(query_id, database)
         started = time.perf_counter()
         entry: _Open | None = None
         try:
@@ -420,7 +425,7 @@ class QueryRunner:
             return list(self._open)
 
     # -- internals ------------------------------------------------------------------------
-    def _claim(self, query_id: str | None) -> str:
+    def _claim(self, query_id: str | None, database: str) -> str:
         self.expire()
         if query_id is not None and not QUERY_ID.match(query_id):
             raise BadRequestError(
@@ -435,12 +440,15 @@ class QueryRunner:
                     f"query id {qid} is in use", field="id", fix="pick a new id for each query"
                 )
             self._pending.add(qid)
-            if len(self._open) >= self.max_open:
-                oldest = min(self._open.values(), key=lambda e: e.used)
-                victim: _Open | None = oldest
-            else:
-                victim = None
-        if victim is not None:
+            # Only idle results are closed to make room; a running one finishes first.
+            idle = [e for e in self._open.values() if not e.lock.locked()]
+            same = [e for e in idle if e.database == database]
+            victims: list[_Open] = []
+            if sum(e.database == database for e in self._open.values()) >= self.max_per_database:
+                victims += sorted(same, key=lambda e: e.used)[:1]
+            if len(self._open) >= self.max_open and idle:
+                victims.append(min(idle, key=lambda e: e.used))
+        for victim in {v.id: v for v in victims}.values():
             logger.info("dbwire serve: closing idle query %s to make room", victim.id)
             self.cancel(victim.id)
         return qid
