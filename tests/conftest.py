@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -19,6 +20,9 @@ from servers import (
 )
 from servers.pgbouncer import PgBouncerServer
 from servers.standby import ReplicationPrimary, StandbyServer
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 # --------------------------------------------------------------------------- database servers
 # Started lazily (only when a test asks for them), once per session.  Set
@@ -139,3 +143,25 @@ def pgbouncer(pg_server: DatabaseServer) -> Iterator[PgBouncerServer]:
         yield bouncer
     finally:
         bouncer.cleanup()
+
+
+# --------------------------------------------------------------------------- browser
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """A headless Chromium (the system's, driven by Playwright) for one test module.
+
+    Module-scoped: Playwright's sync driver keeps an event loop of its own, which is closed
+    before the async tests of other modules run.
+    """
+    from servers.browser import Chromium
+
+    try:
+        browser = Chromium()
+    except ServerUnavailable as exc:
+        if _in_ci():
+            pytest.fail(f"CI must run the browser tests: {exc}", pytrace=False)
+        pytest.skip(str(exc))
+    with browser as launched:
+        yield launched

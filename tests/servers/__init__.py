@@ -2,7 +2,9 @@
 
 - ``local``: throwaway PostgreSQL and MariaDB servers, or external ones by URL;
 - ``silent``: a server that accepts TCP connections and never answers;
-- ``moto``: a local AWS (moto's server) for Secrets Manager and the other AWS APIs.
+- ``moto``: a local AWS (moto's server) for Secrets Manager and the other AWS APIs;
+- ``browser``: headless Chromium (the system's) driven by Playwright;
+- ``web``: an ASGI app served over real HTTP by uvicorn on a thread.
 
 Each server module is independent of pytest; ``tests/conftest.py`` turns them into fixtures.
 """
