@@ -233,6 +233,9 @@ def test_third_party_backend_appears_and_can_be_created(tmp_path: Path) -> None:
         )
         rows = client.post("/api/query", json={"sql": "SELECT a FROM t", "connection": "tl"})
         assert rows.json()["rows"] == [[7]]
+        # The plugin's SQLite file is attached to the store like a built-in one.
+        store = client.post("/api/query", json={"sql": "SELECT a * 6 FROM tl.t"})
+        assert store.status_code == 200 and store.json()["rows"] == [[42]], store.text
 
 
 def test_restart_with_the_same_state_restores_connections(
@@ -292,31 +295,6 @@ def test_status_sampler_keeps_a_series_per_connection(tmp_path: Path) -> None:
         assert series[0]["t"] < series[-1]["t"]
         client.delete("/api/connections/s")
         assert "s" not in client.get("/api/status").json()["series"]
-
-
-def test_pool_status_counts_threads_waiting_for_a_connection(tmp_path: Path) -> None:
-    import threading
-    import time
-
-    import dbwire
-
-    db = dbwire.connect(
-        f"sqlite:///{tmp_path / 'w.db'}", pool_size=1, max_overflow=0, pool_timeout=5
-    )
-    try:
-        held = db.engine.connect()
-        waiter = threading.Thread(target=lambda: db.engine.connect().close())
-        waiter.start()
-        deadline = time.monotonic() + 5
-        while db.get_pool_status().waiting < 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        status = db.get_pool_status()
-        assert status.waiting == 1 and status.checked_out == 1
-        held.close()
-        waiter.join(5)
-        assert db.get_pool_status().waiting == 0
-    finally:
-        db.close()
 
 
 @pytest.mark.parametrize(

@@ -317,3 +317,61 @@ def test_a_mounted_app_keeps_every_check(tmp_path: Path) -> None:
         "/db/api/query", json={"sql": "SELECT 1"}, headers={**AUTH, "Origin": "http://evil.example"}
     )
     assert cross.status_code == 403
+
+
+@pytest.mark.mysql
+def test_writes_are_refused_on_a_read_only_mariadb_connection(mysql_server: Any) -> None:
+    if not mysql_server.is_running():
+        mysql_server.start()
+    db = mysql_server.database
+    table = f"serve_ro_{uuid.uuid4().hex[:8]}"
+    mysql_server.run_sql_admin(f"CREATE TABLE `{db}`.{table} (id int PRIMARY KEY)")
+    mysql_server.run_sql_admin(f"INSERT INTO `{db}`.{table} VALUES (1), (2)")
+    count = f"SELECT count(*) FROM `{db}`.{table}"
+    try:
+        with served() as (client, _app):
+            made = client.post(
+                "/api/connections",
+                json={"name": "ro", "type": "mariadb", "config": server_config(mysql_server)},
+            )
+            assert made.json()["status"] == "healthy"
+            for sql in (
+                f"DELETE FROM {table}",
+                f"SELECT 1; DELETE FROM {table}",
+                f"TRUNCATE TABLE {table}",
+                f"SELECT * FROM {table} INTO OUTFILE '/tmp/serve-ro-{table}'",
+            ):
+                for write in (False, True):
+                    answer = client.post(
+                        "/api/query", json={"sql": sql, "connection": "ro", "write": write}
+                    )
+                    assert answer.status_code in (400, 403), (sql, write, answer.text)
+                    assert mysql_server.query_admin(count) == [(2,)], (sql, write)
+    finally:
+        mysql_server.run_sql_admin(f"DROP TABLE IF EXISTS `{db}`.{table}")
+
+
+def test_a_config_file_password_is_never_shown(caplog: pytest.LogCaptureFixture) -> None:
+    from servers import free_port
+
+    caplog.set_level(logging.DEBUG)
+    secret = "Canary-url-Pw-81c2"
+    url = f"postgresql://app:{secret}@127.0.0.1:{free_port()}/app?connect_timeout=1"
+    config = {"databases": {"conf": {"url": url, "password_command": f"echo {secret}x"}}}
+    with served(config=config, sample_interval=0.2) as (client, _app):
+        answers = [
+            client.get("/api/connections"),
+            client.get("/api/connections/conf"),
+            client.post("/api/connections/conf/test"),
+            client.get("/api/health"),
+            client.post("/api/query", json={"sql": "SELECT 1", "connection": "conf"}),
+            client.post("/api/query", json={"sql": "SELECT 1"}),
+            client.get("/api/connections/conf/schema"),
+        ]
+        listed = answers[0].json()[0]
+        assert listed["source"] == "config" and listed["secrets"]["password"] is True
+        assert "***" in listed["config"]["url"]
+        answers.append(client.get("/api/status"))
+    for answer in answers:
+        assert secret not in answer.text and secret not in str(answer.headers), answer.text
+    assert secret not in caplog.text

@@ -1,28 +1,28 @@
-"""Database: one named connection target with its engines, sessions and query helpers."""
+"""Database: one named connection target, a facade over its engines, sessions and queries.
+
+The engines and their hooks live in dbwire.engines, execute_query's one-round-trip path in
+dbwire.fast_path, error translation in dbwire.translate, health in dbwire.health.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
 import os
 import threading
-import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import MetaData, create_engine, event, text
-from sqlalchemy import exc as sa_exc
+from sqlalchemy import MetaData, text
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
-from dbwire import health, instances, lifecycle, metadata_cache, timeouts, translate
-from dbwire._closing import OpenConnections, close_async_engine
+from dbwire import health, instances, lifecycle, metadata_cache, translate
 from dbwire.backends import readonly_guard, registry
 from dbwire.backends.base import Backend, ConnectParams
 from dbwire.config import Config, DatabaseConfig, load_config, validate_database
+from dbwire.engines import Engines
 from dbwire.errors import (
     ConfigError,
     ConnectError,
@@ -30,8 +30,9 @@ from dbwire.errors import (
     DbwireError,
     ReadOnlyError,
 )
+from dbwire.fast_path import FastPath, collect
 from dbwire.observe import QueryObserver, QueryStats
-from dbwire.pool import install_idle_ping, name_pool, pool_class_for
+from dbwire.pool import name_pool
 from dbwire.types import HealthResult, PoolStatus
 
 if TYPE_CHECKING:
@@ -44,13 +45,6 @@ if TYPE_CHECKING:
     from dbwire.migrate import MigrationResult
     from dbwire.session_forms import AsyncScopeSession, ScopeSession
     from dbwire.types import TableSchema
-
-READONLY_OPTION = "dbwire_readonly"
-# create_engine() imports the dialect on first use; SQLAlchemy's MySQL dialect modules
-# import each other, and two threads doing that at once deadlock in CPython's import
-# machinery (_DeadlockError). Engines are created rarely, so one lock costs nothing.
-_ENGINE_CREATION_LOCK = threading.Lock()
-_RO_RECORD_FLAG = "dbwire_readonly_used"
 
 QueryResult = tuple[list[str], list[dict[str, Any]]]
 
@@ -78,28 +72,12 @@ class Database:
         self.backend.validate()
         self._lock = threading.RLock()
         self._closed = False
-        self._engine: Engine | None = None
-        # One async engine per event loop: asyncpg/aiomysql connections belong to the loop
-        # that opened them, so a Database used from several asyncio.run() calls (or
-        # pytest-asyncio tests) would otherwise hand out connections of a dead loop.
-        self._async_sides: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AsyncSide] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._async_side_no_loop: _AsyncSide | None = None
-        # Every async engine with the loop it belongs to, held strongly: close() must reach
-        # the connections of a loop that has since gone (asyncio.run() returned).
-        self._loop_engines: list[
-            tuple[weakref.ref[asyncio.AbstractEventLoop] | None, AsyncEngine, OpenConnections]
-        ] = []
+        # The sync engine and one async engine per event loop, with their hooks.
+        self._engines = Engines(self)
         self._session_factory: sessionmaker[ScopeSession] | None = None
         self._readonly_session_factory: sessionmaker[ScopeSession] | None = None
-        self._readonly_sync_engine: Engine | None = None
         self._scoped: scoped_session[ScopeSession] | None = None
         self._metadata: MetaData | None = None
-        self._last_password: str | None = None
-        self._database_ensured = False
-        # execute_query's one-round-trip path, where possible; by is_async
-        self._direct_queries = {False: True, True: True}
         # -- health, stats, pool, wait (manager issue): query counters, fork safety
         self._observer = QueryObserver(
             self.name,
@@ -109,6 +87,9 @@ class Database:
             slow_query_ms=config.slow_query_ms,
             secrets=self.known_secrets,
         )
+        # execute_query's one-round-trip path, where possible
+        self._fast = FastPath(self, self._observer.record)
+        self._direct_queries = self._fast.enabled  # by is_async; False: Core's path
         lifecycle.track(self)
 
     # -- identity --------------------------------------------------------------
@@ -137,76 +118,16 @@ class Database:
     @property
     def engine(self) -> Engine:
         """The sync SQLAlchemy Engine, created on first use."""
-        if self._closed:
-            self._check_open()
-        engine = self._engine
-        if engine is None:
-            with self._lock:
-                self._check_open()
-                if self._engine is None:
-                    self._engine = self._create_sync_engine()
-                engine = self._engine
-        return engine
+        return self._engines.sync
 
     @property
     def async_engine(self) -> AsyncEngine:
         """The AsyncEngine for the running event loop, on the backend's async driver."""
-        return self._async_side().engine
-
-    def _async_side(self) -> _AsyncSide:
-        if self._closed:
-            self._check_open()
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        side = self._async_sides.get(loop) if loop is not None else self._async_side_no_loop
-        if side is not None:
-            return side
-        with self._lock:
-            self._check_open()
-            side = self._async_sides.get(loop) if loop is not None else self._async_side_no_loop
-            if side is None:
-                engine = self._create_async_engine()
-                tracked = OpenConnections()
-                tracked.install(engine.sync_engine)
-                self._forget_dead_loops()
-                self._loop_engines.append(
-                    (weakref.ref(loop) if loop is not None else None, engine, tracked)
-                )
-                readonly = engine
-                if not self.config.readonly:
-                    readonly = engine.execution_options(**{READONLY_OPTION: True})
-                    self._listen_readonly(readonly.sync_engine)
-                side = _AsyncSide(engine, readonly)
-                if loop is None:
-                    self._async_side_no_loop = side
-                else:
-                    self._async_sides[loop] = side
-            return side
-
-    def _forget_dead_loops(self) -> None:
-        """Close the async pools of event loops that have ended (their connections can
-        never be used again) and drop them."""
-        kept = []
-        for ref, engine, tracked in self._loop_engines:
-            loop = ref() if ref is not None else None
-            if ref is not None and (loop is None or loop.is_closed()):
-                close_async_engine(engine, loop, tracked)
-            else:
-                kept.append((ref, engine, tracked))
-        self._loop_engines = kept
-
-    def _async_engines(self) -> list[AsyncEngine]:
-        sides = list(self._async_sides.values())
-        if self._async_side_no_loop is not None:
-            sides.append(self._async_side_no_loop)
-        return [side.engine for side in sides]
+        return self._engines.async_side().engine
 
     def engines(self) -> list[Engine]:
         """Every sync Engine this Database has created, async ones by their sync_engine."""
-        engines = [self._engine] if self._engine is not None else []
-        return engines + [engine.sync_engine for engine in self._async_engines()]
+        return self._engines.all()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -216,55 +137,9 @@ class Database:
                 database=self.name,
             )
 
-    def _engine_arguments(self, *, is_async: bool) -> tuple[Any, dict[str, Any]]:
-        self.backend.require_driver(is_async=is_async)
-        url = self.backend.engine_url(is_async=is_async)
-        options = self.backend.engine_options(is_async=is_async)
-        if self.config.readonly:
-            options["execution_options"] = {READONLY_OPTION: True}
-        if options.get("pool_pre_ping") and self.config.pre_ping_idle > 0:
-            options["pool_pre_ping"] = False  # dbwire's idle-window ping replaces it
-        return url, options
-
     @property
     def _idle_ping(self) -> bool:
-        pre_ping = self.config.pool_pre_ping
-        if pre_ping is None:
-            pre_ping = bool(self.backend.pool_defaults().get("pool_pre_ping"))
-        return pre_ping and self.config.pre_ping_idle > 0
-
-    def _create_sync_engine(self) -> Engine:
-        self._ensure_database()
-        url, options = self._engine_arguments(is_async=False)
-        try:
-            with _ENGINE_CREATION_LOCK:
-                _choose_pool(url, options, is_async=False)
-                engine = create_engine(url, **options)
-        except (TypeError, sa_exc.ArgumentError) as exc:
-            # ArgumentError: SQLAlchemy refusing a URL or option dbwire's checks let by.
-            raise self._bad_engine_option(exc) from None
-        self._install_hooks(engine, is_async=False)
-        return engine
-
-    def _create_async_engine(self) -> AsyncEngine:
-        self._ensure_database()
-        url, options = self._engine_arguments(is_async=True)
-        try:
-            from sqlalchemy.ext.asyncio import create_async_engine
-
-            with _ENGINE_CREATION_LOCK:
-                _choose_pool(url, options, is_async=True)
-                engine = create_async_engine(url, **options)
-        except (TypeError, sa_exc.ArgumentError) as exc:
-            # ArgumentError: SQLAlchemy refusing a URL or option dbwire's checks let by.
-            raise self._bad_engine_option(exc) from None
-        self._install_hooks(engine.sync_engine, is_async=True)
-        return engine
-
-    def _ensure_database(self) -> None:
-        if self.config.create_db and not self._database_ensured:
-            self.create_database()
-            self._database_ensured = True
+        return self._engines.idle_ping
 
     def create_database(self) -> bool:
         """Create the configured database if it does not exist (`create_db = true` does this
@@ -330,83 +205,9 @@ class Database:
         self._check_open()
         return migrate(self, script_location, revision)
 
-    def _bad_engine_option(self, exc: Exception) -> ConfigError:
-        return ConfigError(
-            f"database {self.name!r}: {exc}; remove that setting for the "
-            f"{self.backend.name} backend or pick a pool that takes it",
-            database=self.name,
-        )
-
-    def _install_hooks(self, engine: Engine, *, is_async: bool) -> None:
-        """Per-connection credentials, database-enforced read-only, and error translation."""
-        backend = self.backend
-
-        @event.listens_for(engine, "do_connect")
-        def _credentials(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
-            if self._closed:  # a session factory or Connection kept from before close()
-                self._check_open()
-            # Resolved per physical connection, so a rotated secret needs no new engine.
-            params = self.connect_params()
-            self._last_password = params.password_value()
-            backend.apply_params(cparams, params, is_async=is_async)
-
-        if self.config.readonly:
-            self._listen_readonly(engine)
-
-        @event.listens_for(engine.pool, "checkin")
-        def _checkin(dbapi_connection: Any, record: Any) -> None:
-            if dbapi_connection is not None and record.info.pop(_RO_RECORD_FLAG, False):
-                backend.end_readonly(dbapi_connection)
-
-        @event.listens_for(engine, "handle_error")
-        def _translate(ctx: ExceptionContext) -> BaseException | None:
-            return self._translate_error(ctx)
-
-        if self._idle_ping:
-            install_idle_ping(engine, self.config.pre_ping_idle, backend.connection_looks_dead)
-
-        backend.configure_engine(engine, is_async=is_async)
-        backend.install_query_hooks(engine, is_async=is_async)
-        self._instrument(engine)
-
-        @event.listens_for(engine, "checkin")
-        def _close_after_close(dbapi_connection: Any, record: Any) -> None:
-            # A session that was running when the Database closed finishes on its
-            # connection; returning it closes it instead of pooling it.
-            if self._closed and dbapi_connection is not None:
-                record.invalidate()
-
-    def _listen_readonly(self, engine: Engine) -> None:
-        """Make every transaction begun on this engine read-only, enforced by the database.
-
-        Only read-only engines get this Connection-level listener (the `begin` event has no
-        dialect-level twin): on the main engine it would put every writable Connection on
-        SQLAlchemy's slower event path. Listeners on an execution_options() engine stay
-        local to it.
-        """
-        backend = self.backend
-
-        def _begin(conn: Connection) -> None:
-            fairy = conn.connection
-            backend.begin_readonly(fairy)
-            fairy.info[_RO_RECORD_FLAG] = True
-
-        event.listen(engine, "begin", _begin)
-        # Layer 2: what the database's read-only transaction cannot stop (DDL that commits,
-        # COMMIT sent as SQL, SET ... READ WRITE) is refused before it is sent.
-        readonly_guard.install(engine, database=self.name, dialect=backend.dialect_name)
-
     def _readonly_engine(self) -> Engine:
         """The sync engine whose connections run read-only transactions (shares the pool)."""
-        engine = self.engine
-        if self.config.readonly:
-            return engine
-        with self._lock:
-            if self._readonly_sync_engine is None:
-                readonly = engine.execution_options(**{READONLY_OPTION: True})
-                self._listen_readonly(readonly)
-                self._readonly_sync_engine = readonly
-            return self._readonly_sync_engine
+        return self._engines.readonly_sync()
 
     def connect_params(self) -> ConnectParams:
         """Host, port, user, database and password as a new connection would use them now."""
@@ -418,7 +219,7 @@ class Database:
 
     def known_secrets(self) -> list[str]:
         """Every password this Database knows of, for scrubbing text before it is shown."""
-        secrets = [self._last_password]
+        secrets = [self._engines.last_password]
         try:
             secrets.append(self.current_password())
         except Exception:  # scrubbing must never fail, even when a password source is down
@@ -470,7 +271,7 @@ class Database:
     @property
     def AsyncSession(self) -> async_sessionmaker[AsyncScopeSession]:
         """The running loop's async session factory (expire_on_commit=False, autoflush=False)."""
-        return self._async_side().factory(readonly=False)
+        return self._engines.async_side().factory(readonly=False)
 
     def _readonly_factory(self) -> sessionmaker[ScopeSession]:
         self._check_open()
@@ -522,7 +323,7 @@ class Database:
         """The async twin of session(): `async with db.async_session() as s:` commits,
         rolls back and closes; `s = db.async_session()` is a plain AsyncSession the caller
         awaits execute(), commit() and close() on. Call it where an event loop runs."""
-        session = self._async_side().factory(readonly=readonly)()
+        session = self._engines.async_side().factory(readonly=readonly)()
         session.dbwire_auto_commit = auto_commit
         return session
 
@@ -532,7 +333,7 @@ class Database:
 
     def async_connect(self, readonly: bool = False) -> AsyncConnection:
         """An AsyncConnection from the async pool; use it with `async with`."""
-        side = self._async_side()
+        side = self._engines.async_side()
         return (side.readonly_engine if readonly else side.engine).connect()
 
     # -- queries ---------------------------------------------------------------
@@ -543,13 +344,13 @@ class Database:
         """
         if not self._query_route(sql):  # s3: DuckDB SQL, run by the backend itself
             return self._backend_query(sql, params)
-        if self._may_go_direct():
-            direct = self._execute_direct(sql, params)
+        if self._fast.may_go_direct():
+            direct = self._fast.execute(sql, params)
             if direct is not None:
                 return direct
         with self.engine.connect() as conn:
             result = conn.execute(text(sql), dict(params or {}))
-            columns, rows = _collect(result)
+            columns, rows = collect(result)
             conn.commit()
         return columns, rows
 
@@ -563,119 +364,10 @@ class Database:
             self._guard_readonly(sql)
         return True
 
-    def _may_go_direct(self) -> bool:
-        """The one-round-trip path runs in autocommit: on a read-only database only where
-        the backend keeps autocommit statements read-only too."""
-        return not self.config.readonly or self.backend.readonly_in_autocommit
-
     def _guard_readonly(self, sql: str) -> None:
         """Refuse a non-read on a read-only database before a connection is even taken;
         the engine's cursor hook checks the compiled statement again."""
         readonly_guard.check_statement(sql, database=self.name, dialect=self.backend.dialect_name)
-
-    def _execute_direct(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult | None:
-        """execute_query() on the pooled driver connection in autocommit: one round trip.
-
-        SQLAlchemy Core spends four round trips on a one-statement query (pre-ping, BEGIN,
-        the statement, COMMIT) plus its execution machinery; the seed 004 query path needs
-        none of it (bench/RESULTS.md). The SQL is compiled by SQLAlchemy exactly as text()
-        would be (`:name`, `\\:` and `%`), errors come out as the same SQLAlchemy/dbwire
-        classes, and the statement is counted by the observer. Returns None where the
-        driver cannot switch autocommit locally (Core's path is used instead).
-        """
-        if not self._direct_queries[False]:
-            return None
-        engine = self.engine
-        dialect = engine.dialect
-        planned = self._direct_plan(sql, params, dialect)
-        if planned is None:
-            return None
-        try:
-            fairy = engine.raw_connection()
-        except dialect.loaded_dbapi.Error as exc:
-            self._scrub_chain(exc)
-            raise self._connect_error(exc, self._driver_detail(exc)) from exc
-        try:
-            return self._direct_run(fairy, dialect, *planned, is_async=False)
-        finally:
-            fairy.close()
-
-    async def _async_execute_direct(
-        self, sql: str, params: Mapping[str, Any] | None
-    ) -> QueryResult | None:
-        """_execute_direct() on the async engine (asyncpg): the same plan, run and errors.
-
-        The connection is checked out through Core (connect errors translated as always)
-        and the statement runs on SQLAlchemy's driver adapter in autocommit, which asyncpg
-        sends as one round trip with its cached prepared statement.
-        """
-        if not self._direct_queries[True]:
-            return None
-        engine = self.async_engine
-        dialect = engine.dialect
-        planned = self._direct_plan(sql, params, dialect)
-        if planned is None:
-            return None
-        async with engine.connect() as conn:
-            return await conn.run_sync(
-                lambda sync_conn: self._direct_run(
-                    sync_conn.connection, dialect, *planned, is_async=True
-                )
-            )
-
-    def _direct_plan(
-        self, sql: str, params: Mapping[str, Any] | None, dialect: Any
-    ) -> tuple[str, Any] | None:
-        """The compiled statement and its driver arguments, guard checked; None: use Core."""
-        statement, order = _compiled(sql, dialect)
-        if self.config.readonly:
-            self._guard_readonly(statement)
-        values = dict(params or {})
-        if order is not None and not set(order) <= values.keys():
-            return None  # let Core raise its usual "a value is required" error
-        args: Any = tuple(values[name] for name in order) if order is not None else values
-        return statement, args
-
-    def _direct_run(
-        self, fairy: Any, dialect: Any, statement: str, args: Any, *, is_async: bool
-    ) -> QueryResult | None:
-        """Run a planned statement on a checked-out connection in autocommit, timed and
-        counted, with errors translated as Core translates them."""
-        dbapi_error = dialect.loaded_dbapi.Error
-        try:
-            driver: Any = fairy.dbapi_connection
-            if not self.backend.set_autocommit(driver, True):
-                self._direct_queries[is_async] = False  # this driver cannot: use Core
-                return None
-            started = perf_counter()
-            failed = True
-            try:
-                cursor = driver.cursor()
-                try:
-                    cursor.execute(statement, args)
-                    description = cursor.description
-                    columns = [column[0] for column in description or ()]
-                    rows = (
-                        [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-                        if description is not None
-                        else []
-                    )
-                finally:
-                    cursor.close()
-                failed = False
-            finally:
-                self._observer.record(statement, perf_counter() - started, failed)
-                if not getattr(driver, "closed", False):
-                    self.backend.set_autocommit(driver, False)
-        except dbapi_error as exc:
-            if dialect.is_disconnect(exc, fairy.dbapi_connection, None):
-                fairy.invalidate(exc)
-            wrapped = sa_exc.DBAPIError.instance(statement, args, exc, dbapi_error, dialect=dialect)
-            self._scrub_chain(exc, wrapped)
-            if self.backend.is_readonly_violation(exc):
-                raise self._readonly_error(self._driver_detail(exc)) from wrapped
-            raise wrapped from exc
-        return columns, rows
 
     async def async_execute_query(
         self, sql: str, params: Mapping[str, Any] | None = None
@@ -683,13 +375,13 @@ class Database:
         """The async twin of execute_query()."""
         if not self._query_route(sql):
             return await asyncio.to_thread(self._backend_query, sql, params)
-        if self._may_go_direct():
-            direct = await self._async_execute_direct(sql, params)
+        if self._fast.may_go_direct():
+            direct = await self._fast.async_execute(sql, params)
             if direct is not None:
                 return direct
         async with self.async_engine.connect() as conn:
             result = await conn.execute(text(sql), dict(params or {}))
-            columns, rows = _collect(result)
+            columns, rows = collect(result)
             await conn.commit()
         return columns, rows
 
@@ -758,15 +450,7 @@ class Database:
             self._closed = True
             if self._scoped is not None:
                 self._scoped.remove()
-            if self._engine is not None:
-                self._engine.dispose()
-            limit = timeouts.connect_timeout(self.config, self.backend.base_url().query)
-            for ref, async_engine, tracked in self._loop_engines:
-                loop = ref() if ref is not None else None
-                close_async_engine(async_engine, loop, tracked, wait=limit)
-            self._loop_engines = []
-            self._async_sides.clear()
-            self._async_side_no_loop = None
+            self._engines.close()
             self._metadata = None
             self.backend.close()
         instances.forget(self)
@@ -774,21 +458,7 @@ class Database:
     async def aclose(self) -> None:
         """Close the running loop's async pool on that loop, then everything else."""
         if not self._closed:
-            loop = asyncio.get_running_loop()
-            with self._lock:
-                mine = [item for item in self._loop_engines if item[0] and item[0]() is loop]
-                self._loop_engines = [item for item in self._loop_engines if item not in mine]
-            limit = timeouts.connect_timeout(self.config, self.backend.base_url().query)
-            for _ref, engine, tracked in mine:
-                # Pooled connections close politely here; checked-out ones close when
-                # their sessions return them (the checkin hook), as in close().
-                try:
-                    async with asyncio.timeout(limit):
-                        await engine.dispose()
-                except TimeoutError:
-                    # A polite close waits for the server's goodbye; a hung server never
-                    # sends it. What is left is closed by hand.
-                    close_async_engine(engine, loop, tracked)
+            await self._engines.aclose_running_loop()
         self.close()
 
     def __enter__(self) -> Database:
@@ -855,18 +525,11 @@ class Database:
         process (after fork). Async pools are always dropped without closing here, since
         their connections belong to an event loop: adispose_pools() closes them there.
         """
-        sync_engine = self._engine
-        for engine in self.engines():
-            engine.dispose(close=close and engine is sync_engine)
+        self._engines.dispose(close=close)
 
     async def adispose_pools(self) -> None:
         """dispose_pools(), closing the running event loop's async pool on that loop."""
-        current = self.async_engine
-        await current.dispose()
-        sync_engine = self._engine
-        for engine in self.engines():
-            if engine is not current.sync_engine:
-                engine.dispose(close=engine is sync_engine)
+        await self._engines.adispose()
 
     def _after_fork(self) -> None:
         """In a forked child: fresh locks, and pools that never hand out the parent's
@@ -874,9 +537,8 @@ class Database:
         """
         self._lock = threading.RLock()  # a parent thread may have held it at the fork
         self._observer.reset_after_fork()
-        self.dispose_pools(close=False)
         # The parent's event loops and their connections are not this process's to close.
-        self._loop_engines = []
+        self._engines.after_fork()
 
     def _instrument(self, engine: Engine) -> None:
         """Query timing and counters, and the name the pool's timeout error shows."""
@@ -902,52 +564,6 @@ class Database:
         """execute_query() for a backend without a SQLAlchemy engine (has_engine = False)."""
         self._check_open()
         return self.backend.execute_query(sql, params)
-
-
-class _AsyncSide:
-    """The async engine of one event loop and its session factories."""
-
-    def __init__(self, engine: AsyncEngine, readonly_engine: AsyncEngine) -> None:
-        self.engine = engine
-        self.readonly_engine = readonly_engine
-        self._factories: dict[bool, async_sessionmaker[AsyncScopeSession]] = {}
-
-    def factory(self, *, readonly: bool) -> async_sessionmaker[AsyncScopeSession]:
-        found = self._factories.get(readonly)
-        if found is None:
-            from sqlalchemy.ext.asyncio import async_sessionmaker
-
-            from dbwire.session_forms import AsyncScopeSession
-
-            bind = self.readonly_engine if readonly else self.engine
-            found = async_sessionmaker(
-                bind, class_=AsyncScopeSession, expire_on_commit=False, autoflush=False
-            )
-            self._factories[readonly] = found
-        return found
-
-
-@functools.lru_cache(maxsize=512)
-def _compiled(sql: str, dialect: Any) -> tuple[str, tuple[str, ...] | None]:
-    """SQL compiled for a dialect as text() compiles it, and its positional parameter order."""
-    compiled = text(sql).compile(dialect=dialect)
-    order = tuple(compiled.positiontup or ()) if dialect.positional else None
-    return compiled.string, order
-
-
-def _choose_pool(url: Any, options: dict[str, Any], *, is_async: bool) -> None:
-    """poolclass= for the engine: the queue pool whose timeout says what to raise."""
-    if "poolclass" not in options:
-        chosen = pool_class_for(url, is_async=is_async)
-        if chosen is not None:
-            options["poolclass"] = chosen
-
-
-def _collect(result: Any) -> QueryResult:
-    if not result.returns_rows:
-        return [], []
-    columns = list(result.keys())
-    return columns, [dict(zip(columns, row, strict=True)) for row in result]
 
 
 def _looks_like_url(target: str) -> bool:

@@ -36,7 +36,6 @@ def pool_status(pool: Pool) -> PoolStatus:
             max_overflow=pool._max_overflow,
             timeout=pool.timeout(),
             pool_class=kind,
-            waiting=_waiting(pool),
         )
     size = getattr(pool, "size", None)
     return PoolStatus(
@@ -46,20 +45,6 @@ def pool_status(pool: Pool) -> PoolStatus:
         overflow=None,
         pool_class=kind,
     )
-
-
-def _waiting(pool: QueuePool) -> int:
-    """Threads blocked in checkout now: the waiters of the pool queue's condition.
-
-    SQLAlchemy counts none itself; the condition's waiter list (CPython's) is the one
-    cheap, lock-free place that knows. 0 where it is not there (the async pool's queue).
-    """
-    condition = getattr(getattr(pool, "_pool", None), "not_empty", None)
-    waiters = getattr(condition, "_waiters", None)
-    try:
-        return len(waiters) if waiters is not None else 0
-    except TypeError:
-        return 0
 
 
 # -- checks ------------------------------------------------------------------------

@@ -62,8 +62,6 @@ class PoolStatus:
     max_overflow: int | None = None
     timeout: float | None = None
     pool_class: str = ""
-    # Threads blocked right now waiting for a connection to come free (0 when unknown).
-    waiting: int = 0
 
     def __getitem__(self, key: str) -> Any:
         if key not in self.__dataclass_fields__:

@@ -1,0 +1,161 @@
+"""execute_query's one-round-trip path: the statement alone, on the pooled driver connection.
+
+SQLAlchemy Core spends four round trips on a one-statement query (pre-ping, BEGIN, the
+statement, COMMIT) plus its execution machinery; a one-statement query needs none of it
+(bench/RESULTS.md). The SQL is compiled by SQLAlchemy exactly as text() would be (`:name`,
+`\\:` and `%`), errors come out as the same SQLAlchemy/dbwire classes, and the statement
+is counted by the observer.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+
+from dbwire import translate
+from dbwire.backends import readonly_guard
+
+if TYPE_CHECKING:
+    from dbwire.target import Target
+
+QueryResult = tuple[list[str], list[dict[str, Any]]]
+
+
+class FastPath:
+    """The direct execute_query path of one Database, sync and async."""
+
+    def __init__(self, db: Target, record: Callable[[str, float, bool], None]) -> None:
+        self.db = db
+        self._record = record
+        # Where the driver cannot switch autocommit locally, Core's path is used; by is_async.
+        self.enabled = {False: True, True: True}
+
+    def may_go_direct(self) -> bool:
+        """The one-round-trip path runs in autocommit: on a read-only database only where
+        the backend keeps autocommit statements read-only too."""
+        db = self.db
+        return not db.config.readonly or db.backend.readonly_in_autocommit
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult | None:
+        """execute_query() on the pooled driver connection in autocommit: one round trip.
+
+        Returns None where the driver cannot switch autocommit locally (Core's path is
+        used instead).
+        """
+        if not self.enabled[False]:
+            return None
+        engine = self.db.engine
+        dialect = engine.dialect
+        planned = self.plan(sql, params, dialect)
+        if planned is None:
+            return None
+        try:
+            fairy = engine.raw_connection()
+        except dialect.loaded_dbapi.Error as exc:
+            translate.scrub_chain(self.db, exc)
+            raise translate.connect_error(
+                self.db, exc, translate.driver_detail(self.db, exc)
+            ) from exc
+        try:
+            return self.run(fairy, dialect, *planned, is_async=False)
+        finally:
+            fairy.close()
+
+    async def async_execute(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult | None:
+        """execute() on the async engine (asyncpg): the same plan, run and errors.
+
+        The connection is checked out through Core (connect errors translated as always)
+        and the statement runs on SQLAlchemy's driver adapter in autocommit, which asyncpg
+        sends as one round trip with its cached prepared statement.
+        """
+        if not self.enabled[True]:
+            return None
+        engine = self.db.async_engine
+        dialect = engine.dialect
+        planned = self.plan(sql, params, dialect)
+        if planned is None:
+            return None
+        async with engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync_conn: self.run(sync_conn.connection, dialect, *planned, is_async=True)
+            )
+
+    def plan(
+        self, sql: str, params: Mapping[str, Any] | None, dialect: Any
+    ) -> tuple[str, Any] | None:
+        """The compiled statement and its driver arguments, guard checked; None: use Core."""
+        statement, order = compiled(sql, dialect)
+        db = self.db
+        if db.config.readonly:
+            readonly_guard.check_statement(
+                statement, database=db.name, dialect=db.backend.dialect_name
+            )
+        values = dict(params or {})
+        if order is not None and not set(order) <= values.keys():
+            return None  # let Core raise its usual "a value is required" error
+        args: Any = tuple(values[name] for name in order) if order is not None else values
+        return statement, args
+
+    def run(
+        self, fairy: Any, dialect: Any, statement: str, args: Any, *, is_async: bool
+    ) -> QueryResult | None:
+        """Run a planned statement on a checked-out connection in autocommit, timed and
+        counted, with errors translated as Core translates them."""
+        db = self.db
+        backend = db.backend
+        dbapi_error = dialect.loaded_dbapi.Error
+        try:
+            driver: Any = fairy.dbapi_connection
+            if not backend.set_autocommit(driver, True):
+                self.enabled[is_async] = False  # this driver cannot: use Core
+                return None
+            started = perf_counter()
+            failed = True
+            try:
+                cursor = driver.cursor()
+                try:
+                    cursor.execute(statement, args)
+                    description = cursor.description
+                    columns = [column[0] for column in description or ()]
+                    rows = (
+                        [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+                        if description is not None
+                        else []
+                    )
+                finally:
+                    cursor.close()
+                failed = False
+            finally:
+                self._record(statement, perf_counter() - started, failed)
+                if not getattr(driver, "closed", False):
+                    backend.set_autocommit(driver, False)
+        except dbapi_error as exc:
+            if dialect.is_disconnect(exc, fairy.dbapi_connection, None):
+                fairy.invalidate(exc)
+            wrapped = sa_exc.DBAPIError.instance(statement, args, exc, dbapi_error, dialect=dialect)
+            translate.scrub_chain(db, exc, wrapped)
+            if backend.is_readonly_violation(exc):
+                raise translate.readonly_error(db, translate.driver_detail(db, exc)) from wrapped
+            raise wrapped from exc
+        return columns, rows
+
+
+@functools.lru_cache(maxsize=512)
+def compiled(sql: str, dialect: Any) -> tuple[str, tuple[str, ...] | None]:
+    """SQL compiled for a dialect as text() compiles it, and its positional parameter order."""
+    compiled_sql = text(sql).compile(dialect=dialect)
+    order = tuple(compiled_sql.positiontup or ()) if dialect.positional else None
+    return compiled_sql.string, order
+
+
+def collect(result: Any) -> QueryResult:
+    """(columns, rows as dicts) of a Core Result."""
+    if not result.returns_rows:
+        return [], []
+    columns = list(result.keys())
+    return columns, [dict(zip(columns, row, strict=True)) for row in result]
