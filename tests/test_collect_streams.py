@@ -105,7 +105,7 @@ def test_mariadb_stream_keeps_every_type_value_and_null_without_a_sqlalchemy_log
                 "é-1003",
             )
         # connectorx logged in by itself: dbwire's SQLAlchemy engine was never built.
-        assert db._engine is None
+        assert db._engines._engine is None
     finally:
         db.close()
     rows = [p.rows for p in seen if p.rows is not None]
