@@ -52,6 +52,7 @@ def _cases() -> dict[str, tuple[Case, str]]:
             "first 20 sessions after setup, pool_min_size=5 vs 0",
         ),
         "observe": (cases_observe.case_observe, "observability on vs off"),
+        "holders": (cases_observe.case_holders, "pool holder tracking and timings on vs off"),
         "health": (cases_observe.case_health, "manager.health_check() of 20 databases"),
         "threads": (sync.case_threads, "8-thread db.session() throughput, pool of 8"),
         "config": (cases_startup.case_config, "load_config() of 500 databases"),

@@ -104,6 +104,41 @@ def case_observe(ctx: Context) -> list[Row]:
     ]
 
 
+def case_holders(ctx: Context) -> list[Row]:
+    """Holder tracking, pool timings and the operation histogram (what metrics read) on vs
+    off, on one Database and one server connection, switched per batch of operations."""
+    from bench.holders_ab import batches, tracked_database
+
+    operation = (
+        "PostgreSQL: `db.session()` + `SELECT 1`, pool observability on: who holds each "
+        "connection, wait/use/create times and the operation histogram behind the metrics"
+    )
+    pairs = max(10, ctx.iterations.samples // 20)
+    db, run, switch = tracked_database(ctx)
+    try:
+        wall, _cpu = batches(run, switch, pairs, 20)
+    finally:
+        db.close()
+    to_ns = 1e9
+    timing = Comparison.of([s * to_ns for s in wall[True]], [s * to_ns for s in wall[False]])
+    return [
+        compared(
+            "holders",
+            operation,
+            "the same Database with that per-checkout work switched off",
+            timing,
+            floor=ctx.floor(),
+            budget=OBSERVE_BUDGET,
+            note=(
+                f"one Database, pool_size=1, switched on and off between {pairs} pairs of "
+                "batches of 20 operations (bench/holders_ab.py); each sample is a batch's "
+                "time per operation; leak_warning_s=30 on both sides"
+            ),
+            extra={"backend": "postgresql", "driver": "psycopg"},
+        )
+    ]
+
+
 def case_health(ctx: Context) -> list[Row]:
     operation = f"`manager.health_check()` over {HEALTH_DATABASES} databases"
     timing, slowest = _health_timings(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event, text
@@ -33,7 +34,11 @@ def main(pairs: int = 200, size: int = 50) -> None:
         ctx.close()
 
 
-def _measure(ctx: Context, pairs: int, size: int) -> None:
+def tracked_database(ctx: Context) -> tuple[Database, Callable[[], None], Callable[[bool], None]]:
+    """One Database on one server connection, its `session()` + `SELECT 1` operation, and a
+    switch that turns the per-checkout work of dbwire.observe on and off: the pool.connect
+    wrapper (caller frame, waiting, wait_time), the checkin listener (use_time) and the
+    operation-duration histogram. Flipping it costs listener changes, so flip per batch."""
     db = Database(
         DatabaseConfig(
             name="holders_ab", url=ctx.pg_url, pool_size=1, max_overflow=0, leak_warning_s=30
@@ -62,7 +67,14 @@ def _measure(ctx: Context, pairs: int, size: int) -> None:
         (event.listen if on else event.remove)(engine, "checkin", tracker._on_checkin)
         db._observer.durations = histogram if on else none  # type: ignore[assignment]
 
-    for _ in range(500):
+    return db, run, switch
+
+
+def batches(
+    run: Callable[[], None], switch: Callable[[bool], None], pairs: int, size: int
+) -> tuple[dict[bool, list[float]], dict[bool, list[float]]]:
+    """Per-op wall and CPU seconds of `pairs` batches on each side, in alternating order."""
+    for _ in range(min(500, pairs * size)):
         run()
     wall: dict[bool, list[float]] = {True: [], False: []}
     cpu: dict[bool, list[float]] = {True: [], False: []}
@@ -75,7 +87,15 @@ def _measure(ctx: Context, pairs: int, size: int) -> None:
             wall[on].append((time.perf_counter() - t0) / size)
             cpu[on].append((time.thread_time() - c0) / size)
     switch(True)
-    db.close()
+    return wall, cpu
+
+
+def _measure(ctx: Context, pairs: int, size: int) -> None:
+    db, run, switch = tracked_database(ctx)
+    try:
+        wall, cpu = batches(run, switch, pairs, size)
+    finally:
+        db.close()
     for label, data in (("wall", wall), ("client CPU", cpu)):
         ratios = [a / b for a, b in zip(data[True], data[False], strict=True)]
         print(
