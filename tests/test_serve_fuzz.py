@@ -1,5 +1,5 @@
-"""schemathesis against the `dbwire serve` OpenAPI document: no request it allows gets a 5xx
-(503, a connection that cannot be reached, is a user's answer and allowed)."""
+"""schemathesis against the `dbwire serve` OpenAPI document: no request it allows gets a 5xx,
+503 included (the connections it makes are file databases, which can always be reached)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,4 @@ def test_no_request_the_document_allows_gets_a_server_error(case: schemathesis.C
             config["path"] = str(_WORK / config["path"].replace("/", "_")[:40])
     os.chdir(_WORK)
     response = case.call(base_url=BASE, headers=AUTH)
-    if response.status_code == 503:
-        return
     case.validate_response(response, checks=[not_a_server_error])
