@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from bench.harness import FULL, QUICK, Iterations, Stats, time_one
 
 REPO = Path(__file__).resolve().parent.parent
@@ -127,8 +129,6 @@ class Context:
             return None
         import pymysql
 
-        from bench.targets import mysql_params
-
         with pymysql.connect(**mysql_params(self.mysql_url)) as conn, conn.cursor() as cur:
             cur.execute("SELECT VERSION()")
             row = cur.fetchone()
@@ -182,3 +182,15 @@ def _null_logger() -> logging.Logger:
     logger.addHandler(logging.NullHandler())
     logger.propagate = False
     return logger
+
+
+def mysql_params(url: str) -> dict[str, Any]:
+    """PyMySQL connect() keywords for a mysql:// URL (aiomysql calls `database` `db`)."""
+    parsed = make_url(url)
+    return {
+        "host": parsed.host or "127.0.0.1",
+        "port": parsed.port or 3306,
+        "user": parsed.username or "",
+        "password": parsed.password or "",
+        "database": parsed.database or "",
+    }

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
 import dbwire
-from bench.context import FLOOR_CONNECTIONS, SELECT_ONE, Context
+from bench.context import FLOOR_CONNECTIONS, SELECT_ONE, Context, mysql_params
 
 Op = Callable[[], None]
 AsyncOp = Callable[[], Awaitable[None]]
@@ -71,18 +70,6 @@ async def fill_async_pool(engine: AsyncEngine) -> None:
     held = [await engine.connect().start() for _ in range(size)]
     for conn in held:
         await conn.close()
-
-
-def mysql_params(url: str) -> dict[str, Any]:
-    """PyMySQL connect() keywords for a mysql:// URL (aiomysql calls `database` `db`)."""
-    parsed = make_url(url)
-    return {
-        "host": parsed.host or "127.0.0.1",
-        "port": parsed.port or 3306,
-        "user": parsed.username or "",
-        "password": parsed.password or "",
-        "database": parsed.database or "",
-    }
 
 
 # -- PostgreSQL -------------------------------------------------------------------------
