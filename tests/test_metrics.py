@@ -298,9 +298,11 @@ def test_null_pool_metrics_count_connects(pg_url: str) -> None:
 
     from dbwire.observe import Observation
     from dbwire.observe.metrics import PrometheusExporter
+    from dbwire.pool import hooked_pool_class
 
     engine = create_engine(
-        pg_url.replace("postgresql://", "postgresql+psycopg://"), poolclass=NullPool
+        pg_url.replace("postgresql://", "postgresql+psycopg://"),
+        poolclass=hooked_pool_class(NullPool),
     )
     observation = Observation("bouncer", "postgresql")
     observation.install(engine)

@@ -14,7 +14,14 @@ from sqlalchemy import pool as sa_pool
 
 from dbwire import Database, DatabaseConfig, PoolStatus, PoolTimeoutError
 from dbwire.health import pool_status
-from dbwire.pool import DbwireAsyncQueuePool, DbwireQueuePool, name_pool, pool_class_for
+from dbwire.pool import (
+    DbwireAsyncQueuePool,
+    DbwireQueuePool,
+    HookedPool,
+    hooked_pool_class,
+    name_pool,
+    pool_class_for,
+)
 
 
 @pytest.fixture
@@ -159,7 +166,7 @@ def test_the_pool_class_is_chosen_before_the_engine_is_built(
     assert pool_class_for(sqlalchemy.make_url(url), is_async=is_async) is expected
 
 
-def test_other_pool_kinds_are_left_alone(tmp_path: Path) -> None:
+def test_every_pool_kind_is_hooked_and_foreign_pools_are_left_alone(tmp_path: Path) -> None:
     db = Database(DatabaseConfig(name="lite", url=f"sqlite:///{tmp_path / 'a.db'}"))
     try:
         # A file SQLite database gets SQLAlchemy's QueuePool, hence dbwire's subclass ...
@@ -167,8 +174,16 @@ def test_other_pool_kinds_are_left_alone(tmp_path: Path) -> None:
         assert db.get_pool_status().pool_class == "DbwireQueuePool"
     finally:
         db.close()
-    # ... while a pool SQLAlchemy would not pick as a queue pool is left to the dialect.
-    assert pool_class_for(sqlalchemy.make_url("sqlite://"), is_async=False) is None
+    # ... and any other pool the dialect picks gets the same hooks mixed in, once per class.
+    memory = pool_class_for(sqlalchemy.make_url("sqlite://"), is_async=False)
+    assert memory is not None and memory.__name__ == "DbwireSingletonThreadPool"
+    assert issubclass(memory, sa_pool.SingletonThreadPool) and issubclass(memory, HookedPool)
+    assert hooked_pool_class(sa_pool.SingletonThreadPool) is memory
+    engine = sqlalchemy.create_engine("sqlite://", poolclass=memory)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+    engine.dispose()
+    # A plain SQLAlchemy engine's pool is not dbwire's: naming it changes nothing.
     engine = sqlalchemy.create_engine("sqlite://", poolclass=sa_pool.StaticPool)
     name_pool(engine, "static")
     assert type(engine.pool) is sa_pool.StaticPool

@@ -22,7 +22,7 @@ from sqlalchemy.pool import NullPool
 from dbwire import PoolTimeoutError
 from dbwire.health import pool_status
 from dbwire.observe import PoolTracker
-from dbwire.pool import DbwireAsyncQueuePool, DbwireQueuePool
+from dbwire.pool import DbwireAsyncQueuePool, DbwireQueuePool, hooked_pool_class
 
 HERE = Path(__file__).name
 
@@ -206,7 +206,7 @@ async def test_async_holders_timeout_and_leak_warning(
 
 
 def test_null_pool_counts_connects_and_holders(pg_url: str) -> None:
-    engine = create_engine(_sync_url(pg_url), poolclass=NullPool)
+    engine = create_engine(_sync_url(pg_url), poolclass=hooked_pool_class(NullPool))
     tracker = PoolTracker("nullpool")
     tracker.install(engine)
     try:

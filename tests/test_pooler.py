@@ -153,7 +153,7 @@ def test_null_pool_leaves_pooling_to_pgbouncer(pgbouncer: PgBouncerServer) -> No
     try:
         assert _sync_load(db, sessions=60) == []
         status = db.get_pool_status()
-        assert status.pool_class == "NullPool"
+        assert status.pool_class == "DbwireNullPool"
         assert (status.size, status.checked_out) == (None, None)  # NullPool keeps no count
         assert db.health_check().healthy
         assert contextvars.copy_context().run(lambda: asyncio.run(_async_load(db, 60))) == []

@@ -348,7 +348,7 @@ class Database:
 
     def connect(self, readonly: bool = False) -> Connection:
         """A SQLAlchemy Core Connection from the pool; use it as a context manager."""
-        return (self._readonly_engine() if readonly else self.engine).connect()
+        return (self._readonly_engine() if readonly else self._engines.sync).connect()
 
     def async_connect(self, readonly: bool = False) -> AsyncConnection:
         """An AsyncConnection from the async pool; use it with `async with`."""

@@ -23,7 +23,11 @@ from dbwire.backends import readonly_guard
 from dbwire.errors import ConfigError, describe
 from dbwire.fast_path import install_autocommit_reset
 from dbwire.pool import (
+    READONLY_USED,
+    PoolHooks,
     async_open_in_background,
+    hooked_pool_class,
+    hooks_of,
     install_idle_ping,
     open_in_background,
     pool_class_for,
@@ -41,7 +45,6 @@ READONLY_OPTION = "dbwire_readonly"
 # import each other, and two threads doing that at once deadlock in CPython's import
 # machinery (_DeadlockError). Engines are created rarely, so one lock costs nothing.
 _ENGINE_CREATION_LOCK = threading.Lock()
-_RO_RECORD_FLAG = "dbwire_readonly_used"
 
 
 class EngineOwner(Protocol):
@@ -121,18 +124,18 @@ class Engines:
         self._database_ensured = False
         # The password of the last connection opened, for scrubbing (never shown).
         self.last_password: str | None = None
+        # Each engine's pool hooks, told when the Database closes.
+        self._hooks: list[PoolHooks] = []
+        self._closed = False  # close() was called (the owner's flag, without a call)
 
     # -- lookup ------------------------------------------------------------------
     @property
     def sync(self) -> Engine:
         """The sync Engine, created on first use."""
-        owner = self.owner
-        if owner.closed:
-            owner._check_open()
         engine = self._engine
-        if engine is None:
+        if engine is None or self._closed:
             with self._lock:
-                owner._check_open()
+                self.owner._check_open()
                 if self._engine is None:
                     self._engine = self._create_sync_engine()
                 engine = self._engine
@@ -312,10 +315,11 @@ class Engines:
         if owner.config.readonly:
             self.listen_readonly(engine)
 
-        @event.listens_for(engine.pool, "checkin")
-        def _checkin(dbapi_connection: Any, record: Any) -> None:
-            if dbapi_connection is not None and record.info.pop(_RO_RECORD_FLAG, False):
-                backend.end_readonly(dbapi_connection)
+        # Checkout and checkin work runs in the pool itself (pool.PoolHooks), not as events.
+        hooks = hooks_of(engine.pool)
+        hooks.end_readonly = backend.end_readonly
+        hooks.closed = owner.closed
+        self._hooks.append(hooks)
 
         @event.listens_for(engine, "handle_error")
         def _translate(ctx: ExceptionContext) -> BaseException | None:
@@ -326,19 +330,12 @@ class Engines:
         backend.install_credential_hooks(engine)
 
         if self.idle_ping:
-            install_idle_ping(engine, owner.config.pre_ping_idle, backend.connection_looks_dead)
+            install_idle_ping(engine, owner.config.pre_ping_idle, backend.socket_fileno)
 
         install_autocommit_reset(engine, backend)
         backend.configure_engine(engine, is_async=is_async)
         backend.install_query_hooks(engine, is_async=is_async)
         owner._instrument(engine)
-
-        @event.listens_for(engine, "checkin")
-        def _close_after_close(dbapi_connection: Any, record: Any) -> None:
-            # A session that was running when the Database closed finishes on its
-            # connection; returning it closes it instead of pooling it.
-            if owner.closed and dbapi_connection is not None:
-                record.invalidate()
 
     def listen_readonly(self, engine: Engine) -> None:
         """Make every transaction begun on this engine read-only, enforced by the database.
@@ -353,7 +350,8 @@ class Engines:
         def _begin(conn: Connection) -> None:
             fairy = conn.connection
             backend.begin_readonly(fairy)
-            fairy.info[_RO_RECORD_FLAG] = True
+            fairy.info[READONLY_USED] = True
+            hooks_of(conn.engine.pool).readonly_used = True
 
         event.listen(engine, "begin", _begin)
         # Layer 2: what the database's read-only transaction cannot stop (DDL that commits,
@@ -364,6 +362,9 @@ class Engines:
     def close(self) -> None:
         """Dispose of the sync pool and close every event loop's async pool."""
         with self._lock:
+            self._closed = True
+            for hooks in self._hooks:
+                hooks.closed = True
             if self._engine is not None:
                 self._engine.dispose()
             owner = self.owner
@@ -418,8 +419,11 @@ class Engines:
 
 
 def choose_pool(url: Any, options: dict[str, Any], *, is_async: bool) -> None:
-    """poolclass= for the engine: the queue pool whose timeout says what to raise."""
-    if "poolclass" not in options:
-        chosen = pool_class_for(url, is_async=is_async)
-        if chosen is not None:
-            options["poolclass"] = chosen
+    """poolclass= for the engine: the one chosen (by the dialect or a setting), hooked."""
+    chosen = options.get("poolclass")
+    if chosen is not None:
+        options["poolclass"] = hooked_pool_class(chosen)
+        return
+    found = pool_class_for(url, is_async=is_async)
+    if found is not None:
+        options["poolclass"] = found

@@ -1,15 +1,16 @@
-"""Pool behaviour: a checkout timeout that says what to raise, the idle-window pre-ping,
-and pool_min_size connections opened in the background."""
+"""Pool behaviour: dbwire's work at each checkout and checkin, a checkout timeout that says
+what to raise, the idle-window pre-ping, and pool_min_size connections opened in the
+background."""
 
 from __future__ import annotations
 
 import asyncio
+import select
 import threading
 from collections.abc import Callable
-from time import monotonic
-from typing import TYPE_CHECKING, Any
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, Pool, QueuePool
@@ -19,9 +20,20 @@ from dbwire.errors import ConfigError, PoolTimeoutError
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+# record.info keys (SQLAlchemy clears record.info whenever the record reconnects, so none
+# of them outlives the DBAPI connection it describes)
+CHECKED_IN_AT = "dbwire_checked_in_at"
+READONLY_USED = "dbwire_readonly_used"
+SOCKET_POLL = "dbwire_socket_poll"
+_POLL_EVENTS = select.POLLIN | select.POLLPRI  # POLLHUP, POLLERR, POLLNVAL always report
 
-def pool_timeout_error(pool: QueuePool, database: str) -> PoolTimeoutError:
+
+def pool_timeout_error(pool: Pool, database: str) -> PoolTimeoutError:
     """The error for a pool that ran dry: its size, overflow, use, and the settings to raise."""
+    if not isinstance(pool, QueuePool):
+        return PoolTimeoutError(
+            f"database {database!r}: no pooled connection came free in time", database=database
+        )
     size = pool.size()
     max_overflow = pool._max_overflow
     overflow = "unlimited" if max_overflow < 0 else str(max_overflow)
@@ -35,111 +47,249 @@ def pool_timeout_error(pool: QueuePool, database: str) -> PoolTimeoutError:
     )
 
 
-class DbwireQueuePool(QueuePool):
-    """QueuePool raising PoolTimeoutError (also a sqlalchemy.exc.TimeoutError)."""
+class CheckoutTracker(Protocol):
+    """Who holds the pool (dbwire.observe.PoolTracker): told of every checkout and checkin."""
 
-    dbwire_database: str = "default"
+    waiters: list[None]  # one entry per caller inside the pool's get, appended and popped
+
+    def checked_out(self, record: ConnectionPoolEntry, started: float, now: float) -> None: ...
+
+    def checked_in(self, record: ConnectionPoolEntry, now: float) -> None: ...
+
+    def timeout_error(self, pool: Pool, exc: sa_exc.TimeoutError) -> PoolTimeoutError: ...
+
+
+class PoolHooks:
+    """What dbwire does at each checkout and checkin of one engine's pool.
+
+    Run by the pool itself (HookedPool's _do_get and _do_return_conn) rather than as pool
+    events: each event listener costs SQLAlchemy's dispatch plus a call, and dbwire has
+    several things to do per checkout (the idle ping, the holder, the read-only reset,
+    refusing connections after close). Kept by Engine.dispose(), which recreates the pool.
+    """
+
+    __slots__ = ("closed", "database", "end_readonly", "idle_s", "ping", "readonly_used", "tracker")
+
+    def __init__(self, database: str = "default") -> None:
+        self.database = database
+        # The idle-window pre-ping (install_idle_ping); None: no ping.
+        self.idle_s: float | None = None
+        self.ping: Callable[[Any], bool] | None = None
+        # Undo a read-only transaction's session setting on checkin (engines.listen_readonly);
+        # readonly_used turns True at the first such transaction, so a pool that never had
+        # one skips the check.
+        self.end_readonly: Callable[[Any], None] | None = None
+        self.readonly_used = False
+        self.tracker: CheckoutTracker | None = None
+        # Set when the Database closes: a connection returned after that is closed, not pooled.
+        self.closed = False
+
+
+def hooks_of(pool: Pool) -> PoolHooks:
+    """The hooks of a dbwire pool (created on first use)."""
+    if not isinstance(pool, HookedPool):
+        raise TypeError(
+            f"{type(pool).__name__} is not a dbwire pool: build the engine with "
+            "poolclass=dbwire.pool.hooked_pool_class(...)"
+        )
+    hooks = pool.dbwire_hooks
+    if hooks is None:
+        hooks = pool.dbwire_hooks = PoolHooks()
+    return hooks
+
+
+class HookedPool(Pool):
+    """A pool that runs its PoolHooks at checkout and checkin, and raises PoolTimeoutError
+    (also a sqlalchemy.exc.TimeoutError) when it runs dry. Mixed in before any Pool class
+    (hooked_pool_class); it adds no constructor argument."""
+
+    dbwire_hooks: PoolHooks | None = None
 
     def _do_get(self) -> ConnectionPoolEntry:
-        try:
-            return super()._do_get()
-        except PoolTimeoutError:
-            raise  # QueuePool._do_get retries by calling _do_get again
-        except sa_exc.TimeoutError:
-            raise pool_timeout_error(self, self.dbwire_database) from None
+        hooks = self.dbwire_hooks
+        if hooks is None:
+            try:
+                return super()._do_get()
+            except PoolTimeoutError:
+                raise  # QueuePool._do_get retries by calling _do_get again
+            except sa_exc.TimeoutError:
+                raise pool_timeout_error(self, "default") from None
+        tracker = hooks.tracker
+        if tracker is None:
+            try:
+                record = super()._do_get()
+            except PoolTimeoutError:
+                raise
+            except sa_exc.TimeoutError:
+                raise pool_timeout_error(self, hooks.database) from None
+            if hooks.idle_s is None:
+                return record
+            now = perf_counter()
+        else:
+            waiting = tracker.waiters
+            waiting.append(None)  # list append and pop: atomic, no lock to take
+            started = perf_counter()
+            try:
+                record = super()._do_get()
+            except PoolTimeoutError:
+                raise
+            except sa_exc.TimeoutError as exc:
+                raise tracker.timeout_error(self, exc) from None
+            finally:
+                waiting.pop()
+            now = perf_counter()
+            tracker.checked_out(record, started, now)
+        idle_s = hooks.idle_s
+        if idle_s is not None:
+            info = record.info
+            checked_in_at = info.get(CHECKED_IN_AT)
+            if checked_in_at is not None:  # None: a brand-new connection, it just logged in
+                if now - checked_in_at > idle_s:
+                    self._dbwire_ping(record, hooks)
+                else:
+                    poll = info.get(SOCKET_POLL)
+                    if poll is not None and poll(0):
+                        self._dbwire_ping(record, hooks)
+        return record
 
-    def recreate(self) -> QueuePool:
-        # Engine.dispose() replaces the pool with recreate(); keep the name with it.
+    def _dbwire_ping(self, record: ConnectionPoolEntry, hooks: PoolHooks) -> None:
+        """Ping a connection that may be stale; a dead one is replaced, and every pooled
+        connection older than now is replaced at its next checkout (a restarted server),
+        as pool_pre_ping does."""
+        connection = record.dbapi_connection
+        ping = hooks.ping
+        if connection is None or ping is None:
+            return
+        try:
+            alive = ping(connection)
+            failure: BaseException | None = None
+        except Exception as exc:  # whatever the ping hit, a fresh connection is the answer
+            alive, failure = False, exc
+        if alive:
+            return
+        reason = sa_exc.InvalidatePoolError("dbwire pre-ping: the server closed the connection")
+        if failure is not None:
+            reason.__cause__ = failure
+        record.invalidate(reason)  # SQLAlchemy reconnects it when the checkout goes on
+        self._invalidate(None, reason, _checkin=False)  # type: ignore[arg-type]
+
+    def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
+        hooks = self.dbwire_hooks
+        if hooks is not None:
+            now = perf_counter()  # one clock (CLOCK_MONOTONIC) for the idle window and use time
+            info = record.info
+            if hooks.idle_s is not None:
+                info[CHECKED_IN_AT] = now
+            connection = record.dbapi_connection
+            if connection is not None:
+                if hooks.readonly_used and info.pop(READONLY_USED, False):
+                    hooks.end_readonly(connection)  # type: ignore[misc]
+                if hooks.closed:
+                    # A session that was running when the Database closed finishes on its
+                    # connection; returning it closes it instead of pooling it.
+                    record.invalidate()
+            tracker = hooks.tracker
+            if tracker is not None:
+                tracker.checked_in(record, now)
+        super()._do_return_conn(record)
+
+    def recreate(self) -> Any:  # each pool class returns its own type
+        # Engine.dispose() replaces the pool with recreate(); the hooks go with it.
         new = super().recreate()
-        new.dbwire_database = self.dbwire_database  # type: ignore[attr-defined]
+        new.dbwire_hooks = self.dbwire_hooks  # type: ignore[attr-defined]
         return new
 
 
-class DbwireAsyncQueuePool(AsyncAdaptedQueuePool):
-    """AsyncAdaptedQueuePool raising PoolTimeoutError (also a sqlalchemy.exc.TimeoutError)."""
-
-    dbwire_database: str = "default"
-
-    def _do_get(self) -> ConnectionPoolEntry:
-        try:
-            return super()._do_get()
-        except PoolTimeoutError:
-            raise
-        except sa_exc.TimeoutError:
-            raise pool_timeout_error(self, self.dbwire_database) from None
-
-    def recreate(self) -> QueuePool:
-        new = super().recreate()
-        new.dbwire_database = self.dbwire_database  # type: ignore[attr-defined]
-        return new
+class DbwireQueuePool(HookedPool, QueuePool):
+    """SQLAlchemy's QueuePool with dbwire's checkout and checkin work."""
 
 
-_REPLACEMENTS: dict[type[Pool], type[QueuePool]] = {
+class DbwireAsyncQueuePool(HookedPool, AsyncAdaptedQueuePool):
+    """SQLAlchemy's AsyncAdaptedQueuePool with dbwire's checkout and checkin work."""
+
+
+_HOOKED: dict[type[Pool], type[Pool]] = {
     QueuePool: DbwireQueuePool,
     AsyncAdaptedQueuePool: DbwireAsyncQueuePool,
 }
+_HOOKED_LOCK = threading.Lock()
 
 
-def pool_class_for(url: URL, *, is_async: bool) -> type[QueuePool] | None:
-    """dbwire's queue pool for the one the dialect would choose, to pass as `poolclass=`.
+def hooked_pool_class(cls: type[Pool]) -> type[Pool]:
+    """`cls` with dbwire's checkout and checkin work mixed in (one class per pool class)."""
+    if issubclass(cls, HookedPool):
+        return cls
+    with _HOOKED_LOCK:
+        found = _HOOKED.get(cls)
+        if found is None:
+            found = type(f"Dbwire{cls.__name__}", (HookedPool, cls), {"__module__": __name__})
+            _HOOKED[cls] = found
+        return found
 
-    None when the dialect picks another kind (SQLite in memory: SingletonThreadPool),
-    which is then left to the dialect. The subclasses add no state, so every pool
-    argument the dialect and config chose means what it meant.
+
+def pool_class_for(url: URL, *, is_async: bool) -> type[Pool] | None:
+    """The hooked twin of the pool class the dialect would choose, to pass as `poolclass=`.
+
+    None for a dialect that does not say (create_engine() then picks). The hooked classes
+    add no constructor argument, so every pool argument means what it meant.
     """
-    # DefaultDialect's classmethod, as create_engine() asks it; a dialect without it
-    # gets the pool create_engine() gives it.
+    # DefaultDialect's classmethod, as create_engine() asks it
     choose = getattr(url.get_dialect(_is_async=is_async), "get_pool_class", None)
     if choose is None:
         return None
-    return _REPLACEMENTS.get(choose(url))
+    return hooked_pool_class(choose(url))
 
 
 def name_pool(engine: Engine, database: str) -> None:
-    """Tell a dbwire pool the database it serves, for its timeout error (kept by recreate())."""
-    pool = engine.pool
-    if isinstance(pool, DbwireQueuePool | DbwireAsyncQueuePool):
-        pool.dbwire_database = database
+    """Tell a dbwire pool the database it serves, for its timeout error."""
+    if isinstance(engine.pool, HookedPool):
+        hooks_of(engine.pool).database = database
 
 
-_CHECKED_IN_AT = "dbwire_checked_in_at"
+def socket_poll(fileno: int | None) -> Callable[[int], list[tuple[int, int]]] | None:
+    """A poll(timeout) that reports the socket readable or hung up, or None (no socket).
+
+    One poll object per connection, built when it connects: at checkout that is one
+    system call, where select() needs lists built and parsed each time.
+    """
+    if fileno is None or fileno < 0:
+        return None
+    poller = select.poll()
+    poller.register(fileno, _POLL_EVENTS)
+    return poller.poll
 
 
 def install_idle_ping(
-    engine: Engine, idle_seconds: float, looks_dead: Callable[[Any], bool]
+    engine: Engine,
+    idle_seconds: float,
+    socket_fileno: Callable[[Any], int | None],
 ) -> None:
     """Pre-ping a pooled connection only when it may be stale; used instead of pool_pre_ping.
 
     SQLAlchemy's pool_pre_ping costs a round trip on every checkout (+20-25% on a short
     statement, bench/RESULTS.md). A connection is pinged here only if it sat idle longer
-    than `idle_seconds`, or if `looks_dead` sees its socket closed or readable (a
-    restarted server, or a backend killed with pg_terminate_backend, has sent its FIN).
-    A failed ping raises InvalidatePoolError: the pool drops every connection older than
-    now and checks out a fresh one, which is what pool_pre_ping does on a disconnect.
-    What the window gives up is a connection black-holed without a FIN within
+    than `idle_seconds`, or if its socket is readable or hung up (a restarted server, or a
+    backend killed with pg_terminate_backend, has sent its FIN). A failed ping replaces the
+    connection and every pooled one older than now, which is what pool_pre_ping does on a
+    disconnect. What the window gives up is a connection black-holed without a FIN within
     `idle_seconds` of its last use (HikariCP's aliveBypassWindowMs makes the same trade).
     """
+    from sqlalchemy import event
+
+    hooks = hooks_of(engine.pool)
     dialect = engine.dialect
+    hooks.idle_s = idle_seconds
+    hooks.ping = dialect.do_ping
 
-    @event.listens_for(engine.pool, "checkin")
-    def _stamp(_dbapi_connection: Any, record: Any) -> None:
-        record.info[_CHECKED_IN_AT] = monotonic()
-
-    @event.listens_for(engine.pool, "checkout")
-    def _maybe_ping(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        checked_in_at = record.info.get(_CHECKED_IN_AT)
-        if checked_in_at is None:
-            return  # a brand-new connection: it just logged in
-        if monotonic() - checked_in_at <= idle_seconds and not looks_dead(dbapi_connection):
-            return
+    @event.listens_for(engine, "connect")
+    def _poll_socket(dbapi_connection: Any, record: Any) -> None:
         try:
-            alive = dialect.do_ping(dbapi_connection)
-        except Exception as exc:
-            if not dialect.is_disconnect(exc, dbapi_connection, None):  # type: ignore[arg-type]
-                raise
-            alive = False
-        if not alive:
-            raise sa_exc.InvalidatePoolError("dbwire pre-ping: the server closed the connection")
+            fileno = socket_fileno(dbapi_connection)
+        except Exception:  # no socket to watch: the idle window alone decides
+            fileno = None
+        poll = socket_poll(fileno)
+        if poll is not None:
+            record.info[SOCKET_POLL] = poll
 
 
 # -- pool_min_size: connections opened in the background and kept ---------------------

@@ -513,13 +513,14 @@ class Backend:
     #: switches it off again (dbwire.fast_path.install_autocommit_reset).
     autocommit_sticks: ClassVar[bool] = False
 
-    def connection_looks_dead(self, dbapi_connection: Any) -> bool:
-        """True when a pooled connection's socket shows the server hung up (or was closed).
+    def socket_fileno(self, dbapi_connection: Any) -> int | None:
+        """The file descriptor of a new connection's socket, or None (no socket).
 
-        Cheap and local (no round trip): dbwire's pre-ping asks this on every checkout and
-        pings only when it says so or the connection sat idle (pool.install_idle_ping).
+        dbwire's pre-ping polls it at each checkout (pool.install_idle_ping): readable or
+        hung up while idle means the server closed it, so the connection is pinged; no
+        round trip otherwise.
         """
-        return False
+        return None
 
     def create_database(self, params: ConnectParams) -> bool:
         """Create the configured database when it does not exist; True if it was created.
@@ -653,18 +654,3 @@ class Backend:
     def duckdb_io_error(self, exc: BaseException) -> BaseException | None:
         """The error to raise for a DuckDB IO error reading this source; None: re-raise it."""
         return None
-
-
-def socket_readable(sock: Any) -> bool:
-    """True if a socket (or file descriptor) has data or EOF waiting; True on any error.
-
-    On an idle database connection nothing should be waiting: a readable socket means
-    the server closed it (EOF) or sent something unsolicited, so the caller pings.
-    """
-    import select
-
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError, TypeError):
-        return True
-    return bool(readable)

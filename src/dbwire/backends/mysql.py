@@ -17,7 +17,7 @@ from dbwire.backends._accepts import (
     mysql_connect_arg_names,
     mysql_connect_args,
 )
-from dbwire.backends.base import Backend, ConnectParams, socket_readable
+from dbwire.backends.base import Backend, ConnectParams
 from dbwire.timeouts import bounded_async_connect, connect_timeout, open_aiomysql
 
 if TYPE_CHECKING:
@@ -198,18 +198,14 @@ class MySQLBackend(Backend):
             updates["password"], sources["password"] = SecretStr(options["password"]), origin
         return replace(params, sources=sources, **updates)
 
-    def connection_looks_dead(self, dbapi_connection: Any) -> bool:
+    def socket_fileno(self, dbapi_connection: Any) -> int | None:
         inner = getattr(dbapi_connection, "_connection", None)  # aiomysql behind the adapter
         if inner is not None:
-            if getattr(inner, "closed", False):
-                return True
             writer = getattr(inner, "_writer", None)
             sock = writer.get_extra_info("socket") if writer is not None else None
-            return sock is not None and socket_readable(sock)
-        if not getattr(dbapi_connection, "open", True):  # PyMySQL
-            return True
-        sock = getattr(dbapi_connection, "_sock", None)
-        return sock is not None and socket_readable(sock)
+        else:
+            sock = getattr(dbapi_connection, "_sock", None)  # PyMySQL
+        return sock.fileno() if sock is not None else None
 
     def _maintenance(self, params: ConnectParams) -> Any:
         """A connection with no default database, for CREATE/DROP DATABASE."""

@@ -16,7 +16,7 @@ from dbwire.backends._accepts import (
     pg_server_settings,
 )
 from dbwire.backends._query import QueryKey, check_hosts
-from dbwire.backends.base import Backend, ConnectParams, socket_readable
+from dbwire.backends.base import Backend, ConnectParams
 from dbwire.errors import ConfigError, is_secret_key
 from dbwire.timeouts import bounded_async_connect, connect_timeout, libpq_seconds, open_asyncpg
 
@@ -301,23 +301,14 @@ class PostgresBackend(Backend):
             return True
         return False
 
-    def connection_looks_dead(self, dbapi_connection: Any) -> bool:
+    def socket_fileno(self, dbapi_connection: Any) -> int | None:
         asyncpg_conn = getattr(dbapi_connection, "_connection", None)
         if asyncpg_conn is not None and hasattr(asyncpg_conn, "is_closed"):  # asyncpg
-            if asyncpg_conn.is_closed():
-                return True
             transport = getattr(asyncpg_conn, "_transport", None)
             sock = transport.get_extra_info("socket") if transport is not None else None
-            return sock is not None and socket_readable(sock)
-        if getattr(dbapi_connection, "closed", False) or getattr(dbapi_connection, "broken", False):
-            return True
+            return sock.fileno() if sock is not None else None
         pgconn = getattr(dbapi_connection, "pgconn", None)  # psycopg 3
-        if pgconn is None:
-            return False
-        try:
-            return socket_readable(pgconn.socket)
-        except Exception:  # libpq has no socket any more: the connection is gone
-            return True
+        return int(pgconn.socket) if pgconn is not None else None
 
     def _maintenance(self, params: ConnectParams) -> Any:
         """An autocommit connection to the maintenance database with the same credentials:

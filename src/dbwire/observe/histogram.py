@@ -37,40 +37,83 @@ class HistogramSnapshot:
         return pairs
 
 
-class Histogram:
-    """Seconds observed into BUCKETS; values are also passed to every registered sink."""
+# Values wait in a list until this many have come (or someone reads): the hot path then
+# pays one list append, not a bisect and a lock, per value.
+FOLD_AT = 256
 
-    __slots__ = ("_counts", "_lock", "_sinks", "_sum")
+
+class Histogram:
+    """Seconds observed into BUCKETS; values are also passed to every registered sink.
+
+    `observe()` appends to `pending` (a list append is atomic, so no lock is taken) and
+    folds the pending values into the buckets once FOLD_AT of them wait; every read folds
+    first. A hot path that already runs Python code may append to `pending` itself and
+    call fold() when `len(pending) >= fold_at`. With a sink (OpenTelemetry) each value is
+    folded, and handed on, at once.
+    """
+
+    __slots__ = ("_counts", "_lock", "_max", "_sinks", "_sum", "fold_at", "pending")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts = [0] * (len(BUCKETS) + 1)
         self._sum = 0.0
+        self._max = 0.0
         self._sinks: tuple[Sink, ...] = ()
+        self.pending: list[float] = []
+        self.fold_at = FOLD_AT
 
     def observe(self, seconds: float) -> None:
         """Count one value (le semantics: a value equal to a bound falls in that bucket)."""
-        index = bisect_left(BUCKETS, seconds)
+        pending = self.pending
+        pending.append(seconds)
+        if len(pending) >= self.fold_at:
+            self.fold()
+
+    def fold(self) -> None:
+        """Move the pending values into the buckets (and hand them to the sinks)."""
         with self._lock:
-            self._counts[index] += 1
-            self._sum += seconds
-        for sink in self._sinks:
-            sink(seconds)
+            pending = self.pending
+            taken = len(pending)
+            values = pending[:taken]
+            # Only the values copied are removed: appends made meanwhile stay pending.
+            del pending[:taken]
+            counts = self._counts
+            for value in values:
+                counts[bisect_left(BUCKETS, value)] += 1
+                self._sum += value
+                if value > self._max:
+                    self._max = value
+            sinks = self._sinks
+        for sink in sinks:
+            for value in values:
+                sink(value)
 
     def add_sink(self, sink: Sink) -> None:
         """Also hand every later value to `sink` (an OpenTelemetry histogram's record)."""
+        self.fold()
         with self._lock:
             self._sinks = (*self._sinks, sink)
+            self.fold_at = 1
 
     def snapshot(self) -> HistogramSnapshot:
         """The counts right now."""
+        self.fold()
         with self._lock:
             counts = tuple(self._counts)
             total = self._sum
         return HistogramSnapshot(BUCKETS, counts, total, sum(counts))
 
+    @property
+    def max(self) -> float:
+        """The largest value observed."""
+        self.fold()
+        return self._max
+
     def reset(self) -> None:
         """Forget every value (a forked child starts from zero, with a fresh lock)."""
         self._lock = threading.Lock()
+        del self.pending[:]  # in place: hot paths may hold the list
         self._counts = [0] * (len(BUCKETS) + 1)
         self._sum = 0.0
+        self._max = 0.0

@@ -1,6 +1,7 @@
 """Who holds the pool: each checkout's caller and time, callers waiting, leak warnings.
 
-A PoolTracker listens to one engine's pool events. Recording a checkout walks frames with
+A PoolTracker is told of each checkout and checkin by the pool (pool.PoolHooks), and of
+new connections by pool events. Recording a checkout walks frames with
 `sys._getframe` (never `inspect.stack()`, which reads source files) and remembers, per
 code object, whether it belongs to dbwire, SQLAlchemy, contextlib or asyncio, so the walk
 costs a few dict lookups. One shared daemon thread checks every tracker that has
@@ -18,6 +19,7 @@ import threading
 import time
 import weakref
 from pathlib import Path
+from threading import get_ident
 from time import perf_counter
 from types import FrameType
 from typing import Any
@@ -27,11 +29,11 @@ import sqlalchemy
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
-from sqlalchemy.pool import Pool, QueuePool
+from sqlalchemy.pool import Pool
 
 from dbwire.errors import PoolTimeoutError
 from dbwire.observe.histogram import Histogram
-from dbwire.pool import pool_timeout_error
+from dbwire.pool import hooks_of, pool_timeout_error
 from dbwire.types import PoolHolder
 
 
@@ -87,45 +89,43 @@ def _greenlet_caller() -> FrameType | None:
     return found
 
 
-class _Held:
-    """One checkout: where, when, by whom; mutable only for the leak warning's flag.
+# One checkout, as the list the hot path builds without a call: where (code object and
+# line), since (perf_counter), the thread's ident, the asyncio task, and whether the leak
+# warning was given. Names and the wall-clock time are worked out when someone asks.
+_CODE, _LINE, _SINCE, _THREAD, _TASK, _WARNED = range(6)
 
-    Only what changes after the checkout is read now (the line, the time); names and the
-    wall-clock time are worked out when someone asks, to keep the checkout cheap.
-    """
 
-    __slots__ = ("code", "line", "since", "task", "thread", "warned")
+def _where(held: list[Any]) -> str:
+    code = held[_CODE]
+    if code is None:
+        return "<unknown caller>"
+    return f"{code.co_filename}:{held[_LINE]} in {code.co_name}"
 
-    def __init__(
-        self, frame: FrameType | None, since: float, task: asyncio.Task[Any] | None
-    ) -> None:
-        self.code = frame.f_code if frame is not None else None
-        self.line = (frame.f_lineno or 0) if frame is not None else 0
-        self.since = since
-        self.thread = threading.current_thread()
-        self.task = task
-        self.warned = False
 
-    @property
-    def where(self) -> str:
-        code = self.code
-        if code is None:
-            return "<unknown caller>"
-        return f"{code.co_filename}:{self.line} in {code.co_name}"
+def _thread_name(ident: int, names: dict[int | None, str]) -> str:
+    return names.get(ident, f"thread {ident} (ended)")
 
-    @property
-    def task_name(self) -> str | None:
-        return self.task.get_name() if self.task is not None else None
 
-    def public(self, now: float, wall_now: float) -> PoolHolder:
-        held_s = max(0.0, now - self.since)
-        return PoolHolder(
-            where=self.where,
-            since=wall_now - held_s,
-            held_s=held_s,
-            thread=self.thread.name,
-            task=self.task_name,
-        )
+def _task_name(held: list[Any]) -> str | None:
+    task = held[_TASK]
+    return task.get_name() if task is not None else None
+
+
+def _public(
+    held: list[Any], now: float, wall_now: float, names: dict[int | None, str]
+) -> PoolHolder:
+    held_s = max(0.0, now - held[_SINCE])
+    return PoolHolder(
+        where=_where(held),
+        since=wall_now - held_s,
+        held_s=held_s,
+        thread=_thread_name(held[_THREAD], names),
+        task=_task_name(held),
+    )
+
+
+def _thread_names() -> dict[int | None, str]:
+    return {thread.ident: thread.name for thread in threading.enumerate()}
 
 
 class PoolTimings:
@@ -149,7 +149,11 @@ class PoolTimings:
 
 
 class PoolTracker:
-    """Holders and waiting callers of one engine's pool, with its timings and leak warnings."""
+    """Holders and waiting callers of one engine's pool, with its timings and leak warnings.
+
+    The pool tells it of every checkout and checkin (pool.PoolHooks): a checkout costs one
+    call here, a frame walk, two clock reads and a dict store, with no lock taken.
+    """
 
     def __init__(
         self,
@@ -163,78 +167,66 @@ class PoolTracker:
         self.timings = timings or PoolTimings()
         self.leak_warning_s = leak_warning_s
         self.logger = logger or logging.getLogger("dbwire")
-        self._lock = threading.Lock()
-        self._held: dict[Any, _Held] = {}
-        self.waiting = 0
+        self._held: dict[Any, list[Any]] = {}
+        self.waiters: list[None] = []  # one entry per caller inside the pool's get
+
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for a connection right now."""
+        return len(self.waiters)
 
     # -- installation ----------------------------------------------------------
     def install(self, engine: Engine) -> None:
-        """Listen to the engine's pool (kept across dispose(), which recreates the pool)."""
-        event.listen(engine, "checkin", self._on_checkin)
+        """Be told of every checkout and checkin of the engine's pool (a dbwire pool, whose
+        hooks dispose() keeps), and time its new connections."""
+        hooks_of(engine.pool).tracker = self
         event.listen(engine, "do_connect", self._before_connect)
         event.listen(engine, "connect", self._after_connect)
-        self._wrap(engine.pool)
         if self.leak_warning_s is not None:
             _LEAK_WATCH.add(self)
 
-    def _wrap(self, pool: Pool) -> None:
-        """Count callers in pool.connect() (waiting), time it (wait_time), and name the
-        holders in a timeout. An instance attribute, so every pool class is covered."""
-        if getattr(pool, "_dbwire_tracked", None) is self:
-            return
-        checkout = pool.connect
-        timings = self.timings
+    # -- the pool's calls --------------------------------------------------------
+    def checked_out(self, record: Any, started: float, now: float) -> None:
+        """A checkout that began at `started` got `record` at `now`: time it, name its caller."""
+        wait_time = self.timings.wait_time
+        pending = wait_time.pending
+        pending.append(now - started)
+        if len(pending) >= wait_time.fold_at:
+            wait_time.fold()
+        # From the pool's get: skip this frame, the pool's and SQLAlchemy's checkout.
+        frame = _caller_frame(sys._getframe(2))
+        if frame is None:
+            frame = _greenlet_caller()
+        # get_running_loop() raises outside a loop; its private twin returns None
+        task = asyncio.current_task() if asyncio._get_running_loop() is not None else None
+        # one dict store, atomic under the GIL (and locked per dict without it)
+        self._held[record] = [
+            frame.f_code if frame is not None else None,
+            (frame.f_lineno or 0) if frame is not None else 0,
+            now,
+            get_ident(),
+            task,
+            False,
+        ]
 
-        held = self._held
-        wait_time = timings.wait_time
+    def checked_in(self, record: Any, now: float) -> None:
+        """`record` came back at `now`: how long it was used."""
+        held = self._held.pop(record, None)
+        if held is not None:
+            use_time = self.timings.use_time
+            pending = use_time.pending
+            pending.append(now - held[_SINCE])
+            if len(pending) >= use_time.fold_at:
+                use_time.fold()
 
-        def connect() -> Any:
-            # The caller is found here, before the checkout, not in a "checkout" listener:
-            # fewer frames to walk and no listener to dispatch.
-            frame = _caller_frame(sys._getframe(1))
-            if frame is None:
-                frame = _greenlet_caller()
-            with self._lock:  # looked up each time: a forked child gets a new one
-                self.waiting += 1
-            started = perf_counter()
-            try:
-                proxy = checkout()
-            except sa_exc.TimeoutError as exc:
-                with timings.lock:
-                    timings.timeouts += 1
-                raise self._timeout_error(pool, exc) from None
-            finally:
-                with self._lock:
-                    self.waiting -= 1
-            now = perf_counter()
-            wait_time.observe(now - started)
-            # get_running_loop() raises outside a loop; its private twin returns None
-            task = asyncio.current_task() if asyncio._get_running_loop() is not None else None
-            # one dict store, atomic under the GIL (and locked per dict without it)
-            held[proxy._connection_record] = _Held(frame, now, task)
-            return proxy
-
-        recreate = pool.recreate
-
-        def recreate_tracked() -> Pool:
-            # Engine.dispose() replaces the pool with recreate(): track the new one too.
-            # (Not an "engine_disposed" listener: one Connection-level event would send
-            # every statement of the engine down SQLAlchemy's slower event path.)
-            new = recreate()
-            self._wrap(new)
-            return new
-
-        pool.connect = connect  # type: ignore[method-assign]
-        pool.recreate = recreate_tracked  # type: ignore[method-assign]
-        pool._dbwire_tracked = self  # type: ignore[attr-defined]
-
-    def _timeout_error(self, pool: Pool, exc: sa_exc.TimeoutError) -> PoolTimeoutError:
+    def timeout_error(self, pool: Pool, exc: sa_exc.TimeoutError) -> PoolTimeoutError:
+        """The pool ran dry: PoolTimeoutError naming the longest holders."""
+        with self.timings.lock:
+            self.timings.timeouts += 1
         if isinstance(exc, PoolTimeoutError):
             message = str(exc)
-        elif isinstance(pool, QueuePool):
-            message = str(pool_timeout_error(pool, self.database))
         else:
-            message = f"database {self.database!r}: no pooled connection came free in time"
+            message = str(pool_timeout_error(pool, self.database))
         holders = self.holders()
         if holders:
             shown = "; ".join(h.describe() for h in holders[:_SHOWN_HOLDERS])
@@ -244,11 +236,6 @@ class PoolTracker:
         return PoolTimeoutError(message, database=self.database)
 
     # -- events ----------------------------------------------------------------
-    def _on_checkin(self, _dbapi_connection: Any, record: Any) -> None:
-        held = self._held.pop(record, None)
-        if held is not None:
-            self.timings.use_time.observe(perf_counter() - held.since)
-
     def _before_connect(self, _dialect: Any, record: Any, _cargs: Any, _cparams: Any) -> None:
         if record is not None:
             record.info["dbwire_connect_started"] = perf_counter()
@@ -266,8 +253,9 @@ class PoolTracker:
         """The checked-out connections' holders, longest held first."""
         now, wall_now = perf_counter(), time.time()
         held = list(self._held.copy().values())  # copy(): one step, safe against checkins
-        held.sort(key=lambda h: h.since)
-        return tuple(h.public(now, wall_now) for h in held)
+        held.sort(key=lambda h: h[_SINCE])
+        names = _thread_names()
+        return tuple(_public(h, now, wall_now, names) for h in held)
 
     def check_leaks(self) -> None:
         """Warn once for each connection held longer than leak_warning_s."""
@@ -275,27 +263,28 @@ class PoolTracker:
         if limit is None:
             return
         now = perf_counter()
-        late = [h for h in self._held.copy().values() if not h.warned and now - h.since > limit]
+        late = [h for h in self._held.copy().values() if not h[_WARNED] and now - h[_SINCE] > limit]
         for held in late:
-            held.warned = True
+            held[_WARNED] = True
+        names = _thread_names() if late else {}
         for held in late:
+            task = _task_name(held)
             self.logger.warning(
                 "database %r: a pooled connection has been checked out for %.1f s "
                 "(leak_warning_s=%g) by %s (thread %s%s); close the session or connection "
                 "when done, or raise leak_warning_s if holding it is intended",
                 self.database,
-                now - held.since,
+                now - held[_SINCE],
                 limit,
-                held.where,
-                held.thread.name,
-                f", task {held.task_name}" if held.task is not None else "",
+                _where(held),
+                _thread_name(held[_THREAD], names),
+                f", task {task}" if task is not None else "",
             )
 
     def reset_after_fork(self) -> None:
         """In a forked child: the parent's checkouts are not this process's."""
-        self._lock = threading.Lock()
-        self._held.clear()  # the wrapper of pool.connect holds this dict
-        self.waiting = 0
+        self._held.clear()
+        del self.waiters[:]
         if self.leak_warning_s is not None:
             _LEAK_WATCH.add(self)
 

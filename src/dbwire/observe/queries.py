@@ -51,24 +51,22 @@ class QueryStats:
 
 
 class _Counters:
-    """Plain counters; updated under the observer's lock, read as one snapshot."""
+    """The counters a statement's duration does not give (the durations histogram keeps the
+    count, the total and the maximum); updated under the observer's lock."""
 
-    __slots__ = ("errors", "max_s", "queries", "slow", "total_s")
+    __slots__ = ("errors", "slow")
 
     def __init__(self) -> None:
-        self.queries = 0
         self.errors = 0
         self.slow = 0
-        self.total_s = 0.0
-        self.max_s = 0.0
 
 
 class QueryObserver:
     """Times every statement of one database's engines and keeps its counters.
 
-    The hot path is one dialect event and one short lock: `+=` on attributes is not
-    atomic across threads, even under the GIL, so the update is guarded; reads take
-    the same lock for a consistent snapshot.
+    The hot path is one dialect event and a list append (Histogram.pending): the count,
+    total and maximum come from the durations histogram; the rare counters (errors, slow
+    queries) are updated under a lock, since `+=` on an attribute is not atomic.
     """
 
     def __init__(
@@ -109,14 +107,10 @@ class QueryObserver:
         # schema, ...); they are not the application's queries. The engine-level "connect"
         # listener below is registered after SQLAlchemy's, so it fires once set-up is done.
         ready = [False]
-        observed = self.record
+        record = self.record
 
         def mark_ready(_dbapi_connection: Any, _record: Any) -> None:
             ready[0] = True
-
-        def record(statement: str, elapsed: float, failed: bool) -> None:
-            if ready[0]:
-                observed(statement, elapsed, failed)
 
         event.listen(engine, "connect", mark_ready, once=True)
 
@@ -128,7 +122,8 @@ class QueryObserver:
                     call(cursor, statement, *rest)
                     failed = False
                 finally:
-                    record(statement, perf_counter() - started, failed)
+                    if ready[0]:
+                        record(statement, perf_counter() - started, failed)
                 return True
 
             return listener
@@ -140,15 +135,14 @@ class QueryObserver:
 
     def record(self, statement: str, elapsed: float, failed: bool = False) -> None:
         """Count one statement that took `elapsed` seconds; log it if slow or asked to."""
-        with self._lock:
-            counters = self._counters
-            counters.queries += 1
-            counters.total_s += elapsed
-            if elapsed > counters.max_s:
-                counters.max_s = elapsed
-            if failed:
-                counters.errors += 1
-        self.durations.observe(elapsed)
+        durations = self.durations
+        pending = durations.pending
+        pending.append(elapsed)
+        if len(pending) >= durations.fold_at:
+            durations.fold()
+        if failed:
+            with self._lock:
+                self._counters.errors += 1
         slow_query_ms = self.slow_query_ms
         if slow_query_ms is not None and elapsed * 1000.0 >= slow_query_ms:
             self._log_slow(statement, elapsed)
@@ -158,15 +152,17 @@ class QueryObserver:
     # -- reading ---------------------------------------------------------------
     def snapshot(self) -> QueryStats:
         """The counters right now."""
+        durations = self.durations.snapshot()
         with self._lock:
             c = self._counters
-            return QueryStats(
-                queries=c.queries,
-                errors=c.errors,
-                slow_queries=c.slow,
-                total_ms=c.total_s * 1000.0,
-                max_ms=c.max_s * 1000.0,
-            )
+            errors, slow = c.errors, c.slow
+        return QueryStats(
+            queries=durations.count,
+            errors=errors,
+            slow_queries=slow,
+            total_ms=durations.total * 1000.0,
+            max_ms=self.durations.max * 1000.0,
+        )
 
     def reset(self) -> None:
         """Start counting from zero."""
