@@ -8,6 +8,7 @@ so every engine a Database hands out behaves the same.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import weakref
@@ -21,7 +22,6 @@ from dbwire import pooler, timeouts
 from dbwire._closing import OpenConnections, close_async_engine
 from dbwire.backends import readonly_guard
 from dbwire.errors import ConfigError, describe
-from dbwire.fast_path import install_autocommit_reset
 from dbwire.pool import (
     READONLY_USED,
     PoolHooks,
@@ -332,7 +332,8 @@ class Engines:
         if self.idle_ping:
             install_idle_ping(engine, owner.config.pre_ping_idle, backend.socket_fileno)
 
-        install_autocommit_reset(engine, backend)
+        if backend.autocommit_sticks:
+            hooks.autocommit_off = functools.partial(backend.set_autocommit, on=False)
         backend.configure_engine(engine, is_async=is_async)
         backend.install_query_hooks(engine, is_async=is_async)
         owner._instrument(engine)

@@ -9,28 +9,23 @@ is counted by the observer.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 from collections.abc import Callable, Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from dbwire import translate
 from dbwire.backends import readonly_guard
+from dbwire.pool import AUTOCOMMIT_LEFT_ON, DIRECT_CHECKOUT
 
 if TYPE_CHECKING:
-    from dbwire.backends.base import Backend
     from dbwire.target import Target
 
 QueryResult = tuple[list[str], list[dict[str, Any]]]
-# Set while the fast path checks a connection out, so the autocommit reset lets it be.
-# SQLAlchemy's greenlets share their parent's context, so this holds for async too.
-_DIRECT: contextvars.ContextVar[bool] = contextvars.ContextVar("dbwire_direct", default=False)
-AUTOCOMMIT_LEFT_ON = "dbwire_autocommit_left_on"
 
 
 class FastPath:
@@ -93,7 +88,7 @@ class FastPath:
         planned = self.plan(sql, params, dialect)
         if planned is None:
             return None
-        token = _DIRECT.set(True)
+        token = DIRECT_CHECKOUT.set(True)
         try:
             fairy = engine.raw_connection()
         except dialect.loaded_dbapi.Error as exc:
@@ -102,7 +97,7 @@ class FastPath:
                 self.db, exc, translate.driver_detail(self.db, exc)
             ) from exc
         finally:
-            _DIRECT.reset(token)
+            DIRECT_CHECKOUT.reset(token)
         ran = False
         try:
             result = self.run(fairy, dialect, *planned, is_async=is_async)
@@ -144,7 +139,10 @@ class FastPath:
         dbapi_error = dialect.loaded_dbapi.Error
         try:
             driver: Any = fairy.dbapi_connection
-            if not backend.set_autocommit(driver, True):
+            info = fairy.info
+            sticks = backend.autocommit_sticks
+            already_on = sticks and info.get(AUTOCOMMIT_LEFT_ON)
+            if not already_on and not backend.set_autocommit(driver, True):
                 self.enabled[is_async] = False  # this driver cannot: use Core
                 return None
             started = perf_counter()
@@ -165,8 +163,8 @@ class FastPath:
                 failed = False
             finally:
                 self._record(statement, perf_counter() - started, failed)
-                if backend.autocommit_sticks:
-                    fairy.info[AUTOCOMMIT_LEFT_ON] = True
+                if sticks:
+                    info[AUTOCOMMIT_LEFT_ON] = True
                 elif not getattr(driver, "closed", False):
                     backend.set_autocommit(driver, False)
         except dbapi_error as exc:
@@ -178,27 +176,6 @@ class FastPath:
                 raise translate.readonly_error(db, translate.driver_detail(db, exc)) from wrapped
             raise wrapped from exc
         return columns, rows
-
-
-def install_autocommit_reset(engine: Engine, backend: Backend) -> None:
-    """Where autocommit sticks (a round trip to switch), switch it off again at the first
-    checkout that is not the fast path's, so Core's transactions stay transactions."""
-    if not backend.autocommit_sticks:
-        return
-
-    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        if not _DIRECT.get() and record.info.pop(AUTOCOMMIT_LEFT_ON, False):
-            try:
-                backend.set_autocommit(dbapi_connection, False)
-            except Exception as exc:
-                # A connection the server dropped while pooled: the pool retries with a
-                # fresh one (autocommit off from the start), as after a failed pre-ping.
-                raise sa_exc.DisconnectionError(
-                    "dbwire: could not switch autocommit off on a pooled connection"
-                ) from exc
-
-    # First in line: other checkout listeners (the idle ping) may run SQL on it.
-    event.listen(engine, "checkout", _checkout, insert=True)
 
 
 @functools.lru_cache(maxsize=512)

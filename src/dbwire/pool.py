@@ -5,6 +5,7 @@ background."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import select
 import threading
 from collections.abc import Callable
@@ -25,6 +26,13 @@ if TYPE_CHECKING:
 CHECKED_IN_AT = "dbwire_checked_in_at"
 READONLY_USED = "dbwire_readonly_used"
 SOCKET_POLL = "dbwire_socket_poll"
+AUTOCOMMIT_LEFT_ON = "dbwire_autocommit_left_on"
+# Set while execute_query's one-round-trip path checks a connection out, so autocommit
+# left on by that path stays on. SQLAlchemy's greenlets share their parent's context, so
+# this holds for async too.
+DIRECT_CHECKOUT: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "dbwire_direct", default=False
+)
 _POLL_EVENTS = select.POLLIN | select.POLLPRI  # POLLHUP, POLLERR, POLLNVAL always report
 
 
@@ -68,7 +76,16 @@ class PoolHooks:
     refusing connections after close). Kept by Engine.dispose(), which recreates the pool.
     """
 
-    __slots__ = ("closed", "database", "end_readonly", "idle_s", "ping", "readonly_used", "tracker")
+    __slots__ = (
+        "autocommit_off",
+        "closed",
+        "database",
+        "end_readonly",
+        "idle_s",
+        "ping",
+        "readonly_used",
+        "tracker",
+    )
 
     def __init__(self, database: str = "default") -> None:
         self.database = database
@@ -81,6 +98,10 @@ class PoolHooks:
         self.end_readonly: Callable[[Any], None] | None = None
         self.readonly_used = False
         self.tracker: CheckoutTracker | None = None
+        # Where execute_query's direct path leaves autocommit on (switching costs a round
+        # trip, or driver work), the switch back, made at the next checkout that is not
+        # that path's, so SQLAlchemy's transactions stay transactions.
+        self.autocommit_off: Callable[[Any], object] | None = None
         # Set when the Database closes: a connection returned after that is closed, not pooled.
         self.closed = False
 
@@ -122,7 +143,7 @@ class HookedPool(Pool):
                 raise
             except sa_exc.TimeoutError:
                 raise pool_timeout_error(self, hooks.database) from None
-            if hooks.idle_s is None:
+            if hooks.idle_s is None and hooks.autocommit_off is None:
                 return record
             now = perf_counter()
         else:
@@ -150,7 +171,32 @@ class HookedPool(Pool):
                     poll = info.get(SOCKET_POLL)
                     if poll is not None and poll(0):
                         self._dbwire_ping(record, hooks)
+        autocommit_off = hooks.autocommit_off
+        if (
+            autocommit_off is not None
+            and record.info.get(AUTOCOMMIT_LEFT_ON)
+            and not DIRECT_CHECKOUT.get()
+        ):
+            self._dbwire_autocommit_off(record, autocommit_off)
         return record
+
+    def _dbwire_autocommit_off(
+        self, record: ConnectionPoolEntry, autocommit_off: Callable[[Any], object]
+    ) -> None:
+        """Switch autocommit off again; a connection that cannot is replaced (a fresh
+        one starts with it off), as after a failed pre-ping."""
+        record.info.pop(AUTOCOMMIT_LEFT_ON, None)
+        connection = record.dbapi_connection
+        if connection is None:
+            return
+        try:
+            autocommit_off(connection)
+        except Exception as exc:  # a connection the server dropped while pooled
+            reason = sa_exc.DisconnectionError(
+                "dbwire: could not switch autocommit off on a pooled connection"
+            )
+            reason.__cause__ = exc
+            record.invalidate(reason)
 
     def _dbwire_ping(self, record: ConnectionPoolEntry, hooks: PoolHooks) -> None:
         """Ping a connection that may be stale; a dead one is replaced, and every pooled

@@ -508,9 +508,10 @@ class Backend:
         """
         return False
 
-    #: True when switching autocommit costs a round trip (MySQL's SET autocommit): the
-    #: one-round-trip path then leaves it on, and the next checkout for anything else
-    #: switches it off again (dbwire.fast_path.install_autocommit_reset).
+    #: True when switching autocommit costs a round trip (MySQL's SET autocommit) or
+    #: driver work (psycopg's and asyncpg's setters): the one-round-trip path then leaves
+    #: it on, and the next checkout for anything else switches it off again
+    #: (dbwire.pool.PoolHooks.autocommit_off).
     autocommit_sticks: ClassVar[bool] = False
 
     def socket_fileno(self, dbapi_connection: Any) -> int | None:

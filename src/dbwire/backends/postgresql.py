@@ -287,6 +287,9 @@ class PostgresBackend(Backend):
             passfile=resolved.passfile if password is None and len(per_host) > 1 else None,
         )
 
+    # Leaving it on saves psycopg's setter (a lock and a generator) twice per execute_query.
+    autocommit_sticks: ClassVar[bool] = True
+
     def set_autocommit(self, driver_connection: Any, on: bool) -> bool:
         # psycopg 3 keeps autocommit client-side: flipping it sends nothing to the server.
         if hasattr(driver_connection, "pgconn"):
