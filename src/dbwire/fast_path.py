@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from dbwire.target import Target
 
 QueryResult = tuple[list[str], list[dict[str, Any]]]
+_PERCENT_STYLES = frozenset({"format", "pyformat"})
 
 
 class FastPath:
@@ -150,7 +151,13 @@ class FastPath:
             try:
                 cursor = driver.cursor()
                 try:
-                    cursor.execute(statement, args)
+                    if args or dialect.paramstyle in _PERCENT_STYLES:
+                        cursor.execute(statement, args)
+                    else:
+                        # No parameters: DuckDB prepares a statement given even an empty
+                        # list (+40 us on SELECT 1). Where the SQL was compiled with `%`
+                        # doubled, the driver must see parameters, or it would send `%%`.
+                        cursor.execute(statement)
                     description = cursor.description
                     columns = [column[0] for column in description or ()]
                     rows = (
