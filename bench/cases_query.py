@@ -33,7 +33,7 @@ def _query_row(
         floor=timing.b,
         paired_floor_ratio=timing.ratio,
         budget=EXECUTE_QUERY_BUDGET if budgeted else None,
-        note="" if budgeted else ASYNC_NOTE,
+        note=ASYNC_NOTE if is_async and target is DUCKDB else "",
         extra=target.extra(is_async=is_async),
     )
 
@@ -123,7 +123,7 @@ async def _case_async_execute_query(ctx: Context) -> list[Row]:
                 is_async=True,
                 operation=operation,
                 timing=timing,
-                budgeted=target is not DUCKDB,
+                budgeted=True,
             )
         )
     return rows

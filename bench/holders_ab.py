@@ -2,9 +2,10 @@
 
 `db.session()` + `SELECT 1` on a throwaway PostgreSQL, on ONE Database with pool_size=1, so
 the same server backend serves both sides. Between batches the per-checkout work of
-dbwire.observe is switched on and off: the pool.connect wrapper (caller frame, waiting,
-wait_time), the checkin listener (use_time) and the operation-duration histogram. Prints
-the medians of wall time and of this thread's CPU time, and their pairwise ratios.
+dbwire.observe is switched on and off: the pool tracker the pool calls at each checkout
+(caller frame, waiting, wait_time) and checkin (use_time). The statement histogram is the
+always-on statistics and stays. Prints the medians of wall time and of this thread's CPU
+time, and their pairwise ratios.
 """
 
 from __future__ import annotations
@@ -13,17 +14,12 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from bench.context import Context
 from dbwire import Database, DatabaseConfig
-
-
-class _NoHistogram:
-    def observe(self, seconds: float) -> None:
-        pass
+from dbwire.pool import hooks_of
 
 
 def main(pairs: int = 200, size: int = 50) -> None:
@@ -36,9 +32,8 @@ def main(pairs: int = 200, size: int = 50) -> None:
 
 def tracked_database(ctx: Context) -> tuple[Database, Callable[[], None], Callable[[bool], None]]:
     """One Database on one server connection, its `session()` + `SELECT 1` operation, and a
-    switch that turns the per-checkout work of dbwire.observe on and off: the pool.connect
-    wrapper (caller frame, waiting, wait_time), the checkin listener (use_time) and the
-    operation-duration histogram. Flipping it costs listener changes, so flip per batch."""
+    switch that turns the per-checkout work of dbwire.observe on and off: the tracker the
+    pool tells of each checkout (caller frame, waiting, wait_time) and checkin (use_time)."""
     db = Database(
         DatabaseConfig(
             name="holders_ab", url=ctx.pg_url, pool_size=1, max_overflow=0, leak_warning_s=30
@@ -54,18 +49,14 @@ def tracked_database(ctx: Context) -> tuple[Database, Callable[[], None], Callab
     engine = db.engine
     tracker = db.observation.tracker(engine)
     assert tracker is not None
-    pool: Any = engine.pool
-    wrapped, raw = pool.connect, type(pool).connect.__get__(pool)
-    histogram, none = db._observer.durations, _NoHistogram()
+    hooks = hooks_of(engine.pool)
     state: list[bool | None] = [True]
 
     def switch(on: bool) -> None:
         if state[0] is on:
             return
         state[0] = on
-        pool.connect = wrapped if on else raw
-        (event.listen if on else event.remove)(engine, "checkin", tracker._on_checkin)
-        db._observer.durations = histogram if on else none  # type: ignore[assignment]
+        hooks.tracker = tracker if on else None
 
     return db, run, switch
 

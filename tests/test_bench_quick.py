@@ -36,7 +36,12 @@ CASES = {
 MAY_BE_PENDING: set[str] = {"pool_min_size"}
 BACKENDS = {"postgresql", "mariadb", "sqlite", "duckdb"}
 # Budgeted async execute_query rows: every backend with an async driver of its own.
-ASYNC_BUDGETED = {("postgresql", "asyncpg"), ("mariadb", "aiomysql"), ("sqlite", "aiosqlite")}
+ASYNC_BUDGETED = {
+    ("postgresql", "asyncpg"),
+    ("mariadb", "aiomysql"),
+    ("sqlite", "aiosqlite"),
+    ("duckdb", "duckdb in a thread"),
+}
 
 
 @pytest.mark.postgres

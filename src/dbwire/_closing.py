@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -26,7 +27,6 @@ class OpenConnections:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._open: dict[int, Any] = {}
-        self._out: set[int] = set()
 
     def install(self, engine: Engine) -> None:
         """Follow the pool's connect and close events (they survive engine.dispose())."""
@@ -39,28 +39,29 @@ class OpenConnections:
         def closed(dbapi_connection: Any, *_args: Any) -> None:
             with self._lock:
                 self._open.pop(id(dbapi_connection), None)
-                self._out.discard(id(dbapi_connection))
-
-        def checkout(dbapi_connection: Any, *_args: Any) -> None:
-            with self._lock:
-                self._out.add(id(dbapi_connection))
-
-        def checkin(dbapi_connection: Any, *_args: Any) -> None:
-            with self._lock:
-                self._out.discard(id(dbapi_connection))
 
         event.listen(engine, "connect", opened)
         event.listen(engine, "close", closed)
         event.listen(engine, "close_detached", closed)
-        event.listen(engine, "checkout", checkout)
-        event.listen(engine, "checkin", checkin)
 
-    def take(self, *, idle_only: bool) -> list[Any]:
-        """The still-open connections (only those in the pool if idle_only), forgotten here
+    def take(self, *, keep: Collection[int] = ()) -> list[Any]:
+        """The still-open connections but those whose id() is in `keep`, forgotten here
         because the caller closes them."""
         with self._lock:
-            keys = [k for k in self._open if not (idle_only and k in self._out)]
+            keys = [k for k in self._open if k not in keep]
             return [self._open.pop(key) for key in keys]
+
+
+def _checked_out(engine: Engine) -> set[int]:
+    """id() of the engine's checked-out DBAPI connections (its pool's tracker knows them)."""
+    from dbwire.pool import HookedPool
+
+    pool = engine.pool
+    hooks = pool.dbwire_hooks if isinstance(pool, HookedPool) else None
+    tracker = hooks.tracker if hooks is not None else None
+    if tracker is None:
+        return set()
+    return {id(connection) for connection in tracker.checked_out_connections()}
 
 
 def _loop_thread_is_current(loop: asyncio.AbstractEventLoop) -> bool:
@@ -91,11 +92,12 @@ def close_async_engine(
         except Exception as exc:  # a stuck loop or a hung server: close by hand instead
             future.cancel()
             logger.debug("async pool of %s not closed on its loop: %s", engine.url, exc)
-    engine.sync_engine.dispose(close=False)
     # A connection checked out on a live loop belongs to a session still running there:
     # it is closed when that session returns it (Database closes connections on checkin).
     alive = loop is not None and loop.is_running()
-    for adapted in tracked.take(idle_only=alive):
+    keep = _checked_out(engine.sync_engine) if alive else set()
+    engine.sync_engine.dispose(close=False)
+    for adapted in tracked.take(keep=keep):
         force_close(adapted, loop)
 
 

@@ -225,6 +225,11 @@ class Engines:
         options = owner.backend.engine_options(is_async=is_async)
         if owner.config.readonly:
             options["execution_options"] = {READONLY_OPTION: True}
+        if owner.config.pool_min_size > 0 and owner.backend.is_server:
+            # Connections opened ahead are handed out last in, first out: one-at-a-time
+            # requests reuse the warmest connection instead of rotating over cold server
+            # backends; a burst still finds the others open.
+            options.setdefault("pool_use_lifo", True)
         if options.get("pool_pre_ping") and owner.config.pre_ping_idle > 0:
             options["pool_pre_ping"] = False  # dbwire's idle-window ping replaces it
         pooler.adjust(owner.config, options, is_async=is_async)  # pooler = "pgbouncer"

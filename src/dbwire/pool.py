@@ -66,6 +66,8 @@ class CheckoutTracker(Protocol):
 
     def timeout_error(self, pool: Pool, exc: sa_exc.TimeoutError) -> PoolTimeoutError: ...
 
+    def checked_out_connections(self) -> list[Any]: ...
+
 
 class PoolHooks:
     """What dbwire does at each checkout and checkin of one engine's pool.

@@ -235,6 +235,11 @@ class PoolTracker:
             message += f". Held longest by: {shown}{extra}"
         return PoolTimeoutError(message, database=self.database)
 
+    def checked_out_connections(self) -> list[Any]:
+        """The DBAPI connections checked out right now."""
+        records = list(self._held.copy())
+        return [r.dbapi_connection for r in records if r.dbapi_connection is not None]
+
     # -- events ----------------------------------------------------------------
     def _before_connect(self, _dialect: Any, record: Any, _cargs: Any, _cparams: Any) -> None:
         if record is not None:
