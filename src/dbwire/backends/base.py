@@ -513,6 +513,19 @@ class Backend:
     #: switches it off again (dbwire.fast_path.install_autocommit_reset).
     autocommit_sticks: ClassVar[bool] = False
 
+    def cancel(self, driver_connection: Any, engine: Engine) -> bool:
+        """Stop the statement running on driver_connection; called from another thread.
+
+        `engine` is the database's engine, for a backend that cancels from a second session.
+        Returns False when this driver cannot: the caller then drops the session, and the
+        server ends the statement's work when it sees the connection go.
+        """
+        interrupt = getattr(driver_connection, "interrupt", None)
+        if callable(interrupt):
+            interrupt()  # sqlite3 and DuckDB stop the running statement
+            return True
+        return False
+
     def connection_looks_dead(self, dbapi_connection: Any) -> bool:
         """True when a pooled connection's socket shows the server hung up (or was closed).
 

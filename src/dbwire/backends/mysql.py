@@ -198,6 +198,21 @@ class MySQLBackend(Backend):
             updates["password"], sources["password"] = SecretStr(options["password"]), origin
         return replace(params, sources=sources, **updates)
 
+    def cancel(self, driver_connection: Any, engine: Engine) -> bool:
+        thread_id = getattr(driver_connection, "thread_id", None)
+        if not callable(thread_id):
+            return False
+        # KILL QUERY from a second session: PyMySQL has no cancel of its own. A raw
+        # connection skips the read-only statement guard, which would refuse KILL.
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute(f"KILL QUERY {int(thread_id())}")
+            cursor.close()
+        finally:
+            raw.close()
+        return True
+
     def connection_looks_dead(self, dbapi_connection: Any) -> bool:
         inner = getattr(dbapi_connection, "_connection", None)  # aiomysql behind the adapter
         if inner is not None:

@@ -21,6 +21,8 @@ from dbwire.errors import ConfigError, is_secret_key
 from dbwire.timeouts import bounded_async_connect, connect_timeout, libpq_seconds, open_asyncpg
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from dbwire.types import DuckDBAttach
 
 # URL query parameters that are libpq keywords; resolve_pg applies them exactly as libpq.
@@ -300,6 +302,13 @@ class PostgresBackend(Backend):
             driver_connection.autocommit = on
             return True
         return False
+
+    def cancel(self, driver_connection: Any, engine: Engine) -> bool:
+        # cancel_safe (psycopg 3.2+) is libpq's newer non-blocking cancel; older psycopg
+        # has only cancel().
+        cancel = getattr(driver_connection, "cancel_safe", None) or driver_connection.cancel
+        cancel()
+        return True
 
     def connection_looks_dead(self, dbapi_connection: Any) -> bool:
         asyncpg_conn = getattr(dbapi_connection, "_connection", None)
