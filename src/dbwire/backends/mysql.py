@@ -176,12 +176,12 @@ class MySQLBackend(Backend):
         rows = connection.exec_driver_sql("SHOW GRANTS").all()
         return any(_grant_can_write(str(row[0])) for row in rows)
 
-    def resolve_params(self) -> ConnectParams:
+    def resolve_params(self, *, ask_provider: bool = True) -> ConnectParams:
         """dbwire's config first, then [client] of the MySQL option files (~/.my.cnf, or
         mysql_option_file) for whatever is still unset, as the mysql client would."""
         from dbwire.credentials import read_mysql_option_files
 
-        params = super().resolve_params()
+        params = super().resolve_params(ask_provider=ask_provider)
         path = self.config.mysql_option_file
         options = read_mysql_option_files([path] if path else None, self.config.environ)
         if not options:

@@ -216,7 +216,7 @@ class PostgresBackend(Backend):
             )
         return None
 
-    def resolve_params(self) -> ConnectParams:
+    def resolve_params(self, *, ask_provider: bool = True) -> ConnectParams:
         """libpq-exact resolution: dbwire's config first, then PG* variables, the service
         file and .pgpass, exactly as libpq would choose (dbwire.credentials.resolve_pg).
 
@@ -230,7 +230,7 @@ class PostgresBackend(Backend):
         cfg = self.config
         url = self.base_url()
         query = url.query
-        password, password_source, secret_user = self.configured_login()
+        password, password_source, secret_user = self.configured_login(ask_provider=ask_provider)
 
         def given(key: str) -> str | None:
             value = query.get(key)
