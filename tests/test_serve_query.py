@@ -1,5 +1,5 @@
 """`dbwire serve` queries: 2M rows paged with bounded memory, cancellation that stops the
-statement on the server (PostgreSQL, MariaDB, DuckDB), timeouts, and the paging rules."""
+statement on the server (PostgreSQL, MariaDB, DuckDB, SQLite), timeouts, and the paging rules."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+import dbwire
+from dbwire.serve.query import EngineCursor
 from serve_helpers import pg_owner, served, server_config
 
 ROWS = 2_000_000
@@ -256,3 +258,33 @@ def test_unread_results_do_not_exhaust_the_pool(api: TestClient) -> None:
     assert last.json()["rows"] == [[3]] and time.monotonic() - started < 5
     assert api.get(pages[-1]["next"]).status_code == 200  # the newest stay readable
     assert api.get(pages[0]["next"]).status_code == 404  # the oldest idle ones were closed
+
+
+def test_cancel_interrupts_sqlite_through_the_backend_hook(tmp_path: Path) -> None:
+    db = dbwire.connect(f"sqlite:///{tmp_path / 'cancel.db'}")
+    try:
+        cursor = EngineCursor(db, write=False)
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                cursor.execute(
+                    "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
+                    "WHERE i < 10000000000) SELECT count(*) FROM c"
+                )
+                cursor.fetch(1)
+            except Exception as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        time.sleep(0.5)
+        assert thread.is_alive(), "the statement ended before it could be cancelled"
+        started = time.monotonic()
+        cursor.cancel()
+        thread.join(10)
+        assert not thread.is_alive() and time.monotonic() - started < 5
+        assert errors and "interrupted" in str(errors[0])
+        cursor.close()
+    finally:
+        db.close()

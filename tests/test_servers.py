@@ -18,6 +18,7 @@ from servers import (
     PostgresServer,
     ServerUnavailable,
 )
+from servers.pgbouncer import PgBouncerServer
 
 
 def _pid_gone(pid: int | None) -> bool:
@@ -282,5 +283,19 @@ def test_cleanup_removes_everything() -> None:
         assert server.is_running()
         base = server.base_dir
         assert base.is_dir()
+    assert _pid_gone(pid)
+    assert not base.exists()
+
+
+def test_pgbouncer_kill_restart_and_cleanup(pgbouncer: PgBouncerServer) -> None:
+    # A private one: killing the module's shared PgBouncer would disturb other tests.
+    with PgBouncerServer(pgbouncer.upstream) as bouncer:
+        base, pid = bouncer.base_dir, bouncer.pid
+        bouncer.kill()
+        assert _pid_gone(pid) and not bouncer.is_running()
+        bouncer.start()  # the dead pid left in PgBouncer's pidfile does not stop it
+        with psycopg.connect(bouncer.url, connect_timeout=10) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        pid = bouncer.pid
     assert _pid_gone(pid)
     assert not base.exists()

@@ -233,11 +233,16 @@ class Database:
         return self.connect_params().password_value()
 
     def known_secrets(self) -> list[str]:
-        """Every password this Database knows of, for scrubbing text before it is shown."""
+        """Every password this Database knows of, for scrubbing text before it is shown.
+
+        Only values already known: the last login's password, the provider's cached answer,
+        the config and the files libpq or the mysql client read. A provider is never asked:
+        scrubbing an error must not run a command or call a secret store again.
+        """
         secrets = [self._engines.last_password]
         try:
-            secrets.append(self.current_password())
-        except Exception:  # scrubbing must never fail, even when a password source is down
+            secrets.append(self.backend.resolve_params(ask_provider=False).password_value())
+        except Exception:  # scrubbing must never fail, even when a password source is broken
             secrets.append(self.backend.password_from_url())
         secrets.extend(self.config.secret_values())
         return [s for s in secrets if s]

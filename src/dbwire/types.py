@@ -11,18 +11,42 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 Status = Literal["healthy", "unhealthy"]
 HEALTHY: Status = "healthy"
 UNHEALTHY: Status = "unhealthy"
 
 
+class _ReplicatedFields:
+    """Mapping reads and `as_dict` for a dataclass whose `replicas` hold more of itself.
+
+    HealthResult and PoolStatus share it: both read as attributes and as a mapping, and
+    both nest their replicas' results one level deep.
+    """
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.__dataclass_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict (`replicas` only for a database that has some)."""
+        found = asdict(self)
+        for replica in found["replicas"]:
+            del replica["replicas"]  # a replica has none of its own
+        if not found["replicas"]:
+            del found["replicas"]
+        return found
+
+
 @dataclass(frozen=True)
-class HealthResult:
+class HealthResult(_ReplicatedFields):
     """The outcome of one health check.
 
-    Reads as attributes (`result.status`) and, for seed 003's code, as a mapping
+    Reads as attributes (`result.status`) and, for older callers, as a mapping
     (`result["status"]`).
     """
 
@@ -38,20 +62,6 @@ class HealthResult:
     def healthy(self) -> bool:
         """True when the database answered the health query in time."""
         return self.status == HEALTHY
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.__dataclass_fields__:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-ready dict (`replicas` only for a database that has some)."""
-        found = asdict(self)
-        for replica in found["replicas"]:
-            del replica["replicas"]  # a replica has none of its own
-        if not found["replicas"]:
-            del found["replicas"]
-        return found
 
 
 @dataclass(frozen=True)
@@ -75,7 +85,7 @@ class PoolHolder:
 
 
 @dataclass(frozen=True)
-class PoolStatus:
+class PoolStatus(_ReplicatedFields):
     """How full a connection pool is right now.
 
     `overflow` counts connections open beyond pool_size at this moment (0 when the pool
@@ -95,20 +105,6 @@ class PoolStatus:
     replicas: tuple[PoolStatus, ...] = ()
     waiting: int | None = None
     holders: tuple[PoolHolder, ...] = ()
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.__dataclass_fields__:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-ready dict (`replicas` only for a database that has some)."""
-        found = asdict(self)
-        for replica in found["replicas"]:
-            del replica["replicas"]  # a replica has none of its own
-        if not found["replicas"]:
-            del found["replicas"]
-        return found
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
-from dbwire import CredentialsError, Database
+from dbwire import CredentialsError, Database, DatabaseConfig
 from dbwire.cli import app
 from dbwire.config import load_config
 from servers import MotoServer
@@ -172,3 +173,33 @@ def test_repr_dumps_errors_and_logs_never_show_a_provider_password(
     for index, text_ in enumerate(shown):
         _assert_clean(f"item {index}", text_)
     assert "SELECT 1" in caplog.text  # the logs were on: the search was not of nothing
+
+
+@pytest.mark.parametrize("ttl", [300, 0], ids=["cached", "uncached"])
+def test_scrubbing_an_error_never_runs_the_password_command_again(
+    pg_server: Any, role: str, tmp_path: Path, ttl: int
+) -> None:
+    # Each run of the command leaves a line behind: the count is how often it ran.
+    runs = tmp_path / "runs"
+    script = f"open({str(runs)!r}, 'a').write('ran\\n'); print({CANARY!r})"
+    url = f"postgresql://{role}@{pg_server.host}:{pg_server.port}/{pg_server.database}"
+    spec = {"type": "command", "command": [sys.executable, "-c", script], "ttl": ttl}
+    db = Database(DatabaseConfig(name="cmd_count", url=url, password_provider=spec))
+
+    def ran() -> int:
+        return len(runs.read_text().splitlines()) if runs.exists() else 0
+
+    try:
+        with db.connect() as conn:
+            assert conn.execute(text("SELECT current_user")).scalar_one() == role
+        assert ran() == 1
+        # The server quotes the password back; the error is scrubbed on its way out.
+        with pytest.raises(DBAPIError) as info:
+            db.execute_query(f"SELECT '{CANARY}'::int")
+        shown = "".join(traceback.format_exception(info.value))
+        _assert_clean("the scrubbed query error", shown + repr(info.value))
+        assert "invalid input syntax" in shown  # the server's message is still there
+        assert CANARY in db.known_secrets()
+        assert ran() == 1, "scrubbing ran the password command again"
+    finally:
+        db.close()

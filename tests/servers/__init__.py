@@ -4,7 +4,8 @@
 - ``silent``: a server that accepts TCP connections and never answers;
 - ``moto``: a local AWS (moto's server) for Secrets Manager and the other AWS APIs;
 - ``browser``: headless Chromium (the system's) driven by Playwright;
-- ``web``: an ASGI app served over real HTTP by uvicorn on a thread.
+- ``web``: an ASGI app served over real HTTP by uvicorn on a thread;
+- ``started``: the context manager the in-process ones share (``with`` starts, leaving stops).
 
 Each server module is independent of pytest; ``tests/conftest.py`` turns them into fixtures.
 """

@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from servers.local import ServerUnavailable
+from servers.started import Started
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Playwright
@@ -46,7 +46,7 @@ def chromium_path() -> str:
     )
 
 
-class Chromium:
+class Chromium(Started["Browser"]):
     """One headless Chromium for a test session or module."""
 
     def __init__(self) -> None:
@@ -93,14 +93,3 @@ class Chromium:
         finally:
             if driver is not None:
                 driver.stop()
-
-    def __enter__(self) -> Browser:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -388,6 +388,8 @@ class _LocalServer(ABC):
     admin_database: ClassVar[str]
     os_account: ClassVar[str]
     apt_package: ClassVar[str]
+    #: Names the temp directory and the metadata when ``kind`` does not (a proxy in front).
+    label: ClassVar[str] = ""
 
     def __init__(self, *, user: str = "dbwire", database: str = "dbwire") -> None:
         self._find_binaries()
@@ -405,7 +407,7 @@ class _LocalServer(ABC):
 
         _reap_stale_dirs()
         self.base_dir: Path = Path(
-            tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{self.kind}-", dir=_TMP_ROOT)
+            tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{self.label or self.kind}-", dir=_TMP_ROOT)
         )
         os.chmod(self.base_dir, 0o755)
         self.data_dir: Path = self.base_dir / "data"
@@ -419,10 +421,11 @@ class _LocalServer(ABC):
         (self.base_dir / _META_FILE).write_text(
             json.dumps(
                 {
-                    "kind": self.kind,
+                    "kind": self.label or self.kind,
                     "owner_pid": self._owner_pid,
                     "owner_start": _start_time(self._owner_pid),
-                    "data_dir": str(self.data_dir),
+                    # _reap_dir kills the recorded pid only if this path is in its cmdline.
+                    "data_dir": str(self._reap_marker()),
                 }
             )
         )
@@ -457,6 +460,10 @@ class _LocalServer(ABC):
     @abstractmethod
     def pid(self) -> int | None:
         """Pid of the running server process (None when it is not running)."""
+
+    def _reap_marker(self) -> Path:
+        """A path on the server's command line, so a leftover is killed only if it is ours."""
+        return self.data_dir
 
     # -- public API -----------------------------------------------------------------
 

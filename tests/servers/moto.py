@@ -13,10 +13,10 @@ from __future__ import annotations
 import socket
 import time
 import urllib.request
-from types import TracebackType
 from typing import Any
 
 from servers.local import free_port
+from servers.started import Started
 
 __all__ = ["FAKE_CREDENTIALS", "REGION", "MotoServer"]
 
@@ -28,7 +28,7 @@ FAKE_CREDENTIALS = {
 }
 
 
-class MotoServer:
+class MotoServer(Started["MotoServer"]):
     """moto's HTTP server on 127.0.0.1; ``client(service)`` is a boto3 client pointed at it."""
 
     def __init__(self, *, region: str = REGION) -> None:
@@ -88,14 +88,3 @@ class MotoServer:
             aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
-
-    def __enter__(self) -> MotoServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

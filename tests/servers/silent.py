@@ -10,10 +10,11 @@ from __future__ import annotations
 import select
 import socket
 import threading
-from types import TracebackType
+
+from servers.started import Started
 
 
-class SilentServer:
+class SilentServer(Started["SilentServer"]):
     """Accepts every TCP connection on 127.0.0.1 and then says nothing, on its own thread."""
 
     def __init__(self) -> None:
@@ -63,19 +64,8 @@ class SilentServer:
                 conn.close()
             self._accepted.clear()
 
-    def __enter__(self) -> SilentServer:
-        return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-class MutingProxy:
+class MutingProxy(Started["MutingProxy"]):
     """A loopback TCP proxy to a real server that can fall silent at any moment.
 
     Until mute() it forwards bytes both ways, so logins and queries work; after it, it
@@ -152,14 +142,3 @@ class MutingProxy:
         for sock in list(self._peers):
             sock.close()
         self._peers.clear()
-
-    def __enter__(self) -> MutingProxy:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

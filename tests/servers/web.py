@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import threading
 import time
-from types import TracebackType
 from typing import Any
 
 from servers.local import free_port
+from servers.started import Started
 
 __all__ = ["ThreadedUvicorn"]
 
 
-class ThreadedUvicorn:
+class ThreadedUvicorn(Started["ThreadedUvicorn"]):
     """``uvicorn.Server`` for ``app`` on 127.0.0.1, run on a daemon thread."""
 
     def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int | None = None) -> None:
@@ -68,14 +68,3 @@ class ThreadedUvicorn:
         if self._thread.is_alive():
             self._server.force_exit = True
             self._thread.join(5)
-
-    def __enter__(self) -> ThreadedUvicorn:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

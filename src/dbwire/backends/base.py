@@ -203,15 +203,16 @@ class Backend:
             url = url.update_query_dict({"service": cfg.service})
         return url
 
-    def resolve_params(self) -> ConnectParams:
+    def resolve_params(self, *, ask_provider: bool = True) -> ConnectParams:
         """Resolve host, port, user, database and password for a new physical connection.
 
         Called by the engine's do_connect hook for every new connection, so a rotated
         password file, command output or .pgpass line is used without a new engine.
         Backends with native sources (.pgpass, option files) extend this.
+        ask_provider=False: see configured_login().
         """
         url = self.base_url()
-        password, password_source, secret_user = self.configured_login()
+        password, password_source, secret_user = self.configured_login(ask_provider=ask_provider)
         sources = {
             field: self._field_origin(field) for field in ("host", "port", "user", "database")
         }
@@ -245,18 +246,28 @@ class Backend:
         password, source, _user = self.configured_login()
         return password, source
 
-    def configured_login(self) -> tuple[SecretStr | None, str | None, str | None]:
-        """configured_password(), and the user name when the provider's secret names one."""
+    def configured_login(
+        self, *, ask_provider: bool = True
+    ) -> tuple[SecretStr | None, str | None, str | None]:
+        """configured_password(), and the user name when the provider's secret names one.
+
+        ask_provider=False takes the provider's last cached answer (None without one) and
+        never asks it: scrubbing text must not run a command or call a secret store.
+        """
         cfg = self.config
         if cfg.password is not None:
             return cfg.password, f"password ({cfg.field_source('password')})", None
         from_url = self.password_from_url()
         if from_url is not None:
             return SecretStr(from_url), f"url ({cfg.field_source('url')})", None
-        source = self.credential_source()
-        if source is None:
+        if ask_provider:
+            source = self.credential_source()
+            credential = source.get(self.login_target()) if source is not None else None
+        else:
+            built: CredentialCache | None = getattr(self, "_credentials", None)
+            credential = built.peek() if built is not None else None
+        if credential is None:
             return None, None, None
-        credential = source.get(self.login_target())
         return credential.password, self._credential_label(), credential.username
 
     def _credential_label(self) -> str:
@@ -513,6 +524,19 @@ class Backend:
     #: it on, and the next checkout for anything else switches it off again
     #: (dbwire.pool.PoolHooks.autocommit_off).
     autocommit_sticks: ClassVar[bool] = False
+
+    def cancel(self, driver_connection: Any, engine: Engine) -> bool:
+        """Stop the statement running on driver_connection; called from another thread.
+
+        `engine` is the database's engine, for a backend that cancels from a second session.
+        Returns False when this driver cannot: the caller then drops the session, and the
+        server ends the statement's work when it sees the connection go.
+        """
+        interrupt = getattr(driver_connection, "interrupt", None)
+        if callable(interrupt):
+            interrupt()  # sqlite3 and DuckDB stop the running statement
+            return True
+        return False
 
     def socket_fileno(self, dbapi_connection: Any) -> int | None:
         """The file descriptor of a new connection's socket, or None (no socket).

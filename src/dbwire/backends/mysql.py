@@ -176,12 +176,12 @@ class MySQLBackend(Backend):
         rows = connection.exec_driver_sql("SHOW GRANTS").all()
         return any(_grant_can_write(str(row[0])) for row in rows)
 
-    def resolve_params(self) -> ConnectParams:
+    def resolve_params(self, *, ask_provider: bool = True) -> ConnectParams:
         """dbwire's config first, then [client] of the MySQL option files (~/.my.cnf, or
         mysql_option_file) for whatever is still unset, as the mysql client would."""
         from dbwire.credentials import read_mysql_option_files
 
-        params = super().resolve_params()
+        params = super().resolve_params(ask_provider=ask_provider)
         path = self.config.mysql_option_file
         options = read_mysql_option_files([path] if path else None, self.config.environ)
         if not options:
@@ -197,6 +197,21 @@ class MySQLBackend(Backend):
         if params.password is None and "password" in options:
             updates["password"], sources["password"] = SecretStr(options["password"]), origin
         return replace(params, sources=sources, **updates)
+
+    def cancel(self, driver_connection: Any, engine: Engine) -> bool:
+        thread_id = getattr(driver_connection, "thread_id", None)
+        if not callable(thread_id):
+            return False
+        # KILL QUERY from a second session: PyMySQL has no cancel of its own. A raw
+        # connection skips the read-only statement guard, which would refuse KILL.
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute(f"KILL QUERY {int(thread_id())}")
+            cursor.close()
+        finally:
+            raw.close()
+        return True
 
     def socket_fileno(self, dbapi_connection: Any) -> int | None:
         inner = getattr(dbapi_connection, "_connection", None)  # aiomysql behind the adapter

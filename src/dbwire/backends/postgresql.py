@@ -21,6 +21,8 @@ from dbwire.errors import ConfigError, is_secret_key
 from dbwire.timeouts import bounded_async_connect, connect_timeout, libpq_seconds, open_asyncpg
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from dbwire.types import DuckDBAttach
 
 # URL query parameters that are libpq keywords; resolve_pg applies them exactly as libpq.
@@ -214,7 +216,7 @@ class PostgresBackend(Backend):
             )
         return None
 
-    def resolve_params(self) -> ConnectParams:
+    def resolve_params(self, *, ask_provider: bool = True) -> ConnectParams:
         """libpq-exact resolution: dbwire's config first, then PG* variables, the service
         file and .pgpass, exactly as libpq would choose (dbwire.credentials.resolve_pg).
 
@@ -228,7 +230,7 @@ class PostgresBackend(Backend):
         cfg = self.config
         url = self.base_url()
         query = url.query
-        password, password_source, secret_user = self.configured_login()
+        password, password_source, secret_user = self.configured_login(ask_provider=ask_provider)
 
         def given(key: str) -> str | None:
             value = query.get(key)
@@ -303,6 +305,13 @@ class PostgresBackend(Backend):
             driver_connection.autocommit = on
             return True
         return False
+
+    def cancel(self, driver_connection: Any, engine: Engine) -> bool:
+        # cancel_safe (psycopg 3.2+) is libpq's newer non-blocking cancel; older psycopg
+        # has only cancel().
+        cancel = getattr(driver_connection, "cancel_safe", None) or driver_connection.cancel
+        cancel()
+        return True
 
     def socket_fileno(self, dbapi_connection: Any) -> int | None:
         asyncpg_conn = getattr(dbapi_connection, "_connection", None)

@@ -186,12 +186,8 @@ class EngineCursor(Cursor):
         self.write = write
         self._conn: SAConnection = db.connect(readonly=not write)
         self._result: Any = None
-        # Whoever cancels needs the session's identity before the statement runs.
+        # Whoever cancels needs the driver connection before the statement runs.
         self._driver = self._conn.connection.driver_connection
-        self._thread_id: int | None = None
-        if db.backend.dialect_name in ("mysql", "mariadb"):
-            thread_id = getattr(self._driver, "thread_id", None)
-            self._thread_id = int(thread_id()) if callable(thread_id) else None
 
     def execute(self, sql: str) -> None:
         # A server-side cursor takes only a query (PostgreSQL's DECLARE refuses DELETE):
@@ -213,27 +209,8 @@ class EngineCursor(Cursor):
         return [tuple(row) for row in self._result.fetchmany(n)]
 
     def cancel(self) -> None:
-        dialect = self.db.backend.dialect_name
-        if dialect == "postgresql":
-            driver: Any = self._driver
-            cancel = getattr(driver, "cancel_safe", None) or driver.cancel
-            cancel()
-        elif dialect in ("mysql", "mariadb") and self._thread_id is not None:
-            # KILL QUERY from a second session: PyMySQL has no cancel of its own. A raw
-            # connection skips the read-only statement guard, which would refuse KILL.
-            raw = self.db.engine.raw_connection()
-            try:
-                cursor = raw.cursor()
-                cursor.execute(f"KILL QUERY {int(self._thread_id)}")
-                cursor.close()
-            finally:
-                raw.close()
-        else:
-            interrupt = getattr(self._driver, "interrupt", None)
-            if callable(interrupt):
-                interrupt()  # sqlite3 and DuckDB stop the running statement
-            else:
-                self._conn.invalidate()  # drop the session; the server ends its work
+        if not self.db.backend.cancel(self._driver, self.db.engine):
+            self._conn.invalidate()  # drop the session; the server ends its work
 
     def close(self) -> None:
         try:
