@@ -212,8 +212,19 @@ _LEXERS = {
     "sqlite": _SQLITE,
 }
 
-_WORD = re.compile(r"[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_$\x80-\U0010ffff]*")
-_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$")
+
+@functools.cache
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """A word, and a dollar-quote tag: compiled at the first check, not at import.
+
+    re takes about 15 ms to compile these classes reaching U+10FFFF, and most processes
+    that import the guard with the Database (a collect, a health check) never check one.
+    """
+    word = re.compile(r"[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_$\x80-\U0010ffff]*")
+    tag = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$")
+    return word, tag
+
+
 _SPACE = " \t\n\r\f\v"
 
 
@@ -287,6 +298,7 @@ def _skip_block_comment(sql: str, start: int, nested: bool) -> int:
 
 def _tokens(sql: str, lexer: _Lexer) -> list[_Token]:
     """The tokens of the first statement; refuses if anything but comments follows a `;`."""
+    word_pattern, tag_pattern = _patterns()
     out: list[_Token] = []
     i = 0
     n = len(sql)
@@ -321,7 +333,7 @@ def _tokens(sql: str, lexer: _Lexer) -> list[_Token]:
             continue
         if ended:
             # Only an unquoted word is named: a quoted one could be anything (a password).
-            word = _WORD.match(sql, i)
+            word = word_pattern.match(sql, i)
             named = word.group().upper() if word is not None else "a second statement"
             raise _Refused(named, "several statements in one string")
         if c == "'":
@@ -347,7 +359,7 @@ def _tokens(sql: str, lexer: _Lexer) -> list[_Token]:
             i = end + 1
             continue
         if c == "$" and lexer.dollar_quotes:
-            tag = _DOLLAR_TAG.match(sql, i)
+            tag = tag_pattern.match(sql, i)
             if tag is not None:
                 close = sql.find(tag.group(), tag.end())
                 if close < 0:
@@ -355,7 +367,7 @@ def _tokens(sql: str, lexer: _Lexer) -> list[_Token]:
                 out.append(_Token("string", ""))
                 i = close + len(tag.group())
                 continue
-        word = _WORD.match(sql, i)
+        word = word_pattern.match(sql, i)
         if word is not None:
             text = word.group()
             end = word.end()

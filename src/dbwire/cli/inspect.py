@@ -15,11 +15,10 @@ import traceback
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 from sqlalchemy import inspect as sa_inspect
 
@@ -38,6 +37,18 @@ from dbwire.errors import (
 from dbwire.health import HealthResult, check_many
 from dbwire.manager import Manager
 from dbwire.url import MASK, is_secret_key, libpq_url, mask_text, mask_url
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+
+def new_table(**options: Any) -> Table:
+    """A rich Table; rich.table is imported here, on first use, so a command that prints
+    no table (collect) does not load it."""
+    from rich.table import Table
+
+    return Table(**options)
+
 
 # Exit codes, like pg_isready: 0 all is well, 1 a database is not, 2 bad config or usage.
 EXIT_OK = 0
@@ -123,7 +134,7 @@ class Output:
             writer.writerows([text_value(v) for v in row] for row in rows)
             self.line(buffer.getvalue().rstrip("\n"))
         else:
-            table = Table(show_lines=False)
+            table = new_table(show_lines=False)
             for column in columns:
                 table.add_column(self.clean(column), overflow="fold")
             for row in rows:
@@ -310,7 +321,7 @@ def list_command(
         if as_json:
             output.json({"config": loaded.source, "databases": rows})
             return
-        table = Table(title=f"databases ({loaded.source or 'no config found'})")
+        table = new_table(title=f"databases ({loaded.source or 'no config found'})")
         for column in ("name", "backend", "url", "readonly"):
             table.add_column(column, overflow="fold")
         for row in rows:
@@ -415,7 +426,7 @@ def _readonly_enforcement(db: Database, result: HealthResult) -> str:
 
 
 def _check_table(output: Output, report: dict[str, dict[str, Any]]) -> Table:
-    table = Table(title="dbwire check")
+    table = new_table(title="dbwire check")
     for column in ("database", "status", "latency", "pool", "read-only", "error"):
         table.add_column(column, overflow="fold")
     for name, entry in report.items():
@@ -481,7 +492,7 @@ def url(
         return
     output.line(shown_url, clean=not show_password)
     if explain:
-        table = Table(title=f"{name} (config: {loaded.source or 'none'})")
+        table = new_table(title=f"{name} (config: {loaded.source or 'none'})")
         for column in ("field", "value", "source"):
             table.add_column(column, overflow="fold")
         for field, value, source in fields:
@@ -596,7 +607,7 @@ def schema(
     if not tables:
         output.line(f"{name}: no tables")
     for table_name, columns in tables.items():
-        table = Table(title=table_name, title_justify="left")
+        table = new_table(title=table_name, title_justify="left")
         for column in ("column", "type", "nullable", "default", "key"):
             table.add_column(column, overflow="fold")
         for col in columns:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Connection
 
@@ -21,6 +20,7 @@ from dbwire.cli.inspect import (
     Output,
     _handled,
     _opened,
+    new_table,
 )
 from dbwire.cli.results import text_value, write_csv, write_json
 from dbwire.cli.sqltext import Statement, command_tag, parse_params, split
@@ -169,7 +169,7 @@ def _run(
 
 
 def _table(output: Output, columns: list[str], rows: Sequence[Sequence[Any]], more: bool) -> None:
-    table = Table(show_lines=False)
+    table = new_table(show_lines=False)
     for column in columns:
         table.add_column(output.clean(column), overflow="fold")
     for row in rows:

@@ -11,10 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.text import Text
 
 from dbwire.cli.inspect import (
@@ -32,6 +31,9 @@ from dbwire.database import Database, connect
 from dbwire.errors import DbwireError
 from dbwire.store.collect import CollectProgress
 from dbwire.store.local import LocalStore, get_duckdb_connection
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 _QUIT = {".quit", ".exit", "\\q", "quit", "exit"}
 
@@ -425,6 +427,8 @@ def _progress(output: Output, table: str, method: str) -> Iterator[_Bar | None]:
     if not sys.stderr.isatty():
         yield None
         return
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn())
     with Progress(*columns, console=output.err, transient=True) as progress:
         task = progress.add_task(f"collecting {table} via {method}", total=None)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import pwd
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from dbwire.errors import ConfigError
 
@@ -121,12 +124,44 @@ def loaded_libpq_version() -> int:
     Its rules are the ones that apply when psycopg connects (they differ between
     releases, e.g. spaces in URIs since 18); without psycopg, DEFAULT_LIBPQ_VERSION.
     """
-    try:
-        import psycopg
-    except ImportError:  # psycopg missing, or no libpq wrapper it could load
-        return DEFAULT_LIBPQ_VERSION
-    major = int(psycopg.pq.version()) // 10000
+    major = None if "psycopg" in sys.modules else bundled_libpq_major()
+    if major is None:
+        try:
+            import psycopg
+        except ImportError:  # psycopg missing, or no libpq wrapper it could load
+            return DEFAULT_LIBPQ_VERSION
+        major = int(psycopg.pq.version()) // 10000
     return min(max(major, SUPPORTED_LIBPQ_VERSIONS[0]), SUPPORTED_LIBPQ_VERSIONS[-1])
+
+
+def bundled_libpq_major() -> int | None:
+    """PQlibVersion() // 10000 of the libpq in psycopg's binary wheel, read without
+    importing psycopg; None unless that wheel's libpq is the one psycopg would load.
+
+    Importing psycopg costs about 60 ms, and a collect through DuckDB's extension,
+    connectorx or ADBC never connects through it: it only needs this one number. psycopg
+    prefers psycopg_c (the system libpq) unless PSYCOPG_IMPL says otherwise, so then,
+    or when the wheel's layout is not the one known here, the caller imports psycopg.
+    """
+    impl = os.environ.get("PSYCOPG_IMPL", "").lower()
+    if impl not in ("", "binary") or importlib.util.find_spec("psycopg") is None:
+        return None
+    if not impl and importlib.util.find_spec("psycopg_c") is not None:
+        return None
+    spec = importlib.util.find_spec("psycopg_binary")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    package = Path(next(iter(spec.submodule_search_locations)))
+    found = sorted((package.parent / "psycopg_binary.libs").glob("libpq-*.so*"))
+    if len(found) != 1:  # macOS and Windows wheels keep their libraries elsewhere
+        return None
+    import ctypes
+
+    try:
+        number = int(ctypes.CDLL(str(found[0])).PQlibVersion())
+    except (OSError, AttributeError):
+        return None
+    return number // 10000 if number > 0 else None
 
 
 def version_or_loaded(libpq_version: int | None) -> int:

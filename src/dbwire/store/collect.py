@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Required, TypedDict, Unpack
 
 from dbwire.errors import ConfigError, ConnectError, DbwireError
 
@@ -98,31 +98,25 @@ def _has_connectorx() -> bool:
     return importlib.util.find_spec("connectorx") is not None
 
 
+class CollectOptions(TypedDict, total=False):
+    """run()'s keyword arguments, so collect() passes them on without restating them
+    (LocalStore.collect() documents each one)."""
+
+    table: Required[str]
+    mode: str
+    batch_size: int
+    method: str | None
+    progress: ProgressCallback | None
+
+
 def collect(
-    store: IntoStore,
-    db: Database,
-    query_or_table: str,
-    *,
-    table: str,
-    mode: str = "replace",
-    batch_size: int = 100_000,
-    method: str | None = None,
-    progress: ProgressCallback | None = None,
+    store: IntoStore, db: Database, query_or_table: str, **options: Unpack[CollectOptions]
 ) -> int:
     """Copy `query_or_table` from `db` into the store's `table`; return the table's new rows.
 
     See LocalStore.collect() for the arguments.
     """
-    return run(
-        store,
-        db,
-        query_or_table,
-        table=table,
-        mode=mode,
-        batch_size=batch_size,
-        method=method,
-        progress=progress,
-    ).rows
+    return run(store, db, query_or_table, **options).rows
 
 
 @dataclass(frozen=True)
