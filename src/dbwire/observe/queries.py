@@ -15,7 +15,6 @@ from sqlalchemy.engine import Engine
 
 from dbwire.errors import scrub
 from dbwire.observe.histogram import Histogram
-from dbwire.url import mask_text
 
 # How long the list of secrets used to scrub logged statements is reused before it is
 # asked for again (asking may read .pgpass or run a password command).
@@ -182,7 +181,7 @@ class QueryObserver:
         text = " ".join(statement.split())
         if len(text) > _MAX_SHOWN:
             text = text[:_MAX_SHOWN] + "..."
-        return mask_text(scrub(text, self._known_secrets()))
+        return scrub(text, self._known_secrets())  # scrub() masks secret patterns too
 
     def _known_secrets(self) -> list[str]:
         fetched_at, cached = self._secrets_cache
