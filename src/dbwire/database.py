@@ -384,7 +384,8 @@ class Database:
     def _query_route(self, sql: str) -> bool:
         """What execute_query and its async twin decide alike before any IO: open, guard
         checked; True for a SQLAlchemy engine, False for a backend that runs it itself."""
-        self._check_open()
+        if self._closed:
+            self._check_open()
         if not self.backend.has_engine:
             return False
         if self.config.readonly:

@@ -17,10 +17,16 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import Pool
 
 from dbwire import translate
 from dbwire.backends import readonly_guard
-from dbwire.pool import AUTOCOMMIT_LEFT_ON, DIRECT_CHECKOUT
+from dbwire.pool import (
+    AUTOCOMMIT_LEFT_ON,
+    DIRECT_CHECKOUT,
+    DbwireAsyncQueuePool,
+    DbwireQueuePool,
+)
 
 if TYPE_CHECKING:
     from dbwire.target import Target
@@ -37,6 +43,7 @@ class FastPath:
         self._record = record
         # Where the driver cannot switch autocommit locally, Core's path is used; by is_async.
         self.enabled = {False: True, True: True}
+        self._may_go_direct: bool | None = None  # the config is frozen: decided once
 
     def may_go_direct(self) -> bool:
         """The one-round-trip path runs in autocommit: on a read-only database only where
@@ -71,7 +78,10 @@ class FastPath:
     ) -> QueryResult:
         """One statement on engine: in autocommit on the driver connection where possible,
         else through a Core Connection (BEGIN, statement, COMMIT)."""
-        if self.enabled[is_async] and self.may_go_direct():
+        may = self._may_go_direct
+        if may is None:
+            may = self._may_go_direct = self.may_go_direct()
+        if may and self.enabled[is_async]:
             direct = self.on_engine(engine, sql, params, is_async=is_async)
             if direct is not None:
                 return direct
@@ -89,9 +99,14 @@ class FastPath:
         planned = self.plan(sql, params, dialect)
         if planned is None:
             return None
+        pool = engine.pool
+        # A queue pool with no checkout listener and no SQLAlchemy pre-ping: the entry is
+        # taken and returned directly (see take_entry); anything else gets SQLAlchemy's
+        # checkout, which runs what such a pool is configured to run.
+        direct = type(pool) in _DIRECT_POOLS and not pool._pre_ping and not pool.dispatch.checkout
         token = DIRECT_CHECKOUT.set(True)
         try:
-            fairy = engine.raw_connection()
+            connection: Any = take_entry(pool) if direct else engine.raw_connection()
         except dialect.loaded_dbapi.Error as exc:
             translate.scrub_chain(self.db, exc)
             raise translate.connect_error(
@@ -101,18 +116,21 @@ class FastPath:
             DIRECT_CHECKOUT.reset(token)
         ran = False
         try:
-            result = self.run(fairy, dialect, *planned, is_async=is_async)
+            result = self.run(connection, dialect, *planned, is_async=is_async)
             ran = result is not None
             return result
         finally:
-            # Nothing was begun (autocommit): the pool's rollback-on-return, a round trip
-            # on MySQL, has nothing to undo; SQLAlchemy's Connection.close() skips it alike
-            # through this (private) method. Without it, the plain close() is still right.
-            close_special = getattr(fairy, "_close_special", None)
-            if ran and close_special is not None:
-                close_special(transaction_reset=True)
+            if direct:
+                return_entry(connection, ran)
             else:
-                fairy.close()
+                # Nothing was begun (autocommit): the pool's rollback-on-return, a round
+                # trip on MySQL, has nothing to undo; SQLAlchemy's Connection.close() skips
+                # it alike through this (private) method. Without it, close() is right.
+                close_special = getattr(connection, "_close_special", None)
+                if ran and close_special is not None:
+                    close_special(transaction_reset=True)
+                else:
+                    connection.close()
 
     def plan(
         self, sql: str, params: Mapping[str, Any] | None, dialect: Any
@@ -127,11 +145,14 @@ class FastPath:
         values = dict(params or {})
         if order is not None and not set(order) <= values.keys():
             return None  # let Core raise its usual "a value is required" error
-        args: Any = tuple(values[name] for name in order) if order is not None else values
+        if order is None:
+            args: Any = values
+        else:
+            args = tuple([values[name] for name in order]) if order else ()
         return statement, args
 
     def run(
-        self, fairy: Any, dialect: Any, statement: str, args: Any, *, is_async: bool
+        self, connection: Any, dialect: Any, statement: str, args: Any, *, is_async: bool
     ) -> QueryResult | None:
         """Run a planned statement on a checked-out connection in autocommit, timed and
         counted, with errors translated as Core translates them."""
@@ -139,8 +160,8 @@ class FastPath:
         backend = db.backend
         dbapi_error = dialect.loaded_dbapi.Error
         try:
-            driver: Any = fairy.dbapi_connection
-            info = fairy.info
+            driver: Any = connection.dbapi_connection
+            info = connection.info
             sticks = backend.autocommit_sticks
             already_on = sticks and info.get(AUTOCOMMIT_LEFT_ON)
             if not already_on and not backend.set_autocommit(driver, True):
@@ -175,14 +196,50 @@ class FastPath:
                 elif not getattr(driver, "closed", False):
                     backend.set_autocommit(driver, False)
         except dbapi_error as exc:
-            if dialect.is_disconnect(exc, fairy.dbapi_connection, None):
-                fairy.invalidate(exc)
+            if dialect.is_disconnect(exc, connection.dbapi_connection, None):
+                connection.invalidate(exc)
             wrapped = sa_exc.DBAPIError.instance(statement, args, exc, dbapi_error, dialect=dialect)
             translate.scrub_chain(db, exc, wrapped)
             if backend.is_readonly_violation(exc):
                 raise translate.readonly_error(db, translate.driver_detail(db, exc)) from wrapped
             raise wrapped from exc
         return columns, rows
+
+
+_DIRECT_POOLS = (DbwireQueuePool, DbwireAsyncQueuePool)
+
+
+def take_entry(pool: Pool) -> Any:
+    """A pool entry with its connection open, taken without SQLAlchemy's checkout wrapper.
+
+    Written by hand, over the pool's own entry API (_do_get, get_connection, checkin),
+    because the wrapper (a _ConnectionFairy with its weakref finalizer, counter, events and
+    reset-on-return) is most of what a one-statement query costs on an embedded database
+    and a third of it on a server (bench/RESULTS.md, execute_query); a one-statement query
+    in autocommit uses none of it. dbwire's own checkout work (PoolHooks: the idle ping,
+    the holder, the autocommit reset) runs in _do_get as for every checkout; the caller
+    returns the entry with return_entry() in a finally block, so no finalizer is needed.
+    """
+    entry: Any = pool._do_get()
+    try:
+        entry.get_connection()  # reconnects an entry that was invalidated or recycled
+    except BaseException as exc:
+        entry._checkin_failed(exc, _fairy_was_created=False)
+        raise
+    return entry
+
+
+def return_entry(entry: Any, ran: bool) -> None:
+    """Give an entry from take_entry() back to its pool. After a statement that did not
+    complete in autocommit, its connection is rolled back first, as the pool's reset on
+    return would; one that cannot be is closed instead of pooled."""
+    connection = entry.dbapi_connection
+    if not ran and connection is not None:
+        try:
+            connection.rollback()
+        except Exception as exc:
+            entry.invalidate(exc)
+    entry.checkin(_fairy_was_created=False)
 
 
 @functools.lru_cache(maxsize=512)

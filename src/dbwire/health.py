@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import socket
 import threading
 import weakref
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.pool import Pool, QueuePool
 
 from dbwire.errors import ConnectError, describe
+from dbwire.pool import CHECKOUT_WATCH
 from dbwire.types import HEALTHY, UNHEALTHY, HealthResult, PoolHolder, PoolStatus, Status
 
 if TYPE_CHECKING:
@@ -73,29 +73,25 @@ def _timeout_error(db: Target, timeout: float) -> ConnectError:
     )
 
 
-# The probe whose thread is checking out a pooled connection (set in that thread only).
-_CURRENT_PROBE: contextvars.ContextVar[Probe | None] = contextvars.ContextVar(
-    "dbwire_probe", default=None
-)
 _WATCHED_ENGINES: weakref.WeakSet[Any] = weakref.WeakSet()
 _WATCH_LOCK = threading.Lock()
 
 
 def _watch_checkouts(engine: Any) -> None:
-    """Let probes learn which DBAPI connection their thread checked out of this engine."""
+    """Let probes learn which DBAPI connection their thread checked out of this engine:
+    the pool tells pool.CHECKOUT_WATCH of the connection each checkout takes (before its
+    pre-ping, itself a read that may hang); this tells it of each new connection."""
     with _WATCH_LOCK:
         if engine in _WATCHED_ENGINES:
             return
         from sqlalchemy import event
 
-        def _checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-            probe = _CURRENT_PROBE.get()
-            if probe is not None:
-                probe._connection = dbapi_connection
+        def _connected(dbapi_connection: Any, _record: Any) -> None:
+            watch = CHECKOUT_WATCH.get()
+            if watch is not None:
+                watch(dbapi_connection)
 
-        # First in line: dbwire's idle pre-ping, itself a checkout listener, may be the
-        # read that hangs.
-        event.listen(engine, "checkout", _checkout, insert=True)
+        event.listen(engine, "connect", _connected)
         _WATCHED_ENGINES.add(engine)
 
 
@@ -173,7 +169,7 @@ class Probe:
         ).start()
 
     def _run(self, ping: Callable[[], object]) -> None:
-        _CURRENT_PROBE.set(self)
+        CHECKOUT_WATCH.set(self._watch)
         try:
             ping()
         except Exception as exc:
@@ -181,6 +177,9 @@ class Probe:
         finally:
             self._elapsed = perf_counter() - self._started
             self._done.set()
+
+    def _watch(self, dbapi_connection: Any) -> None:
+        self._connection = dbapi_connection
 
     def outcome(self) -> tuple[HealthResult, BaseException | None]:
         """Wait until the check ends or its deadline passes; the result and the error."""

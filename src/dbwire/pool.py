@@ -33,6 +33,12 @@ AUTOCOMMIT_LEFT_ON = "dbwire_autocommit_left_on"
 DIRECT_CHECKOUT: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "dbwire_direct", default=False
 )
+# Set by a caller that must learn which DBAPI connection its checkouts hand it (a health
+# check, to shut a hung connection's socket down from another thread): told of the
+# connection each checkout takes, before any pre-ping, and of each new connection.
+CHECKOUT_WATCH: contextvars.ContextVar[Callable[[Any], None] | None] = contextvars.ContextVar(
+    "dbwire_checkout_watch", default=None
+)
 _POLL_EVENTS = select.POLLIN | select.POLLPRI  # POLLHUP, POLLERR, POLLNVAL always report
 
 
@@ -162,6 +168,9 @@ class HookedPool(Pool):
                 waiting.pop()
             now = perf_counter()
             tracker.checked_out(record, started, now)
+        watch = CHECKOUT_WATCH.get()
+        if watch is not None and record.dbapi_connection is not None:
+            watch(record.dbapi_connection)
         idle_s = hooks.idle_s
         if idle_s is not None:
             info = record.info
