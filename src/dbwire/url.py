@@ -219,8 +219,23 @@ def _readable_query(text: str) -> str:
     return f"{head}?{query}"
 
 
+def _plainly_secret_free(raw: str) -> bool:
+    """True for a URL that cannot hold a secret: no query, no `=`, no `:` in its userinfo.
+
+    Checked before parsing: a config of hundreds of databases masks every URL (and each
+    replica's) at load, and parsing them was a fifth of load_config's time.
+    """
+    start = raw.find("://")
+    if start < 0 or "?" in raw or "=" in raw:
+        return False
+    at = raw.rfind("@")
+    return at < start or ":" not in raw[start + 3 : at]
+
+
 def mask_url_string(raw: str) -> tuple[str, bool]:
     """(the URL with every secret masked, whether it held one), for the config models."""
+    if _plainly_secret_free(raw):
+        return raw, False
     try:
         url = make_url(_pg_canonical(raw) if _is_pg(raw) else raw)
     except (ArgumentError, ValueError, TypeError):
