@@ -19,6 +19,7 @@ and pass driver text through `scrub()` when it could echo a secret.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from collections.abc import Iterable
@@ -180,7 +181,11 @@ def _forms(secret: str) -> frozenset[str]:
     """
     from urllib.parse import quote, quote_plus
 
-    return frozenset({secret, quote(secret, safe=""), quote_plus(secret), repr(secret)[1:-1]})
+    forms = {secret, repr(secret)[1:-1]}
+    # A lone surrogate has no UTF-8, hence no percent-encoded form.
+    with contextlib.suppress(UnicodeEncodeError):
+        forms |= {quote(secret, safe=""), quote_plus(secret)}
+    return frozenset(forms)
 
 
 def scrub(text: str, secrets: Iterable[str | None]) -> str:
