@@ -659,13 +659,18 @@ def _find_file(path: str | os.PathLike[str] | None, environ: Mapping[str, str]) 
     return None
 
 
-def _read_toml(file: Path) -> dict[str, Any]:
+def _read_text(file: Path) -> str:
     try:
-        document = tomllib.loads(file.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+        return file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: cannot read config: {exc}") from None
+
+
+def _read_toml(file: Path, text: str | None = None) -> dict[str, Any]:
+    try:
+        document = tomllib.loads(_read_text(file) if text is None else text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: invalid TOML: {exc}") from None
     if file.name == "pyproject.toml":
         tool = document.get("tool", {})
         section = tool.get("dbwire", {}) if isinstance(tool, dict) else {}
@@ -769,8 +774,9 @@ def load_config(
         file = _find_file(path, env)
         if file is not None:
             source = origin = str(file)
-            raw = _databases_table(_read_toml(file), origin)
-            lines = _field_lines(file.read_text(encoding="utf-8"))
+            text = _read_text(file)
+            raw = _databases_table(_read_toml(file, text), origin)
+            lines = _field_lines(text)
             file_dir = file.resolve().parent
     if "default" not in raw and env.get("DATABASE_URL"):
         raw["default"] = {"url": env["DATABASE_URL"]}
@@ -808,5 +814,6 @@ def load_config(
         values, origins = _split(merged)
         database = validate_database(values, name=name, origin=origin, sources=origins)
         database._prefix_applied = True
-        databases[name] = database.with_environ(environ)
+        database._environ = environ  # built here and not shared yet: no copy needed
+        databases[name] = database
     return Config(databases=databases, source=source)
