@@ -3,81 +3,74 @@
 A case that knows its own cause can instead set Row.explanation (bench/collect.py does).
 """
 
-# ruff: noqa: E501 - the Markdown tables below cannot wrap
 from __future__ import annotations
 
 _LAYER = """\
-**Against SQLAlchemy without pre-ping, what is left is dbwire's per-checkout and
-per-statement work; on this loaded 2-CPU machine it shows as 1.02-1.15x from run to run.**
-Full runs on this branch at load averages of 10-30 gave, for `connect()`: 1.15x, 1.06x,
-1.02x, 1.07x; PostgreSQL `session()`: 1.08x, 1.08x, 1.03x; MariaDB `session()`: 1.08x,
-1.06x, 1.09x; `async_session()` 0.99-1.13x on PostgreSQL and 0.95-1.00x on MariaDB.
-Counted with `python -m bench.calls connect session` (calls do not move with load):
-`db.connect()` + `SELECT 1` makes about 290 Python calls where `engine.connect()` makes 260,
-and `db.session()` about 410 where `sessionmaker(engine).begin()` makes 389 (402 before the
-latest core changes). The difference
-is, per operation: the idle-ping check on checkout (`pool._maybe_ping` ->
-`connection_looks_dead` -> one `select()` on the socket, which is how a restarted server is
-noticed without a round trip), the idle stamp on checkin (`pool._stamp`, a clock read), and
-the statement timing that `get_stats()` always keeps (`QueryObserver.record`: two
-`perf_counter()` and a short lock), plus the pool and close hooks (`_checkin`,
-`_close_after_close`). Client CPU per operation (thread time, same command) is about 5-10%
-higher on `connect()` and 3-4% on `session()`; the server's share of the wall time is the
-same on both sides, so on a quiet machine the wall-time ratio sits below the CPU ratio.
-Under a load average of 10-30 each round trip also waits for a CPU, and a sample that does
-more client work loses its CPU more often, which pushes the ratio towards the CPU ratio.
-MariaDB's `session()` adds 24 calls (556 against 532), the same hooks.
+**What dbwire adds per checkout and statement, and where it runs.** Counted with
+`python -m bench.calls connect session` (calls do not move with load): `db.connect()` +
+`SELECT 1` makes about 290 Python calls where `engine.connect()` makes 260, `db.session()`
+about 412 where `sessionmaker(engine).begin()` makes 389, MariaDB's `session()` 557 against
+532. The difference is, per operation: the idle-window pre-ping (a clock read and one
+`poll()` on a poll object built when the connection opened, which is how a restarted server
+is noticed without a round trip), the holder record (a frame walk to the caller, two clock
+reads, one dict store), the statement timing that `get_stats()` keeps (two `perf_counter()`
+and a list append; the histogram folds values in batches), and the read-only and
+closed-means-closed checks at checkin. All of it runs inside dbwire's pool
+(`dbwire.pool.HookedPool._do_get` / `_do_return_conn`, told to `PoolHooks`): no pool event
+listener is installed, so SQLAlchemy's checkout keeps its no-listener fast path.
 
-What could still go: the `select()` could be skipped for a connection checked in less than
-a few milliseconds ago (a server restart within that window is caught by the error path and
-`InvalidatePoolError`), and the statement counter could be a lock-free per-thread counter.
-What cannot: restart detection and always-on statistics are promises of the README.
+On a server round trip that is within the budget (1.03-1.05x). On SQLite, where the whole
+`session()` is 75 us of client CPU and no waiting, the same ~20 calls (about 5 us) show as
+1.07x. What cannot go: restart detection, who-holds-the-pool and always-on statistics are
+promises of the README.
 
-History: this row was OVER at 1.19x (against the *pinging* baseline) while Connection-level
+History: this row was OVER at 1.17x while the same work ran as pool events (a checkout
+listener for the ping, four checkin listeners, a wrapper around `pool.connect` for the
+holder): each listener costs SQLAlchemy's dispatch plus a call, and any checkout listener
+switches every checkout to the slow path; before that, at 1.19x, while Connection-level
 listeners (`begin`, `before/after_cursor_execute`) were installed: one such listener sets
-`engine._has_events` and every Connection then runs about 7 event hooks per checkout and
-statement. Statements are timed in `do_execute*` DialectEvents now (`QueryObserver.install`)
-and the read-only `begin` listener lives only on the read-only engine; if calls per
-operation jump by ~100 again, look there first."""
+`engine._has_events` and every Connection runs about 7 event hooks per checkout and
+statement. If calls per operation jump again, look for a new listener first."""
 
 _EXECUTE_QUERY = """\
-**One round trip on every backend now; what is left over the raw driver is the pool
-checkout and checkin, which on the embedded databases is many times the floor itself.**
-Counted with `python -m bench.calls execute_query.postgresql execute_query.mariadb
-execute_query.sqlite execute_query.duckdb` (Python calls per operation against the floor;
-client CPU per operation, thread time, on the loaded machine), and for the pool alone
-`engine.raw_connection().close()` on the same engine:
+**One round trip on every backend; what is left over the raw driver is the pool entry
+taken and returned, which on SQLite is many times the floor itself.** Counted with
+`python -m bench.calls execute_query.postgresql execute_query.mariadb execute_query.sqlite
+execute_query.duckdb` (Python calls per operation, dbwire against the raw driver; client CPU,
+thread time): PostgreSQL 149 against 60 (59 us against 28 us), MariaDB 244 against 167
+(49 us against 28 us), SQLite 78 against 5 (9 us against 1.1 us), DuckDB 89 against 7.
 
-| backend | calls/op | client CPU | pool checkout + checkin alone | where the rest goes |
-|---|--:|--:|--:|---|
-| PostgreSQL (psycopg) | 181 vs 60 | 125 us vs 42 us | 76 calls, 27 us | `autocommit` switched on and back (local in psycopg, but each a generator run through `psycopg.waiting.wait`), the idle-ping `select()`, plan cache, dict rows, the statement counter |
-| MariaDB (PyMySQL) | 261 vs 167 | 88 us vs 34 us | 114 calls, 32 us | the pool (with the idle-ping `select()`), plan, dict rows, counter |
-| SQLite (sqlite3) | 82 vs 5 | 17 us vs 1.2 us | 57 calls, 10 us | the floor is one C call; the pool alone is 8x it |
-| DuckDB (duckdb) | 93 vs 7 | 215 us vs 126 us | 64 calls, 174 us | the pool's reset on checkin: a DuckDB `rollback()` costs about as much as the `SELECT 1` |
+The path: the statement compiled once per SQL text (an LRU cache), a pool entry taken
+directly (`fast_path.take_entry`: the pool's own `_do_get` and `get_connection`, with no
+`_ConnectionFairy`, finalizer or reset-on-return, since nothing is begun in autocommit),
+the statement on the driver's cursor in autocommit (left on for psycopg, asyncpg and MySQL
+until a Core checkout needs it off), dict rows, and the entry returned. Of SQLite's 78
+calls, 30 are SQLAlchemy's queue (`Condition`-guarded get and put), 15 dbwire's checkout
+work (holder, stats), and 20 dbwire's own path (open check, plan, timing, shaping rows).
 
-Why it cannot all go: a pooled connection per call is what makes execute_query safe from
-any thread and able to recover from a dropped connection; SQLAlchemy's QueuePool checkout
-and checkin (a `Condition`-guarded queue, the fairy, the reset) cost 10-30 us of Python on
-this machine, which alone exceeds 0.5x of the SQLite floor (2 us) and is most of the 0.5x
-of the PostgreSQL and MariaDB floors (40-80 us). What could still go: the reset on checkin
-after a statement that ran in autocommit has nothing to roll back (a pool `reset` listener
-can skip it: on DuckDB that is about half of the remaining cost), and on PostgreSQL the two
-`autocommit` switches could be one by leaving pooled connections in autocommit between
-Core checkouts, as the MariaDB backend already does."""
+Why SQLite cannot reach 1.5x: its `SELECT 1` is one C call (1.5 us); a pooled connection
+per call, which is what makes execute_query safe from any thread and able to replace a
+broken connection, costs a lock-guarded queue get and put alone (about 3 us). A caller that
+needs the C-call floor can keep `db.engine.raw_connection()` open itself."""
 
 _ASYNC_QUERY = """\
-**The async path pays the sync path's pool costs plus SQLAlchemy's greenlet bridge.**
-Counted with `python -m bench.calls async_execute_query.postgresql
-async_execute_query.mariadb async_execute_query.sqlite`: 227 Python calls against raw
-asyncpg's 80 (client CPU 170 us vs 40 us), 416 against aiomysql's 251 (230 us vs 76 us),
-385 against aiosqlite's 185 (261 us vs 69 us). The statement already runs in one greenlet
-(`fast_path.async_execute`, one `greenlet_spawn`), but each await inside SQLAlchemy's
-adapters (the checkout, the statement, the checkin) is a greenlet switch back to the event
-loop (3 switches on asyncpg, 7-9 on aiomysql and aiosqlite) plus the pool checkout and
-checkin of the sync path. Taking the driver connection out of the pool once and awaiting the
-driver directly would leave about one pool checkout over the floor; what cannot go is that
-checkout (see **execute_query**). DuckDB has no async driver (SQLAlchemy runs it in a
-thread), so its row has no budget."""
+**The async path pays the sync path's work plus SQLAlchemy's greenlet bridge and its
+async adapters' awaits.** Counted with `python -m bench.calls async_execute_query.postgresql
+async_execute_query.mariadb async_execute_query.sqlite async_execute_query.duckdb`: 206
+Python calls against raw asyncpg's 80 (107 us against 39 us of client CPU), 390 against
+aiomysql's 251 (140 us against 59 us), 386 against aiosqlite's 185 (131 us against 55 us),
+417 against DuckDB-in-a-thread's 132. The statement runs in one greenlet
+(`fast_path.async_execute`, one `greenlet_spawn`) on the same code as the sync path, but
+SQLAlchemy's adapters await the driver several times per statement where the raw driver
+awaits once or twice: asyncpg's adapter prepares (cached) and fetches under its own mutex;
+aiosqlite's opens a cursor, executes, fetches and closes it, each a hop to aiosqlite's
+thread and back (4 against the raw 2), which is why SQLite's ratio is the largest.
+
+What could still go: awaiting the driver directly on the event loop (asyncpg's
+`prepare`/`fetch`, aiosqlite's `execute`) with only the pool checkout in the greenlet; that
+means re-implementing what SQLAlchemy's adapters do for errors, prepared-statement caches and
+PgBouncer-safe statement names, so it is not done here. What cannot: the pool checkout (see
+**execute_query**) and one greenlet switch."""
 
 EXPLANATIONS: dict[str, str] = {
     "connect": _LAYER,
@@ -86,39 +79,33 @@ EXPLANATIONS: dict[str, str] = {
     "threads": "Same history as **connect**: Connection-level listeners.",
     "async_execute_query": _ASYNC_QUERY,
     "observe": """\
-**The query log's cost per statement: a `LogRecord` and the secret masking of the statement
-text, both redone for every statement.** Counted with `python -m bench.calls observe`: 543
-Python calls per `db.session()` + `SELECT 1` with observability on against 401 off (client
-CPU about 33% higher). The extra 140 calls are `Logger.makeRecord` and `findCaller`'s stack
-walk (`_is_internal_frame`), and the masking of the logged statement
-(`errors.mask_secret_patterns` -> `_forms`): for each statement the password's quoted forms
-are built again (`urllib.parse.quote` and `quote_plus` 6 times, `str.encode` 12 times,
-`re.sub` 8 times). Timing itself is a dialect-level listener and one short lock, as with
-observability off.
+**The query log's cost per statement: a `LogRecord` and the masking of the statement
+text.** Counted with `python -m bench.calls observe`: about 460 Python calls per
+`db.session()` + `SELECT 1` with observability on against 391 off. The extra calls are the
+logging module's (`Logger.makeRecord`, `findCaller`'s stack walk, the handlers) and the
+masking (`errors.scrub`: the known passwords' forms are cached per password, and each of the
+four secret patterns runs only when the statement has a character it needs, e.g. `=`).
+Timing itself is the same list append as with observability off.
 
-What could go: the secret's quoted forms depend only on the secret, so they can be built
-once per Database (or per credential rotation) instead of once per statement, which removes
-about half of the extra calls; `stacklevel`/`findCaller` can be skipped by logging with
-`stack_info=False` through `Logger.handle` of a prebuilt record. What cannot: a query log
-makes one record per statement; the budget includes that on purpose.""",
+History: 1.17x while each statement was masked twice and all four patterns ran on every
+statement. What cannot go: a query log makes one record per statement; the budget includes
+that on purpose.""",
     "execute_query": _EXECUTE_QUERY,
     "pre_ping": """\
 **Was OVER (1.21-1.26x)**: SQLAlchemy's `pool_pre_ping` runs `SELECT 1` on every checkout.
 
 Fix, in dbwire now (`dbwire.pool.install_idle_ping`, `pre_ping_idle`, default 1 s): ping only
 a connection idle longer than that, or whose socket is closed or readable (a restarted server
-or a terminated backend has sent its FIN); a failed ping raises `InvalidatePoolError`, so the
-pool drops every older connection, as `pool_pre_ping` does. What the window gives up is a
+or a terminated backend has sent its FIN); a failed ping replaces the connection and
+every pooled one older than it, as `pool_pre_ping` does. What the window gives up is a
 connection black-holed without a FIN within 1 s of its last use (HikariCP's
 `aliveBypassWindowMs` makes the same trade); `pre_ping_idle = 0` restores ping-every-checkout.
 `tests/reliability/test_server_recovery.py` proves restarts and `pg_terminate_backend` still
 cost no failed checkout.
 
-What is left per checkout is a `select()` on the socket (and a clock read at checkin), the
-price of noticing a restarted server without a round trip: a few microseconds, which puts
-the ratio at 1.03-1.06x, on either side of the budget from run to run on this loaded
-2-CPU machine (`python -m bench floor pre_ping` alone gave 1.03x twice after the full run
-below gave 1.06x).""",
+What is left per checkout is one `poll()` on the socket (a poll object built when the
+connection opened) and a clock read, the price of noticing a restarted server without a
+round trip: about a microsecond.""",
     "health": """\
 **The budget is wrong for a server on loopback; the "remote server" row shows it holds where
 it means something.** Over loopback a check is almost all CPU and almost no waiting: a pool
