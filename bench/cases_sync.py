@@ -324,44 +324,52 @@ class _Crew:
 def case_threads(ctx: Context) -> list[Row]:
     pool = {**SAME_POOL, "pool_size": THREADS, "max_overflow": 0}
     db = database(ctx, "bench_threads", **pool)
-    engine = _engine(ctx, **{**pool, "pool_pre_ping": False})
-    factory = sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
     def with_dbwire() -> None:
         with db.session() as session:
             session.execute(_STATEMENT).all()
 
-    def with_sqlalchemy() -> None:
-        session: Session
-        with factory.begin() as session:
-            session.execute(_STATEMENT).all()
+    rows = []
+    # Against the layer's own cost (no pre-ping), then against dbwire's settings (pinging).
+    for pre_ping, label in ((False, "`pool_pre_ping=False`"), (True, "`pool_pre_ping=True`")):
+        engine = _engine(ctx, **{**pool, "pool_pre_ping": pre_ping})
+        factory = sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
+        def with_sqlalchemy(factory: sessionmaker[Session] = factory) -> None:
+            session: Session
+            with factory.begin() as session:
+                session.execute(_STATEMENT).all()
+
+        timing = _threaded(ctx, with_dbwire, with_sqlalchemy)
+        rows.append(
+            compared(
+                "threads",
+                f"`db.session()` round trip, {THREADS} threads, pool of {THREADS}",
+                f"`sessionmaker(engine).begin()`, same threads and pool, {label}",
+                timing,
+                floor=ctx.floor(),
+                note=(
+                    f"wall time per operation; {1e9 / timing.a.median:,.0f} vs "
+                    f"{1e9 / timing.b.median:,.0f} operations/s"
+                ),
+            )
+        )
+    return rows
+
+
+def _threaded(ctx: Context, a: Callable[[], None], b: Callable[[], None]) -> Comparison:
+    """a and b in rounds of THREADS threads at once, per operation."""
     ops_each = 4 if ctx.quick else 20
     rounds: Iterations = ctx.iterations.scaled(0.05, minimum=4)
     crew = _Crew(THREADS)
     try:
         timing = interleave(
-            lambda: crew.round(with_dbwire, ops_each),
-            lambda: crew.round(with_sqlalchemy, ops_each),
-            rounds,
+            lambda: crew.round(a, ops_each), lambda: crew.round(b, ops_each), rounds
         )
     finally:
         crew.close()
     per_round = THREADS * ops_each
-    timing = Comparison(_per_op(timing.a, per_round), _per_op(timing.b, per_round), timing.ratio)
-    return [
-        compared(
-            "threads",
-            f"`db.session()` round trip, {THREADS} threads, pool of {THREADS}",
-            "`sessionmaker(engine).begin()`, same threads and pool, `pool_pre_ping=False`",
-            timing,
-            floor=ctx.floor(),
-            note=(
-                f"wall time per operation; {1e9 / timing.a.median:,.0f} vs "
-                f"{1e9 / timing.b.median:,.0f} operations/s"
-            ),
-        )
-    ]
+    return Comparison(_per_op(timing.a, per_round), _per_op(timing.b, per_round), timing.ratio)
 
 
 def _per_op(stats: Stats, ops: int) -> Stats:
