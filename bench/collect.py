@@ -286,21 +286,25 @@ def _label(source: str) -> str:
 
 
 EXPLANATION = """\
-Where dbwire is over, the cause is the same on both sources. (1) The whole process pays for
-modules the copy never uses but dbwire's Database, config and credential resolution need:
-`python -X importtime -m dbwire collect ...` shows SQLAlchemy (backends build on its URL
-type; dbwire.errors imports its exceptions), pydantic (DatabaseConfig is a model), asyncio
-(imported by database.py) and, for PostgreSQL, psycopg (the libpq version picks libpq's
-parsing rules). No SQLAlchemy *login* happens any more before connectorx or ADBC (one bare
-driver login, a few ms, makes a refused login fail at once instead of after connectorx's
-30 s of retries). (2) The same modules are tens of MB of the peak RSS. (3) At 5M rows from
-MariaDB the lowest-memory peer is DuckDB's mysql extension, 3-4x slower than connectorx;
-dbwire streams connectorx's Arrow reader into one CREATE TABLE AS and stays within about
-1.1x of raw connectorx's stream (the whole Arrow table costs far more). (4) Copy ratios
-within about 1.25x are inside the noise of a shared 2-CPU machine: the load average during
-the recorded run was 15-20. Fix for (1) and (2): a Database and Backend that resolve
-credentials without importing SQLAlchemy, pydantic and asyncio at module level; that is a
-change to database.py, config.py, backends/ and errors.py, not to the collect path.
+Measured on a quiet machine; one run to the next moves a copy time by 10-20% (the same
+DuckDB extension copy took 0.66 s and 0.81 s for 1M rows in two runs ten minutes apart), so
+copy ratios within about 1.2x are method choice and noise, not dbwire's own work: dbwire's
+auto method for PostgreSQL is DuckDB's postgres extension, which it matches (0.82 s against
+0.81 s in the same run) and which ties ADBC at 5M rows but loses to it at 1M. (1) The whole
+process pays for modules the copy never uses but dbwire's Database and config need:
+SQLAlchemy's core (~100 ms: dbwire's URL type is SQLAlchemy's, and the backends build on
+it) and pydantic with the config models (~50 ms); psycopg, the ORM and the asyncio layer are
+no longer imported by a DuckDB-extension or ADBC collect (tests/test_collect_imports.py).
+At 1M rows, where the copy takes under a second, that shows as 1.4-1.6x; at 5M it is within
+about 1.2x. (2) The same modules are tens of MB of the peak RSS (336 MB against DuckDB's
+extension's 294 MB at 5M PostgreSQL rows). (3) At 5M rows from MariaDB the lowest-memory
+peer is DuckDB's mysql extension, 3.5x slower than connectorx; dbwire streams connectorx's
+Arrow reader into one CREATE TABLE AS and stays within about 1.1x of raw connectorx's
+stream in time and memory (the whole Arrow table costs twice the memory). Before connectorx,
+one bare driver login (about 30 ms, most of it PyMySQL building a TLS context) makes a
+refused login fail at once instead of after connectorx's 30 s of retries. Fix for (1) and
+(2): a collect path with its own URL and config parsing, so that neither SQLAlchemy nor
+pydantic is imported; a change to url.py, config.py and backends/, not yet made.
 """
 
 
