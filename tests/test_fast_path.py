@@ -298,3 +298,69 @@ async def test_aiomysql_connection_killed_while_autocommit_was_left_on(mysql_url
     finally:
         killer.close()
         await db.aclose()
+
+
+def test_failing_direct_queries_return_every_pool_entry(backend_url: str) -> None:
+    """The direct path takes pool entries without SQLAlchemy's checkout wrapper: with one
+    connection and no overflow, any entry not given back would make the next call wait
+    out pool_timeout and fail."""
+    db = Database(
+        DatabaseConfig(
+            name="fast_entries", url=backend_url, pool_size=1, max_overflow=0, pool_timeout=2
+        )
+    )
+    try:
+        for i in range(30):
+            with pytest.raises(sa_exc.DBAPIError):
+                db.execute_query(f"SELECT * FROM fast_entries_missing_{i}")
+            with pytest.raises(sa_exc.StatementError):
+                db.execute_query("SELECT :a AS a", {"b": 1})  # a missing value: Core raises
+        assert db.get_pool_status().checked_out in (0, None)
+        assert db.execute_query("SELECT 1 AS one")[1] == [{"one": 1}]
+    finally:
+        db.close()
+
+
+async def test_postgres_transactions_survive_autocommit_left_on(pg_url: str) -> None:
+    """execute_query leaves psycopg's and asyncpg's autocommit on; a session on that same
+    connection next must still get a real transaction that a rollback undoes."""
+    db = Database(DatabaseConfig(name="fast_pg_txn", url=pg_url, pool_size=1, max_overflow=0))
+    try:
+        db.execute_query("CREATE TABLE IF NOT EXISTS fast_pg_txn (v int)")
+        with db.session(auto_commit=False) as session:
+            session.execute(text("INSERT INTO fast_pg_txn VALUES (1)"))
+            session.rollback()
+        assert db.execute_query("SELECT count(*) AS n FROM fast_pg_txn")[1] == [{"n": 0}]
+        await db.async_execute_query("SELECT 1")
+        async with db.async_session(auto_commit=False) as session:
+            await session.execute(text("INSERT INTO fast_pg_txn VALUES (2)"))
+            await session.rollback()
+        rows = (await db.async_execute_query("SELECT count(*) AS n FROM fast_pg_txn"))[1]
+        assert rows == [{"n": 0}]
+        db.execute_query("DROP TABLE fast_pg_txn")
+    finally:
+        await db.aclose()
+
+
+def test_backend_terminated_under_the_direct_path_is_replaced(pg_url: str) -> None:
+    """A server backend killed between two direct calls: the idle ping's poll sees the
+    hang-up at checkout and the next call runs on a fresh connection."""
+    import time
+
+    db = Database(DatabaseConfig(name="fast_pg_kill", url=pg_url, pool_size=1, max_overflow=0))
+    killer = Database(DatabaseConfig(name="fast_pg_killer", url=pg_url))
+    try:
+        pid = db.execute_query("SELECT pg_backend_pid() AS pid")[1][0]["pid"]
+        killer.execute_query("SELECT pg_terminate_backend(:pid)", {"pid": pid})
+        deadline = time.monotonic() + 5
+        while killer.execute_query(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = :pid", {"pid": pid}
+        )[1] != [{"n": 0}]:
+            assert time.monotonic() < deadline, "the backend did not end"
+            time.sleep(0.02)
+        new_pid = db.execute_query("SELECT pg_backend_pid() AS pid")[1][0]["pid"]
+        assert new_pid != pid
+        assert db.get_pool_status().checked_out == 0
+    finally:
+        killer.close()
+        db.close()

@@ -136,14 +136,14 @@ class FastPath:
         self, sql: str, params: Mapping[str, Any] | None, dialect: Any
     ) -> tuple[str, Any] | None:
         """The compiled statement and its driver arguments, guard checked; None: use Core."""
-        statement, order = compiled(sql, dialect)
+        statement, order, needed = compiled(sql, dialect)
         db = self.db
         if db.config.readonly:
             readonly_guard.check_statement(
                 statement, database=db.name, dialect=db.backend.dialect_name
             )
         values = dict(params or {})
-        if order is not None and not set(order) <= values.keys():
+        if needed and not needed <= values.keys():
             return None  # let Core raise its usual "a value is required" error
         if order is None:
             args: Any = values
@@ -243,11 +243,12 @@ def return_entry(entry: Any, ran: bool) -> None:
 
 
 @functools.lru_cache(maxsize=512)
-def compiled(sql: str, dialect: Any) -> tuple[str, tuple[str, ...] | None]:
-    """SQL compiled for a dialect as text() compiles it, and its positional parameter order."""
+def compiled(sql: str, dialect: Any) -> tuple[str, tuple[str, ...] | None, frozenset[str]]:
+    """SQL compiled for a dialect as text() compiles it, its positional parameter order
+    (None for a named paramstyle) and the names of every parameter it needs."""
     compiled_sql = text(sql).compile(dialect=dialect)
     order = tuple(compiled_sql.positiontup or ()) if dialect.positional else None
-    return compiled_sql.string, order
+    return compiled_sql.string, order, frozenset(compiled_sql.binds)
 
 
 def collect(result: Any) -> QueryResult:
