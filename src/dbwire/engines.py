@@ -31,6 +31,7 @@ from dbwire.pool import (
     install_idle_ping,
     open_in_background,
     pool_class_for,
+    watch_new_connections,
 )
 
 if TYPE_CHECKING:
@@ -325,6 +326,7 @@ class Engines:
         hooks.end_readonly = backend.end_readonly
         hooks.closed = owner.closed
         self._hooks.append(hooks)
+        watch_new_connections(engine)
 
         @event.listens_for(engine, "handle_error")
         def _translate(ctx: ExceptionContext) -> BaseException | None:

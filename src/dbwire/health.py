@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -73,28 +72,6 @@ def _timeout_error(db: Target, timeout: float) -> ConnectError:
     )
 
 
-_WATCHED_ENGINES: weakref.WeakSet[Any] = weakref.WeakSet()
-_WATCH_LOCK = threading.Lock()
-
-
-def _watch_checkouts(engine: Any) -> None:
-    """Let probes learn which DBAPI connection their thread checked out of this engine:
-    the pool tells pool.CHECKOUT_WATCH of the connection each checkout takes (before its
-    pre-ping, itself a read that may hang); this tells it of each new connection."""
-    with _WATCH_LOCK:
-        if engine in _WATCHED_ENGINES:
-            return
-        from sqlalchemy import event
-
-        def _connected(dbapi_connection: Any, _record: Any) -> None:
-            watch = CHECKOUT_WATCH.get()
-            if watch is not None:
-                watch(dbapi_connection)
-
-        event.listen(engine, "connect", _connected)
-        _WATCHED_ENGINES.add(engine)
-
-
 def _shutdown_socket(dbapi_connection: Any) -> bool:
     """Shut down a sync driver connection's socket from another thread; True if it had one.
 
@@ -153,7 +130,7 @@ class Probe:
                 # Built here, not in the thread: engine creation does no I/O, and several
                 # threads importing the same SQLAlchemy dialect at once can fail
                 # ("cannot access submodule ... most likely due to a circular import").
-                _watch_checkouts(db.engine)
+                db.engine  # noqa: B018 - the property builds the engine
             except Exception as exc:
                 self._error = exc
                 self._done.set()

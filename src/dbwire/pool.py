@@ -136,37 +136,26 @@ class HookedPool(Pool):
 
     def _do_get(self) -> ConnectionPoolEntry:
         hooks = self.dbwire_hooks
-        if hooks is None:
-            try:
-                return super()._do_get()
-            except PoolTimeoutError:
-                raise  # QueuePool._do_get retries by calling _do_get again
-            except sa_exc.TimeoutError:
-                raise pool_timeout_error(self, "default") from None
-        tracker = hooks.tracker
-        if tracker is None:
-            try:
-                record = super()._do_get()
-            except PoolTimeoutError:
-                raise
-            except sa_exc.TimeoutError:
-                raise pool_timeout_error(self, hooks.database) from None
-            if hooks.idle_s is None and hooks.autocommit_off is None:
-                return record
-            now = perf_counter()
-        else:
-            waiting = tracker.waiters
-            waiting.append(None)  # list append and pop: atomic, no lock to take
+        tracker = hooks.tracker if hooks is not None else None
+        if tracker is not None:
+            tracker.waiters.append(None)  # list append and pop: atomic, no lock to take
             started = perf_counter()
-            try:
-                record = super()._do_get()
-            except PoolTimeoutError:
-                raise
-            except sa_exc.TimeoutError as exc:
+        try:
+            record = super()._do_get()
+        except PoolTimeoutError:
+            raise  # QueuePool._do_get retries by calling _do_get again
+        except sa_exc.TimeoutError as exc:
+            if tracker is not None:
                 raise tracker.timeout_error(self, exc) from None
-            finally:
-                waiting.pop()
-            now = perf_counter()
+            database = hooks.database if hooks is not None else "default"
+            raise pool_timeout_error(self, database) from None
+        finally:
+            if tracker is not None:
+                tracker.waiters.pop()
+        if hooks is None:
+            return record
+        now = perf_counter()
+        if tracker is not None:
             tracker.checked_out(record, started, now)
         watch = CHECKOUT_WATCH.get()
         if watch is not None and record.dbapi_connection is not None:
@@ -301,6 +290,19 @@ def name_pool(engine: Engine, database: str) -> None:
     """Tell a dbwire pool the database it serves, for its timeout error."""
     if isinstance(engine.pool, HookedPool):
         hooks_of(engine.pool).database = database
+
+
+def watch_new_connections(engine: Engine) -> None:
+    """Tell CHECKOUT_WATCH of each new connection too: one opened at checkout (a first
+    connect, an overflow, a reconnect after invalidation) is made after the pool's get."""
+    from sqlalchemy import event
+
+    def _connected(dbapi_connection: Any, _record: Any) -> None:
+        watch = CHECKOUT_WATCH.get()
+        if watch is not None:
+            watch(dbapi_connection)
+
+    event.listen(engine, "connect", _connected)
 
 
 def socket_poll(fileno: int | None) -> Callable[[int], list[tuple[int, int]]] | None:
