@@ -247,23 +247,27 @@ def test_mysql_direct_sends_the_statement_alone(mysql_url: str) -> None:
         db.close()
 
 
-async def test_mysql_core_transactions_survive_the_direct_path(mysql_url: str) -> None:
-    """The fast path leaves MySQL's autocommit on; a session on that connection next
-    must still get a real transaction that a rollback undoes."""
-    db = Database(DatabaseConfig(name="fast_my_txn", url=mysql_url, pool_size=1, max_overflow=0))
+@pytest.mark.parametrize("url_fixture", ["mysql_url", "pg_url"])
+async def test_core_transactions_survive_autocommit_left_on(
+    url_fixture: str, request: pytest.FixtureRequest
+) -> None:
+    """The fast path leaves MySQL's, psycopg's and asyncpg's autocommit on; a session on
+    that same connection next must still get a real transaction that a rollback undoes."""
+    url = request.getfixturevalue(url_fixture)
+    db = Database(DatabaseConfig(name="fast_txn", url=url, pool_size=1, max_overflow=0))
     try:
-        db.execute_query("CREATE TABLE IF NOT EXISTS fast_my_txn (v int)")
+        db.execute_query("CREATE TABLE IF NOT EXISTS fast_txn (v int)")
         with db.session(auto_commit=False) as session:
-            session.execute(text("INSERT INTO fast_my_txn VALUES (1)"))
+            session.execute(text("INSERT INTO fast_txn VALUES (1)"))
             session.rollback()
-        assert db.execute_query("SELECT count(*) AS n FROM fast_my_txn")[1] == [{"n": 0}]
+        assert db.execute_query("SELECT count(*) AS n FROM fast_txn")[1] == [{"n": 0}]
         await db.async_execute_query("SELECT 1")
         async with db.async_session(auto_commit=False) as session:
-            await session.execute(text("INSERT INTO fast_my_txn VALUES (2)"))
+            await session.execute(text("INSERT INTO fast_txn VALUES (2)"))
             await session.rollback()
-        rows = (await db.async_execute_query("SELECT count(*) AS n FROM fast_my_txn"))[1]
+        rows = (await db.async_execute_query("SELECT count(*) AS n FROM fast_txn"))[1]
         assert rows == [{"n": 0}]
-        db.execute_query("DROP TABLE fast_my_txn")
+        db.execute_query("DROP TABLE fast_txn")
     finally:
         await db.aclose()
 
@@ -319,27 +323,6 @@ def test_failing_direct_queries_return_every_pool_entry(backend_url: str) -> Non
         assert db.execute_query("SELECT 1 AS one")[1] == [{"one": 1}]
     finally:
         db.close()
-
-
-async def test_postgres_transactions_survive_autocommit_left_on(pg_url: str) -> None:
-    """execute_query leaves psycopg's and asyncpg's autocommit on; a session on that same
-    connection next must still get a real transaction that a rollback undoes."""
-    db = Database(DatabaseConfig(name="fast_pg_txn", url=pg_url, pool_size=1, max_overflow=0))
-    try:
-        db.execute_query("CREATE TABLE IF NOT EXISTS fast_pg_txn (v int)")
-        with db.session(auto_commit=False) as session:
-            session.execute(text("INSERT INTO fast_pg_txn VALUES (1)"))
-            session.rollback()
-        assert db.execute_query("SELECT count(*) AS n FROM fast_pg_txn")[1] == [{"n": 0}]
-        await db.async_execute_query("SELECT 1")
-        async with db.async_session(auto_commit=False) as session:
-            await session.execute(text("INSERT INTO fast_pg_txn VALUES (2)"))
-            await session.rollback()
-        rows = (await db.async_execute_query("SELECT count(*) AS n FROM fast_pg_txn"))[1]
-        assert rows == [{"n": 0}]
-        db.execute_query("DROP TABLE fast_pg_txn")
-    finally:
-        await db.aclose()
 
 
 def test_backend_terminated_under_the_direct_path_is_replaced(pg_url: str) -> None:
