@@ -201,3 +201,19 @@ def test_every_budget_case_has_an_explanation_ready_for_an_over_row() -> None:
         "health",
     }
     assert budgeted <= set(EXPLANATIONS)
+
+
+def test_versus_table_shows_each_round_and_the_ratio_of_medians() -> None:
+    from bench.versus import table
+
+    def run(ratio: float | None) -> list[dict[str, Any]]:
+        return [
+            {"case": "session", "operation": "op", "baseline_name": "sa", "ratio": ratio},
+            {"case": "floor", "operation": "—", "baseline_name": "raw", "ratio": None},
+        ]
+
+    text = table("abc1234", {"before": [run(1.0), run(1.2)], "now": [run(0.99), run(1.21)]})
+    lines = text.splitlines()
+    assert lines[0].startswith("| Row (abc1234's bench) |")
+    assert len(lines) == 3, text  # the floor row has no ratio to compare
+    assert lines[2] == "| session: op / sa | 1x, 1.2x | 0.99x, 1.21x | 1.00 |"
