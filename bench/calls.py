@@ -73,6 +73,31 @@ def _session(ctx: Context) -> Pair:
     return Pair(a, b)
 
 
+def _sqlite(ctx: Context) -> Pair:
+    """bench.cases_sqlite's pair: db.session() against sessionmaker on a WAL file."""
+    from sqlalchemy import create_engine
+
+    import dbwire
+
+    url = f"sqlite:///{ctx.tmp / 'calls.sqlite'}"
+    db = dbwire.connect(url, name="calls_sqlite", logger=ctx.null_logger)
+    ctx.on_close(db.close)
+    engine = create_engine(url, connect_args={"check_same_thread": False})
+    ctx.on_close(engine.dispose)
+    factory = sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    db.execute_query(SELECT_ONE)  # creates the file, WAL on
+
+    def a() -> None:
+        with db.session() as session:
+            session.execute(_STATEMENT).all()
+
+    def b() -> None:
+        with factory.begin() as session:
+            session.execute(_STATEMENT).all()
+
+    return Pair(a, b)
+
+
 def _observe(ctx: Context) -> Pair:
     import logging
 
@@ -125,6 +150,7 @@ def _async_query(key: str) -> Callable[[Context], Awaitable[Pair]]:
 SYNC_PAIRS: dict[str, Callable[[Context], Pair]] = {
     "connect": _connect,
     "session": _session,
+    "sqlite": _sqlite,
     "observe": _observe,
     **{f"execute_query.{k}": _query(k) for k in ("postgresql", "mariadb", "sqlite", "duckdb")},
 }

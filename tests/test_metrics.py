@@ -367,3 +367,24 @@ def test_a_server_that_never_answers_shows_as_pending_then_no_holder() -> None:
             samples = _samples(m.metrics())
             assert _value(samples, "db_client_connection_pending_requests", **labels) == 0
             assert _value(samples, "db_client_connection_create_time_seconds_count", **labels) == 0
+
+
+def test_histogram_batches_count_each_value_in_its_le_bucket() -> None:
+    """A folded batch counts like one bisection per value: a value equal to a bound is in
+    that bound's bucket, a value above the last bound is in +Inf."""
+    from bisect import bisect_left
+
+    from dbwire.observe.histogram import BUCKETS, FOLD_AT, Histogram
+
+    values = [0.0, *BUCKETS, 0.003, 0.07, 7.0, 20.0] * (FOLD_AT // 8)
+    histogram = Histogram()
+    for value in values:
+        histogram.observe(value)
+    expected = [0] * (len(BUCKETS) + 1)
+    for value in values:
+        expected[bisect_left(BUCKETS, value)] += 1
+    snapshot = histogram.snapshot()
+    assert snapshot.counts == tuple(expected)
+    assert snapshot.count == len(values)
+    assert snapshot.total == pytest.approx(sum(values))
+    assert histogram.max == 20.0

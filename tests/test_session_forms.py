@@ -154,3 +154,11 @@ def test_a_commit_that_fails_is_rolled_back_raised_and_closed(tmp_path: Path) ->
         asyncio.run(go())
     finally:
         db.close()
+
+
+def test_the_direct_common_course_is_the_plans() -> None:
+    """ScopeSession.__exit__ runs a clean auto_commit exit without the generator: the
+    steps it calls must stay the ones the plan gives."""
+    from dbwire.session_forms import COMMON_COURSE, _scope_exit
+
+    assert tuple(_scope_exit(True, False)) == COMMON_COURSE

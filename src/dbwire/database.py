@@ -321,7 +321,12 @@ class Database:
         """
         if self._replicas is not None:
             return self._replicas.session(readonly=readonly, auto_commit=auto_commit)
-        session = (self._readonly_factory() if readonly else self.Session)()
+        factory = self._session_factory
+        if readonly or factory is None or self._closed:
+            # The property and _readonly_factory() build the factory and refuse a closed
+            # Database; the usual session skips their two calls.
+            factory = self._readonly_factory() if readonly else self.Session
+        session = factory()
         session.dbwire_auto_commit = auto_commit
         return session
 

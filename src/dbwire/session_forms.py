@@ -30,6 +30,10 @@ def _scope_exit(auto_commit: bool, failed: bool) -> Generator[str, None, None]:
         yield "close"
 
 
+# What _scope_exit(True, False) yields: ScopeSession.__exit__ runs it without the generator.
+COMMON_COURSE = ("commit", "close")
+
+
 class ScopeSession(Session):
     """A Session that `db.session()` returns: usable as is, or as a transaction scope.
 
@@ -52,8 +56,22 @@ class ScopeSession(Session):
         if scope is None:
             super().__exit__(type_, value, traceback)
             return
-        plan = _scope_exit(scope, type_ is not None)
-        step = next(plan, None)
+        if scope and type_ is None:
+            # The plan's usual course, commit then close (COMMON_COURSE), called directly:
+            # stepping the generator costs three resumptions and as many next() and
+            # getattr() calls on every session. A failing commit goes back to the plan.
+            try:
+                self.commit()
+            except BaseException as exc:
+                plan = _scope_exit(scope, False)
+                next(plan)  # "commit", the step that failed
+                step: str | None = plan.throw(exc)
+            else:
+                self.close()
+                return
+        else:
+            plan = _scope_exit(scope, type_ is not None)
+            step = next(plan, None)
         while step is not None:
             try:
                 getattr(self, step)()

@@ -8,7 +8,7 @@ when they are installed.
 from __future__ import annotations
 
 import threading
-from bisect import bisect_left
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -78,12 +78,20 @@ class Histogram:
             values = pending[:taken]
             # Only the values copied are removed: appends made meanwhile stay pending.
             del pending[:taken]
-            counts = self._counts
-            for value in values:
-                counts[bisect_left(BUCKETS, value)] += 1
-                self._sum += value
-                if value > self._max:
-                    self._max = value
+            if values:
+                # Sorted once, each bucket's count is the distance between two bounds'
+                # positions: ten bisections a batch instead of one per value.
+                values.sort()
+                counts = self._counts
+                below = 0
+                for i, bound in enumerate(BUCKETS):
+                    upto = bisect_right(values, bound, below)  # le: equal to a bound is in
+                    counts[i] += upto - below
+                    below = upto
+                counts[-1] += taken - below
+                self._sum += sum(values)
+                if values[-1] > self._max:
+                    self._max = values[-1]
             sinks = self._sinks
         for sink in sinks:
             for value in values:
