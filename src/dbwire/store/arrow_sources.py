@@ -335,19 +335,21 @@ def adbc_connection(db: Database) -> Iterator[Any]:
 
 @contextmanager
 def adbc_stream(
-    conn: Any, db: Database, query_or_table: str, *, is_table: bool, batch_size: int
+    conn: Any, db: Database, query_or_table: str, *, is_table: bool, batch_size: int | None
 ) -> Iterator[pa.RecordBatchReader]:
-    """The query's Arrow stream on an open ADBC connection."""
+    """The query's Arrow stream on an open ADBC connection; `batch_size` rows per batch
+    when given, else the driver's own batches."""
     sql = select_sql(query_or_table, '"', is_table)
     cursor = conn.cursor()
     try:
         # libpq's COPY stream is cut into batches by size, not rows; the hint keeps each
         # batch near batch_size rows of a narrow table. An older driver without the
         # option keeps its default batches.
-        with suppress(Exception):
-            cursor.adbc_statement.set_options(
-                **{"adbc.postgresql.batch_size_hint_bytes": str(max(batch_size, 1) * 64)}
-            )
+        if batch_size is not None:
+            with suppress(Exception):
+                cursor.adbc_statement.set_options(
+                    **{"adbc.postgresql.batch_size_hint_bytes": str(max(batch_size, 1) * 64)}
+                )
         try:
             cursor.execute(sql)
             reader = cursor.fetch_record_batch()
