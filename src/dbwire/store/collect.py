@@ -4,9 +4,12 @@ Measured by bench/collect.py (1M and 5M rows x 5 columns into a DuckDB file, eve
 a fresh process; bench/RESULTS.md has the tables):
 
 - PostgreSQL: DuckDB's postgres extension (binary COPY, straight into the table) is the
-  default; ADBC's PostgreSQL driver (`method="adbc"`) was as fast within the noise at 1M
-  and 5M rows but held about 30% more memory, so auto keeps DuckDB and ADBC stays explicit;
-  connectorx was 1.7-1.8x slower; SQLAlchemy batches slower still.
+  default, also when adbc-driver-postgresql is installed. ADBC's driver (`method="adbc"`)
+  spends the same CPU on a 1M-row copy (0.76 s against 0.81 s) and finishes ahead at 1M
+  only by decoding on a second thread (0.68 s against 0.81 s on a quiet machine), ties at
+  5M (2.90 s against 2.76 s), and holds 45-90 MB more (pyarrow and its batches: 385 MB
+  against 294 MB at 5M), where the store's memory budget is; connectorx was 1.7-1.8x
+  slower; SQLAlchemy batches slower still. Revisit if ADBC's memory comes down.
 - MySQL/MariaDB: connectorx's Arrow stream (`dbwire[fast]`), 3-4x faster than DuckDB's
   mysql extension, which is used when connectorx is not installed.
 - SQLite and DuckDB files: DuckDB reads them itself; S3 files are read by httpfs.
