@@ -73,14 +73,16 @@ def _child(tool: str, source: str, url: str, table: str, out: str, ext_dir: str)
 
     for module in _CHILD_IMPORTS[tool]:
         importlib.import_module(module)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     if tool.startswith("dbwire"):
         import dbwire
 
         db = dbwire.connect(url, name="bench")
         method = "adbc" if tool == "dbwire-adbc" else None
         with dbwire.get_duckdb_connection(out) as store:
-            store.collect(db, table, table="t", method=method, batch_size=BATCH)
+            # dbwire's own default batches, as each raw peer keeps its driver's (connectorx's
+            # peer asks for BATCH rows, which is dbwire's default for connectorx too).
+            store.collect(db, table, table="t", method=method)
         db.close()
     else:
         import duckdb
@@ -89,11 +91,13 @@ def _child(tool: str, source: str, url: str, table: str, out: str, ext_dir: str)
         _raw_copy(con, tool, source, url, table)
         con.close()
     copy_s = time.perf_counter() - started
+    # CPU seconds of every thread of this process: steadier than copy_s on a busy machine.
+    copy_cpu_s = time.process_time() - cpu_started
     # VmHWM is this process's own peak: Linux carries the parent's ru_maxrss into a child
     # across exec, so wait4's figure is at least the bench parent's size.
     with open("/proc/self/status") as status:
         hwm_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-    print(json.dumps({"copy_s": copy_s, "peak_mb": hwm_kb / 1024}))
+    print(json.dumps({"copy_s": copy_s, "copy_cpu_s": copy_cpu_s, "peak_mb": hwm_kb / 1024}))
 
 
 def _raw_copy(con: Any, tool: str, source: str, url: str, table: str) -> None:
@@ -169,7 +173,14 @@ def _spawn(tool: str, source: str, url: str, table: str, out: Path, ext_dir: str
         return {"ok": False, "error": " / ".join(tail)[-300:]}
     report = json.loads(stdout_bytes.decode().strip().splitlines()[-1])
     peak_mb = float(report.get("peak_mb", usage.ru_maxrss / 1024))
-    return {"ok": True, "copy_s": float(report["copy_s"]), "whole_s": whole, "peak_mb": peak_mb}
+    return {
+        "ok": True,
+        "copy_s": float(report["copy_s"]),
+        "copy_cpu_s": float(report["copy_cpu_s"]),
+        "whole_s": whole,
+        "whole_cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_mb": peak_mb,
+    }
 
 
 def _check(out: Path, rows: int) -> tuple[bool, list[str]]:

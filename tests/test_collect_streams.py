@@ -156,6 +156,22 @@ def test_connectorx_refused_login_fails_at_once_with_dbwires_error(mysql_url: st
     assert "not-the-password-42" not in text and _password(mysql_url) not in text
 
 
+def test_the_login_before_connectorx_keeps_pymysqls_tls_choices() -> None:
+    """No ssl argument: PyMySQL's preferred TLS, unverified, without loading the CA store;
+    any ssl argument: PyMySQL's own context, verification included."""
+    import ssl
+
+    from dbwire.store.arrow_sources import _pymysql_connection_class
+
+    connection = _pymysql_connection_class()
+    preferred = connection.__new__(connection)._create_ssl_ctx({})
+    assert (preferred.verify_mode, preferred.check_hostname) == (ssl.CERT_NONE, False)
+    assert preferred.cert_store_stats()["x509_ca"] == 0
+    assert preferred.minimum_version >= ssl.TLSVersion.TLSv1_2
+    given = ssl.create_default_context()
+    assert connection.__new__(connection)._create_ssl_ctx(given) is given
+
+
 def test_connectorx_against_a_server_that_never_answers_fails_within_connect_timeout() -> None:
     with SilentServer() as silent:
         db = dbwire.connect(

@@ -4,9 +4,12 @@ Measured by bench/collect.py (1M and 5M rows x 5 columns into a DuckDB file, eve
 a fresh process; bench/RESULTS.md has the tables):
 
 - PostgreSQL: DuckDB's postgres extension (binary COPY, straight into the table) is the
-  default; ADBC's PostgreSQL driver (`method="adbc"`) was as fast within the noise at 1M
-  and 5M rows but held about 30% more memory, so auto keeps DuckDB and ADBC stays explicit;
-  connectorx was 1.7-1.8x slower; SQLAlchemy batches slower still.
+  default, also when adbc-driver-postgresql is installed. ADBC's driver (`method="adbc"`)
+  spends the same CPU on a 1M-row copy (0.76 s against 0.81 s) and finishes ahead at 1M
+  only by decoding on a second thread (0.68 s against 0.81 s on a quiet machine), ties at
+  5M (2.90 s against 2.76 s), and holds 45-90 MB more (pyarrow and its batches: 385 MB
+  against 294 MB at 5M), where the store's memory budget is; connectorx was 1.7-1.8x
+  slower; SQLAlchemy batches slower still. Revisit if ADBC's memory comes down.
 - MySQL/MariaDB: connectorx's Arrow stream (`dbwire[fast]`), 3-4x faster than DuckDB's
   mysql extension, which is used when connectorx is not installed.
 - SQLite and DuckDB files: DuckDB reads them itself; S3 files are read by httpfs.
@@ -41,6 +44,10 @@ if TYPE_CHECKING:
 METHODS = ("duckdb", "connectorx", "adbc", "sqlalchemy")
 _TABLE_NAME = re.compile(r"^\s*[A-Za-z_][\w$]*(\.[A-Za-z_][\w$]*){0,2}\s*$")
 _BATCH_VIEW = "__dbwire_collect_batch"
+# Rows per batch of connectorx and SQLAlchemy when the caller names none. ADBC then keeps its
+# driver's own batches (16 MiB of COPY data): cut to 100,000 rows the same 1M-row copy cost
+# about 0.1 s more CPU (bench/collect.py's table), for no memory a stream needs.
+DEFAULT_BATCH_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -104,7 +111,7 @@ class CollectOptions(TypedDict, total=False):
 
     table: Required[str]
     mode: str
-    batch_size: int
+    batch_size: int | None
     method: str | None
     progress: ProgressCallback | None
 
@@ -142,14 +149,14 @@ def run(
     *,
     table: str,
     mode: str = "replace",
-    batch_size: int = 100_000,
+    batch_size: int | None = None,
     method: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> CollectResult:
     """collect(), returning the CollectResult (the method chosen, seconds, the estimate)."""
     if mode not in ("replace", "append"):
         raise ConfigError(f"collect mode {mode!r}: use 'replace' or 'append'", database=db.name)
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise ConfigError(f"collect batch_size must be positive, got {batch_size}")
     if not isinstance(query_or_table, str) or not query_or_table.strip():
         raise ConfigError(
@@ -193,7 +200,7 @@ def run(
                 database=db.name,
             )
         job.method = chosen
-        batches = _sqlalchemy_batches(db, query_or_table, batch_size)
+        batches = _sqlalchemy_batches(db, query_or_table, job.rows_per_batch)
         count = _ingest(job, batches)
     seconds = time.monotonic() - started
     store._log_collect(db.name, target.display, chosen, count, seconds)
@@ -209,11 +216,16 @@ class _Job:
     query_or_table: str
     target: Target
     mode: str
-    batch_size: int
+    batch_size: int | None
     progress: ProgressCallback | None
     method: str = ""
     estimate: int | None = None
     started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rows_per_batch(self) -> int:
+        """The batch size asked for, else the row-batched paths' default."""
+        return self.batch_size or DEFAULT_BATCH_ROWS
 
     @property
     def is_table(self) -> bool:
@@ -426,7 +438,7 @@ def _via_connectorx(job: _Job) -> int:
         db,
         job.query_or_table,
         is_table=job.is_table,
-        batch_size=job.batch_size,
+        batch_size=job.rows_per_batch,
         estimate_sql=estimate_sql,
     ) as (reader, preflight):
         job.estimate = _as_estimate(preflight.estimate)

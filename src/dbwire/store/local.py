@@ -486,7 +486,7 @@ class LocalStore:
         *,
         table: str,
         mode: CollectMode = "replace",
-        batch_size: int = 100_000,
+        batch_size: int | None = None,
         method: str | None = None,
         progress: Callable[[CollectProgress], None] | None = None,
     ) -> int:
@@ -502,7 +502,8 @@ class LocalStore:
             query_or_table: SQL in the source's dialect, or a table name (`schema.table`).
             table: the local table (`name` or `schema.name`).
             mode: "replace" the table, or "append" to it (created when missing).
-            batch_size: rows per batch on the streaming paths.
+            batch_size: rows per batch on the streaming paths; by default 100,000 for
+                connectorx and SQLAlchemy, and ADBC's own batches (16 MiB of COPY data).
             method: force "duckdb", "connectorx" or "sqlalchemy" instead of the fastest.
             progress: called with a CollectProgress now and then while rows arrive.
         """
