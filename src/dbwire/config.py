@@ -26,7 +26,14 @@ from pydantic import (
 )
 
 from dbwire.errors import MASK, ConfigError, is_secret_key
-from dbwire.url import mask_text, mask_url, mask_url_string, parse_url, query_secrets
+from dbwire.url import (
+    mask_text,
+    mask_url,
+    mask_url_string,
+    parse_url,
+    plainly_secret_free,
+    query_secrets,
+)
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 # Transaction-pooling proxies dbwire knows how to talk through (dbwire.pooler).
@@ -189,15 +196,16 @@ class DatabaseConfig(BaseModel):
         # class undoes below) asks each attribute for its default, a fifth of validating
         # a small config.
         _object_setattr(self, "__pydantic_private__", {**_PRIVATE_DEFAULTS, "_sources": {}})
-        if self.url is not None:
-            shown, had_secret = mask_url_string(self.url)
+        url, replicas = self.url, self.replicas
+        if url is not None:
+            shown, had_secret = mask_url_string(url)
             if had_secret:
-                self._url_secret = self.url
+                self._url_secret = url
                 self.__dict__["url"] = shown  # frozen model: set once, at validation
-        if self.replicas:
-            masked = [mask_url_string(raw) for raw in self.replicas]
+        if replicas and not all(map(plainly_secret_free, replicas)):
+            masked = [mask_url_string(raw) for raw in replicas]
             if any(had for _, had in masked):
-                self._replica_secrets = tuple(self.replicas)
+                self._replica_secrets = tuple(replicas)
                 self.__dict__["replicas"] = [shown for shown, _ in masked]
 
     def url_with_password(self) -> str | None:
@@ -372,6 +380,9 @@ if set(DatabaseConfig.__private_attributes__) - set(_PRIVATE_DEFAULTS) != {"_sou
     raise RuntimeError("DatabaseConfig.model_post_init must create each default_factory value")
 
 
+_VALIDATE = DatabaseConfig.__pydantic_validator__.validate_python
+
+
 class Config(BaseModel):
     """A set of named databases and where they were read from."""
 
@@ -426,6 +437,8 @@ def _encodable(value: object) -> bool:
 _FIELD_NAMES = sorted(
     {*DatabaseConfig.model_fields, "username"} - {"name"},
 )
+# How a TOML file writes a "$": as itself, or escaped in a basic string.
+_DOLLAR_FORMS = ("$", "\\u0024", "\\U00000024")
 _INTERPOLATION = re.compile(r"\$\{(?P<var>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _PREFIX_FIELD_ALIASES = {"pgpass": "passfile", "dbname": "database", "name": "database"}
 
@@ -492,9 +505,10 @@ def validate_database(
     """
     payload = dict(data)
     payload["name"] = name
-    where = dict(sources or {})
+    where = sources or {}
     try:
-        config = DatabaseConfig.model_validate(payload)
+        # The validator itself: model_validate() adds a call that only passes it on.
+        config: DatabaseConfig = _VALIDATE(payload)
     except ValidationError as exc:
         errors = exc.errors()
     else:
@@ -807,6 +821,8 @@ def load_config(
     source: str | None = None
     lines: dict[tuple[str, str], int] = {}
     file_dir: Path | None = None
+    # False for a file none of whose strings can hold a "$" (nor so a ${VAR}).
+    dollars = True
     if isinstance(path, Mapping):
         raw = _databases_table(path, "config dict")
         origin, source = "config dict", "dict"
@@ -818,6 +834,7 @@ def load_config(
             raw = _databases_table(_read_toml(file, text), origin)
             lines = _field_lines(text)
             file_dir = file.resolve().parent
+            dollars = any(form in text for form in _DOLLAR_FORMS)
     if "default" not in raw and env.get("DATABASE_URL"):
         raw["default"] = {"url": env["DATABASE_URL"]}
         lines[("default", "url")] = 0
@@ -832,7 +849,11 @@ def load_config(
                 f"{origin}: database name {name!r} must be text (valid UTF-8); "
                 "name it like [databases.primary]"
             )
-        expanded = interpolate(fields, env, where=f"{origin}: database {name!r}")
+        expanded = (
+            interpolate(fields, env, where=f"{origin}: database {name!r}")
+            if dollars or lines.get((name, "url")) == 0  # $DATABASE_URL is expanded too
+            else fields
+        )
         if file_dir is not None and lines.get((name, "url")) != 0:
             expanded = _anchor_file_paths(expanded, file_dir)
         sources = {
