@@ -10,6 +10,7 @@ import pytest
 
 import dbwire
 from dbwire import ConfigError, load_config
+from dbwire.config import DatabaseConfig
 
 
 @pytest.fixture(autouse=True)
@@ -225,3 +226,24 @@ def test_secret_never_in_config_errors_or_repr() -> None:
     with pytest.raises(ConfigError) as info:
         load_config({"databases": {"a": {"password": ["not", secret]}}}, environ={})
     assert secret not in str(info.value)
+
+
+def test_escaped_dollar_is_interpolated(tmp_path: Path) -> None:
+    # A file may write "$" as a TOML escape: ${VAR} must still expand there.
+    (tmp_path / "dbwire.toml").write_text(
+        '[databases.main]\nurl = "postgresql://app@\\u0024{DB_HOST}/app"\n', encoding="utf-8"
+    )
+    config = load_config(tmp_path / "dbwire.toml", {"DB_HOST": "db.example"})
+    assert config.databases["main"].url == "postgresql://app@db.example/app"
+
+
+def test_private_attributes_set_however_the_model_is_made() -> None:
+    made = [
+        DatabaseConfig(url="postgresql://app:pw-x1@h/app"),
+        DatabaseConfig.model_construct(url="sqlite://"),
+        DatabaseConfig(url="sqlite://").model_copy(),
+    ]
+    for config in made:
+        assert set(config.__pydantic_private__ or {}) == set(DatabaseConfig.__private_attributes__)
+    assert made[0].url_with_password() == "postgresql://app:pw-x1@h/app"
+    assert "pw-x1" not in repr(made[0])

@@ -26,11 +26,21 @@ from pydantic import (
 )
 
 from dbwire.errors import MASK, ConfigError, is_secret_key
-from dbwire.url import mask_text, mask_url, mask_url_string, parse_url, query_secrets
+from dbwire.url import (
+    mask_text,
+    mask_url,
+    mask_url_string,
+    parse_url,
+    plainly_secret_free,
+    query_secrets,
+)
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 # Transaction-pooling proxies dbwire knows how to talk through (dbwire.pooler).
 POOLERS = ("pgbouncer",)
+_object_setattr = object.__setattr__
+# Values that hold no text, as TOML and code give them.
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 class DatabaseConfig(BaseModel):
@@ -128,6 +138,9 @@ class DatabaseConfig(BaseModel):
     def _valid_text(cls, value: object) -> object:
         # A lone surrogate (e.g. from os.fsdecode of a bad byte) cannot be encoded: refuse it
         # here rather than fail later inside a driver or when the config is serialised.
+        kind = value.__class__
+        if kind in _SCALARS or (isinstance(value, str) and value.isascii()):
+            return value
         if not _encodable(value):
             raise ValueError(
                 "contains text that is not valid Unicode (a lone surrogate); "
@@ -179,15 +192,20 @@ class DatabaseConfig(BaseModel):
 
     def model_post_init(self, context: Any, /) -> None:
         """Move the URL's password (userinfo, ?password=, ?sslpassword= ...) out of `url`."""
-        if self.url is not None:
-            shown, had_secret = mask_url_string(self.url)
+        # The private attributes in one dict: pydantic's own initialisation (which this
+        # class undoes below) asks each attribute for its default, a fifth of validating
+        # a small config.
+        _object_setattr(self, "__pydantic_private__", {**_PRIVATE_DEFAULTS, "_sources": {}})
+        url, replicas = self.url, self.replicas
+        if url is not None:
+            shown, had_secret = mask_url_string(url)
             if had_secret:
-                self._url_secret = self.url
+                self._url_secret = url
                 self.__dict__["url"] = shown  # frozen model: set once, at validation
-        if self.replicas:
-            masked = [mask_url_string(raw) for raw in self.replicas]
+        if replicas and not all(map(plainly_secret_free, replicas)):
+            masked = [mask_url_string(raw) for raw in replicas]
             if any(had for _, had in masked):
-                self._replica_secrets = tuple(self.replicas)
+                self._replica_secrets = tuple(replicas)
                 self.__dict__["replicas"] = [shown for shown, _ in masked]
 
     def url_with_password(self) -> str | None:
@@ -348,6 +366,23 @@ class DatabaseConfig(BaseModel):
     __str__ = __repr__
 
 
+# pydantic wraps a model_post_init of a model with private attributes in a function that
+# sets their defaults first, one get_default() each; DatabaseConfig's sets them itself.
+_post_init = DatabaseConfig.model_post_init
+DatabaseConfig.model_post_init = getattr(_post_init, "__wrapped__", _post_init)  # type: ignore[method-assign]
+# The constant defaults (`_sources` is the one made per instance, in model_post_init).
+_PRIVATE_DEFAULTS = {
+    name: attr.default
+    for name, attr in DatabaseConfig.__private_attributes__.items()
+    if attr.default_factory is None
+}
+if set(DatabaseConfig.__private_attributes__) - set(_PRIVATE_DEFAULTS) != {"_sources"}:
+    raise RuntimeError("DatabaseConfig.model_post_init must create each default_factory value")
+
+
+_VALIDATE = DatabaseConfig.__pydantic_validator__.validate_python
+
+
 class Config(BaseModel):
     """A set of named databases and where they were read from."""
 
@@ -358,8 +393,13 @@ class Config(BaseModel):
 
     def model_post_init(self, context: Any, /) -> None:
         """Let each database's `replicas` name the others."""
-        for config in self.databases.values():
-            config._siblings = self.databases
+        databases = self.databases
+        for config in databases.values():
+            private = config.__pydantic_private__
+            if private is None:  # not made by validation or model_construct()
+                config._siblings = databases
+            else:  # as the assignment does, without its per-call attribute lookups
+                private["_siblings"] = databases
 
     def database(self, name: str) -> DatabaseConfig:
         """Return the database called name; UnknownDatabaseError lists the known ones."""
@@ -380,6 +420,8 @@ class Config(BaseModel):
 def _encodable(value: object) -> bool:
     """True when every string inside value (dict keys included) encodes to UTF-8."""
     if isinstance(value, str):
+        if value.isascii():
+            return True
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
@@ -395,6 +437,8 @@ def _encodable(value: object) -> bool:
 _FIELD_NAMES = sorted(
     {*DatabaseConfig.model_fields, "username"} - {"name"},
 )
+# How a TOML file writes a "$": as itself, or escaped in a basic string.
+_DOLLAR_FORMS = ("$", "\\u0024", "\\U00000024")
 _INTERPOLATION = re.compile(r"\$\{(?P<var>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _PREFIX_FIELD_ALIASES = {"pgpass": "passfile", "dbname": "database", "name": "database"}
 
@@ -461,13 +505,18 @@ def validate_database(
     """
     payload = dict(data)
     payload["name"] = name
-    where = dict(sources or {})
+    where = sources or {}
     try:
-        config = DatabaseConfig.model_validate(payload)
+        # The validator itself: model_validate() adds a call that only passes it on.
+        config: DatabaseConfig = _VALIDATE(payload)
     except ValidationError as exc:
         errors = exc.errors()
     else:
-        config._sources.update({k: where.get(k, origin) for k in payload if k != "name"})
+        # Straight into the fresh model's private dict: the attribute goes through
+        # pydantic's __getattr__, twice the cost of the dict.
+        private = config.__pydantic_private__
+        assert private is not None  # set by model_post_init
+        private["_sources"] = {k: where.get(k, origin) for k in payload if k != "name"}
         return config
     # Raised outside the except block: pydantic's error (whose input_value may be a
     # password) would stay reachable as __context__ even with `from None`.
@@ -497,6 +546,8 @@ _EXPECTED = {"int": "int", "float": "float", "bool": "bool", "greater": "value (
 def interpolate(value: Any, environ: Mapping[str, str], *, where: str) -> Any:
     """Expand ${VAR} and ${VAR:-default} in every string of a TOML value."""
     if isinstance(value, str):
+        if "${" not in value:
+            return value
 
         def expand(match: re.Match[str]) -> str:
             var, default = match.group("var"), match.group("default")
@@ -511,7 +562,10 @@ def interpolate(value: Any, environ: Mapping[str, str], *, where: str) -> Any:
 
         return _INTERPOLATION.sub(expand, value)
     if isinstance(value, dict):
-        return {k: interpolate(v, environ, where=where) for k, v in value.items()}
+        return {
+            k: v if v.__class__ in _SCALARS else interpolate(v, environ, where=where)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [interpolate(v, environ, where=where) for v in value]
     return value
@@ -767,6 +821,8 @@ def load_config(
     source: str | None = None
     lines: dict[tuple[str, str], int] = {}
     file_dir: Path | None = None
+    # False for a file none of whose strings can hold a "$" (nor so a ${VAR}).
+    dollars = True
     if isinstance(path, Mapping):
         raw = _databases_table(path, "config dict")
         origin, source = "config dict", "dict"
@@ -778,10 +834,14 @@ def load_config(
             raw = _databases_table(_read_toml(file, text), origin)
             lines = _field_lines(text)
             file_dir = file.resolve().parent
+            dollars = any(form in text for form in _DOLLAR_FORMS)
     if "default" not in raw and env.get("DATABASE_URL"):
         raw["default"] = {"url": env["DATABASE_URL"]}
         lines[("default", "url")] = 0
         source = source or "DATABASE_URL"
+    # Every DBWIRE_<NAME>__<FIELD> variable starts so: one scan of the environment for all
+    # the databases, not one each.
+    dbwire_env = {key: value for key, value in env.items() if key.startswith("DBWIRE_")}
     databases: dict[str, DatabaseConfig] = {}
     for name, fields in raw.items():
         if not isinstance(name, str) or not _encodable(name):
@@ -789,12 +849,15 @@ def load_config(
                 f"{origin}: database name {name!r} must be text (valid UTF-8); "
                 "name it like [databases.primary]"
             )
-        where = f"{origin}: database {name!r}"
-        expanded = interpolate(fields, env, where=where)
+        expanded = (
+            interpolate(fields, env, where=f"{origin}: database {name!r}")
+            if dollars or lines.get((name, "url")) == 0  # $DATABASE_URL is expanded too
+            else fields
+        )
         if file_dir is not None and lines.get((name, "url")) != 0:
             expanded = _anchor_file_paths(expanded, file_dir)
         sources = {
-            key: (f"{origin}:{lines[(name, key)]}" if lines.get((name, key)) else origin)
+            key: (f"{origin}:{line}" if (line := lines.get((name, key))) else origin)
             for key in expanded
         }
         if name == "default" and lines.get(("default", "url")) == 0:
@@ -804,16 +867,21 @@ def load_config(
         prefix = prefix if isinstance(prefix, str) else None
         # DATABASE_SOURCES below the arguments, highest first (arguments come later, in
         # dbwire.connect, through with_overrides).
-        merged = first_wins(
-            (
-                dbwire_env_source(name, env),
-                prefix_env_source(name, prefix, env),
-                layer(expanded, sources, default=origin),
-            )
+        from_env = (
+            dbwire_env_source(name, dbwire_env) if dbwire_env else {},
+            prefix_env_source(name, prefix, env),
         )
-        values, origins = _split(merged)
+        if any(from_env):
+            values, origins = _split(
+                first_wins((*from_env, layer(expanded, sources, default=origin)))
+            )
+        else:  # the file is the only source: its fields, each with its line
+            values, origins = expanded, sources
         database = validate_database(values, name=name, origin=origin, sources=origins)
-        database._prefix_applied = True
-        database._environ = environ  # built here and not shared yet: no copy needed
+        # Built here and not shared yet: set in place, no copy needed.
+        private = database.__pydantic_private__
+        assert private is not None  # set by model_post_init
+        private["_prefix_applied"] = True
+        private["_environ"] = environ
         databases[name] = database
     return Config(databases=databases, source=source)

@@ -219,7 +219,7 @@ def _readable_query(text: str) -> str:
     return f"{head}?{query}"
 
 
-def _plainly_secret_free(raw: str) -> bool:
+def plainly_secret_free(raw: str) -> bool:
     """True for a URL that cannot hold a secret: no query, no `=`, no `:` in its userinfo.
 
     Checked before parsing: a config of hundreds of databases masks every URL (and each
@@ -234,7 +234,7 @@ def _plainly_secret_free(raw: str) -> bool:
 
 def mask_url_string(raw: str) -> tuple[str, bool]:
     """(the URL with every secret masked, whether it held one), for the config models."""
-    if _plainly_secret_free(raw):
+    if plainly_secret_free(raw):
         return raw, False
     try:
         url = make_url(_pg_canonical(raw) if _is_pg(raw) else raw)
