@@ -60,7 +60,13 @@ def _session(ctx: Context) -> Pair:
     from bench.cases_sync import SAME_POOL, database, no_ping_engine
 
     db = database(ctx, "calls_session", **SAME_POOL)
-    factory = sessionmaker(no_ping_engine(ctx), expire_on_commit=False, autoflush=False)
+    return _session_pair(
+        db, sessionmaker(no_ping_engine(ctx), expire_on_commit=False, autoflush=False)
+    )
+
+
+def _session_pair(db: Any, factory: sessionmaker[Any]) -> Pair:
+    """db.session() + SELECT 1 against factory.begin() + SELECT 1."""
 
     def a() -> None:
         with db.session() as session:
@@ -75,27 +81,9 @@ def _session(ctx: Context) -> Pair:
 
 def _sqlite(ctx: Context) -> Pair:
     """bench.cases_sqlite's pair: db.session() against sessionmaker on a WAL file."""
-    from sqlalchemy import create_engine
+    from bench.cases_sqlite import sqlite_sides
 
-    import dbwire
-
-    url = f"sqlite:///{ctx.tmp / 'calls.sqlite'}"
-    db = dbwire.connect(url, name="calls_sqlite", logger=ctx.null_logger)
-    ctx.on_close(db.close)
-    engine = create_engine(url, connect_args={"check_same_thread": False})
-    ctx.on_close(engine.dispose)
-    factory = sessionmaker(engine, expire_on_commit=False, autoflush=False)
-    db.execute_query(SELECT_ONE)  # creates the file, WAL on
-
-    def a() -> None:
-        with db.session() as session:
-            session.execute(_STATEMENT).all()
-
-    def b() -> None:
-        with factory.begin() as session:
-            session.execute(_STATEMENT).all()
-
-    return Pair(a, b)
+    return _session_pair(*sqlite_sides(ctx, ctx.tmp / "calls.sqlite", "calls_sqlite"))
 
 
 def _observe(ctx: Context) -> Pair:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
@@ -15,15 +17,20 @@ from bench.harness import Row, compared, interleave, time_one
 _STATEMENT = text(SELECT_ONE)
 
 
-def case_sqlite(ctx: Context) -> list[Row]:
-    path = ctx.tmp / "bench.sqlite"
+def sqlite_sides(ctx: Context, path: Path, name: str) -> tuple[dbwire.Database, sessionmaker[Any]]:
+    """A dbwire Database and a plain SQLAlchemy session factory on one SQLite file (WAL)."""
     url = f"sqlite:///{path}"
-    db = dbwire.connect(url, name="bench_sqlite", logger=ctx.null_logger)
+    db = dbwire.connect(url, name=name, logger=ctx.null_logger)
     ctx.on_close(db.close)
     engine = create_engine(url, connect_args={"check_same_thread": False})
     ctx.on_close(engine.dispose)
-    factory = sessionmaker(engine, expire_on_commit=False, autoflush=False)
     db.execute_query(SELECT_ONE)  # creates the file, WAL on
+    return db, sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def case_sqlite(ctx: Context) -> list[Row]:
+    path = ctx.tmp / "bench.sqlite"
+    db, factory = sqlite_sides(ctx, path, "bench_sqlite")
     raw = sqlite3.connect(path, check_same_thread=False)
     ctx.on_close(raw.close)
 

@@ -46,7 +46,7 @@ _TABLE_NAME = re.compile(r"^\s*[A-Za-z_][\w$]*(\.[A-Za-z_][\w$]*){0,2}\s*$")
 _BATCH_VIEW = "__dbwire_collect_batch"
 # Rows per batch of connectorx and SQLAlchemy when the caller names none. ADBC then keeps its
 # driver's own batches (16 MiB of COPY data): cut to 100,000 rows the same 1M-row copy cost
-# about 0.1 s more CPU (bench/collect.py's table), for no memory a stream needs.
+# about 0.2 s more CPU than raw ADBC (bench/collect.py), for no memory a stream needs.
 DEFAULT_BATCH_ROWS = 100_000
 
 
