@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import ClassVar
@@ -88,6 +91,56 @@ def test_sqlite_file_pragmas(tmp_path: Path) -> None:
         with pytest.raises(Exception, match="FOREIGN KEY"), db.session() as s:
             s.execute(text("INSERT INTO child VALUES (99)"))
     finally:
+        db.close()
+
+
+def _hold_write_lock(path: Path) -> sqlite3.Connection:
+    """Another process's writer, as far as SQLite can tell: a write transaction left open."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO t VALUES (1)")
+    return holder
+
+
+def test_sqlite_connect_waits_out_a_writer_before_switching_to_wal(tmp_path: Path) -> None:
+    # SQLite refuses the WAL switch at once, busy handler or not, while another connection
+    # is writing; two pytest-xdist workers opening one file hit exactly this.
+    path = tmp_path / "busy.db"
+    holder = _hold_write_lock(path)
+    releaser = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
+    releaser.start()
+    db = dbwire.connect(f"sqlite:///{path}", name="busy")
+    try:
+        with db.connect() as conn:
+            assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 1
+    finally:
+        releaser.join()
+        holder.close()
+        db.close()
+
+
+def test_sqlite_connect_goes_on_without_wal_when_a_writer_never_lets_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(SQLiteBackend, "busy_timeout_ms", 300)
+    path = tmp_path / "held.db"
+    holder = _hold_write_lock(path)
+    db = dbwire.connect(f"sqlite:///{path}", name="held")
+    try:
+        started = time.monotonic()
+        with db.connect() as conn:
+            # readers still read the committed state beside a rollback-journal writer
+            assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 0
+            assert conn.execute(text("PRAGMA journal_mode")).scalar() == "delete"
+        assert time.monotonic() - started < 3.0  # bounded by busy_timeout, not forever
+        holder.execute("COMMIT")
+        db.dispose_pools(close=True)
+        with db.connect() as conn:  # the next connection makes the switch
+            assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    finally:
+        holder.close()
         db.close()
 
 

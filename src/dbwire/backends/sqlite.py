@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -74,6 +75,29 @@ def _sqlite3_connection(dbapi_connection: Any) -> sqlite3.Connection:
     conn = getattr(inner, "_conn", inner)  # aiosqlite's own sqlite3 connection
     assert isinstance(conn, sqlite3.Connection)
     return conn
+
+
+def _switch_to_wal(cursor: Any, timeout_s: float) -> None:
+    """Put the file in WAL mode, waiting up to `timeout_s` for other connections' locks.
+
+    The switch needs the file to itself, and SQLite fails it at once, without calling the
+    busy handler, while another connection holds a write lock (deadlock avoidance), so
+    busy_timeout alone does not make it wait. If the lock outlives the wait, the connection
+    goes on in the rollback journal: WAL is a concurrency gain, and the next connection tries
+    again (the mode belongs to the file, so one success switches every connection)."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        if time.monotonic() + delay > deadline:
+            return
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 class SQLiteBackend(Backend):
@@ -171,7 +195,8 @@ class SQLiteBackend(Backend):
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.execute(f"PRAGMA busy_timeout={self.busy_timeout_ms}")
                 if is_file and not readonly:
-                    cursor.execute("PRAGMA journal_mode=WAL")
+                    # an event loop must not sleep here: async connections try once
+                    _switch_to_wal(cursor, 0.0 if is_async else self.busy_timeout_ms / 1000)
                 if readonly:
                     cursor.execute("PRAGMA query_only=ON")
             finally:
