@@ -507,9 +507,10 @@ class PingWatchdog:
     wake-up: the thread sleeps until the earliest deadline it knows, and a later deadline
     needs no notice. Disarmed tickets are dropped from the top of the heap as they come
     up (deadlines of one engine come in order, so the heap stays short), and the heap is
-    rebuilt if dead tickets pile up below the top anyway. The thread ends LINGER seconds
-    after the last ping ended and starts again with the next one: nothing is left running
-    once nothing is pinged. While pings keep coming it wakes about once per LINGER.
+    rebuilt if dead tickets pile up below the top anyway. The thread wakes at least once
+    per LINGER seconds (never told that a ping ended: a notify per ping would cost a
+    context switch), and ends when no ping has ended for LINGER seconds; the next ping
+    starts it again. So nothing is left running once nothing is pinged.
     """
 
     LINGER = 0.25
@@ -551,11 +552,8 @@ class PingWatchdog:
             heap = self._heap
             while heap and heap[0][2].connection is None:
                 heapq.heappop(heap)
-            now = self._last_disarm = monotonic()
-            if not heap:
-                if self._sleeps_until > now + self.LINGER:
-                    self._wake.notify()  # sleeping towards a gone deadline: linger instead
-            elif len(heap) > 64 and len(heap) > 4 * self._armed:
+            self._last_disarm = monotonic()
+            if len(heap) > 64 and len(heap) > 4 * self._armed:
                 self._heap = [entry for entry in heap if entry[2].connection is not None]
                 heapq.heapify(self._heap)
         return False
@@ -577,8 +575,10 @@ class PingWatchdog:
                     continue
                 deadline, _, ticket = heap[0]
                 if deadline > now:
-                    self._sleeps_until = deadline
-                    self._wake.wait(deadline - now)
+                    # Never longer than LINGER: the ping may end long before its deadline,
+                    # and the thread ends soon after the last one without being told.
+                    self._sleeps_until = min(deadline, now + self.LINGER)
+                    self._wake.wait(self._sleeps_until - now)
                     continue
                 heapq.heappop(heap)
                 ticket.fired = True
