@@ -26,6 +26,7 @@ from dbwire.pool import (
     READONLY_USED,
     PoolHooks,
     async_open_in_background,
+    bound_ping,
     hooked_pool_class,
     hooks_of,
     install_idle_ping,
@@ -336,6 +337,9 @@ class Engines:
         # makes the credential provider ask again at the next connect.
         backend.install_credential_hooks(engine)
 
+        if backend.is_server:
+            # Before install_idle_ping, which takes the dialect's do_ping as it is then.
+            bound_ping(engine, timeouts.connect_timeout(owner.config, backend.base_url().query))
         if self.idle_ping:
             install_idle_ping(engine, owner.config.pre_ping_idle, backend.socket_fileno)
 

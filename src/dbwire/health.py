@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from time import perf_counter
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.pool import Pool, QueuePool
 
 from dbwire.errors import ConnectError, describe
-from dbwire.pool import CHECKOUT_WATCH
+from dbwire.pool import CHECKOUT_WATCH, shutdown_socket
 from dbwire.types import HEALTHY, UNHEALTHY, HealthResult, PoolHolder, PoolStatus, Status
 
 if TYPE_CHECKING:
@@ -70,36 +69,6 @@ def _timeout_error(db: Target, timeout: float) -> ConnectError:
         "like this), or raise health_timeout",
         database=db.name,
     )
-
-
-def _shutdown_socket(dbapi_connection: Any) -> bool:
-    """Shut down a sync driver connection's socket from another thread; True if it had one.
-
-    A thread blocked reading from it then sees end-of-file and ends: the driver raises,
-    and the pool throws the connection away.
-    """
-    sock = getattr(dbapi_connection, "_sock", None)  # PyMySQL
-    if isinstance(sock, socket.socket):
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            return False
-        return True
-    pgconn = getattr(dbapi_connection, "pgconn", None)  # psycopg 3
-    try:
-        fd = pgconn.socket if pgconn is not None else -1
-    except Exception:  # libpq has no socket any more
-        return False
-    if not isinstance(fd, int) or fd < 0:
-        return False
-    try:
-        # fromfd() duplicates the descriptor: shutting the copy down shuts the shared
-        # socket down, and closing the copy leaves libpq's descriptor to libpq.
-        with socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM) as dup:
-            dup.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        return False
-    return True
 
 
 def health_statement(db: Target) -> str:
@@ -166,7 +135,7 @@ class Probe:
             connection = self._connection
             if connection is not None and not self._done.is_set():
                 # The query is stuck on an established connection: end the thread too.
-                _shutdown_socket(connection)
+                shutdown_socket(connection)
             error: BaseException = _timeout_error(db, self.timeout)
             elapsed_ms = (perf_counter() - self._started) * 1000.0
             return _result(db, elapsed_ms, error), error

@@ -1,15 +1,19 @@
 """Pool behaviour: dbwire's work at each checkout and checkin, a checkout timeout that says
-what to raise, the idle-window pre-ping, and pool_min_size connections opened in the
-background."""
+what to raise, the idle-window pre-ping and a deadline on every pre-ping, and
+pool_min_size connections opened in the background."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import heapq
+import itertools
+import os
 import select
+import socket
 import threading
 from collections.abc import Callable
-from time import perf_counter
+from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import exc as sa_exc
@@ -349,6 +353,254 @@ def install_idle_ping(
         poll = socket_poll(fileno)
         if poll is not None:
             record.info[SOCKET_POLL] = poll
+
+
+# -- a deadline on every pre-ping ------------------------------------------------------
+# Both dbwire's idle ping (PoolHooks.ping) and SQLAlchemy's pool_pre_ping call the
+# dialect's do_ping, which waits forever on a server that stopped answering after the
+# login (no driver bounds that read). bound_ping() replaces it on the engine's own dialect.
+Ping = Callable[[Any], bool]
+
+
+def bound_ping(engine: Engine, timeout: float) -> None:
+    """Make every pre-ping of `engine` end within `timeout` seconds (the connect timeout).
+
+    A ping that runs out of time reports the connection dead, so the checkout goes on as
+    after any failed ping: the connection is thrown away and a new one is dialled (which
+    the connect timeout bounds). How the wait is cut short depends on the driver:
+
+    - PyMySQL: its own read_timeout and write_timeout, set for the ping only (PyMySQL
+      re-applies the connection's own values before its next read or write);
+    - async drivers (asyncpg, aiomysql): a timer on the running event loop that aborts
+      the connection's transport; the awaited read then fails at once, and nothing is
+      cancelled, so asyncpg sends no cancel request on a second connection;
+    - other sync drivers (psycopg): PING_WATCHDOG, one shared thread that shuts the
+      socket down if the ping still runs at its deadline.
+
+    Called before install_idle_ping, which takes the dialect's do_ping as it is then.
+    """
+    dialect = engine.dialect
+    ping: Ping = dialect.do_ping
+    bounded: Ping
+    if dialect.is_async:
+        bounded = _loop_timed_ping(ping, timeout)
+    elif dialect.driver == "pymysql":
+        bounded = _pymysql_timed_ping(ping, timeout)
+    else:
+        bounded = _watched_ping(ping, timeout)
+    dialect.do_ping = bounded  # type: ignore[method-assign,assignment]  # this engine's only
+
+
+def _pymysql_timed_ping(ping: Ping, timeout: float) -> Ping:
+    def timed_ping(connection: Any) -> bool:
+        read, write = connection._read_timeout, connection._write_timeout
+        connection._read_timeout = timeout if read is None else min(read, timeout)
+        connection._write_timeout = timeout if write is None else min(write, timeout)
+        try:
+            return ping(connection)
+        except Exception:
+            if connection._sock is None:  # PyMySQL closed it: timed out, or a lost server
+                return False
+            raise
+        finally:
+            connection._read_timeout, connection._write_timeout = read, write
+
+    return timed_ping
+
+
+def _loop_timed_ping(ping: Ping, timeout: float) -> Ping:
+    def timed_ping(connection: Any) -> bool:
+        try:
+            loop = asyncio.get_running_loop()  # the ping's greenlet runs on the loop thread
+        except RuntimeError:
+            return ping(connection)
+        expired: list[bool] = []
+
+        def expire() -> None:
+            expired.append(True)
+            abort_transport(connection)
+
+        timer = loop.call_later(timeout, expire)
+        try:
+            alive = ping(connection)
+        except Exception:
+            if not expired:
+                raise
+            alive = False
+        finally:
+            timer.cancel()
+        return alive and not expired
+
+    return timed_ping
+
+
+def abort_transport(adapted: Any) -> None:
+    """Drop a SQLAlchemy-adapted async connection's transport (on its loop's thread): every
+    read waiting on it fails at once, and the connection can never be used again."""
+    raw = getattr(adapted, "_connection", adapted)
+    transport = getattr(raw, "_transport", None)  # asyncpg
+    if transport is None:
+        writer = getattr(raw, "_writer", None)  # aiomysql
+        transport = getattr(writer, "transport", None)
+    if transport is not None:
+        transport.abort()
+
+
+def _watched_ping(ping: Ping, timeout: float) -> Ping:
+    def watched_ping(connection: Any) -> bool:
+        ticket = PING_WATCHDOG.arm(timeout, connection)
+        try:
+            alive = ping(connection)
+        except Exception:
+            if not PING_WATCHDOG.disarm(ticket):
+                raise
+            return False  # the watchdog shut the socket down: that is why it failed
+        return not PING_WATCHDOG.disarm(ticket) and alive
+
+    return watched_ping
+
+
+def shutdown_socket(dbapi_connection: Any) -> bool:
+    """Shut down a sync driver connection's socket from another thread; True if it had one.
+
+    A thread blocked reading from it then sees end-of-file and ends: the driver raises,
+    and the pool throws the connection away.
+    """
+    sock = getattr(dbapi_connection, "_sock", None)  # PyMySQL
+    if isinstance(sock, socket.socket):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            return False
+        return True
+    pgconn = getattr(dbapi_connection, "pgconn", None)  # psycopg 3
+    try:
+        fd = pgconn.socket if pgconn is not None else -1
+    except Exception:  # libpq has no socket any more
+        return False
+    if not isinstance(fd, int) or fd < 0:
+        return False
+    try:
+        # fromfd() duplicates the descriptor: shutting the copy down shuts the shared
+        # socket down, and closing the copy leaves libpq's descriptor to libpq.
+        with socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM) as dup:
+            dup.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        return False
+    return True
+
+
+class _Ticket:
+    """One armed ping: its connection, until the ping ends or the deadline passes."""
+
+    __slots__ = ("connection", "fired")
+
+    def __init__(self, connection: Any) -> None:
+        self.connection: Any = connection  # None once disarmed
+        self.fired = False
+
+
+class PingWatchdog:
+    """Shuts down the socket of a sync ping still running at its deadline, from one thread.
+
+    Arming a ping is a heap push under a lock, with no thread start and (usually) no
+    wake-up: the thread sleeps until the earliest deadline it knows, and a later deadline
+    needs no notice. Disarmed tickets are dropped from the top of the heap as they come
+    up (deadlines of one engine come in order, so the heap stays short), and the heap is
+    rebuilt if dead tickets pile up below the top anyway. The thread wakes at least once
+    per LINGER seconds (never told that a ping ended: a notify per ping would cost a
+    context switch), and ends when no ping has ended for LINGER seconds; the next ping
+    starts it again. So nothing is left running once nothing is pinged.
+    """
+
+    LINGER = 0.25
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._heap: list[tuple[float, int, _Ticket]] = []
+        self._order = itertools.count()
+        self._armed = 0
+        self._thread: threading.Thread | None = None
+        self._sleeps_until = 0.0  # when the thread wakes anyway; an earlier deadline notifies
+        self._last_disarm = 0.0
+
+    def arm(self, timeout: float, connection: Any) -> _Ticket:
+        """Watch `connection` for `timeout` seconds from now."""
+        ticket = _Ticket(connection)
+        deadline = monotonic() + timeout
+        with self._lock:
+            heapq.heappush(self._heap, (deadline, next(self._order), ticket))
+            self._armed += 1
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="dbwire-ping-watchdog", daemon=True
+                )
+                self._sleeps_until = deadline
+                self._thread.start()
+            elif deadline < self._sleeps_until:
+                self._wake.notify()
+        return ticket
+
+    def disarm(self, ticket: _Ticket) -> bool:
+        """The ping ended; True if its deadline had passed and its socket was shut down."""
+        with self._lock:
+            if ticket.fired:
+                return True
+            ticket.connection = None
+            self._armed -= 1
+            heap = self._heap
+            while heap and heap[0][2].connection is None:
+                heapq.heappop(heap)
+            self._last_disarm = monotonic()
+            if len(heap) > 64 and len(heap) > 4 * self._armed:
+                self._heap = [entry for entry in heap if entry[2].connection is not None]
+                heapq.heapify(self._heap)
+        return False
+
+    def _run(self) -> None:
+        with self._lock:
+            while True:
+                heap = self._heap
+                while heap and heap[0][2].connection is None:
+                    heapq.heappop(heap)
+                now = monotonic()
+                if not heap:
+                    ends = self._last_disarm + self.LINGER
+                    if now >= ends:
+                        self._thread = None
+                        return
+                    self._sleeps_until = ends
+                    self._wake.wait(ends - now)
+                    continue
+                deadline, _, ticket = heap[0]
+                if deadline > now:
+                    # Never longer than LINGER: the ping may end long before its deadline,
+                    # and the thread ends soon after the last one without being told.
+                    self._sleeps_until = min(deadline, now + self.LINGER)
+                    self._wake.wait(self._sleeps_until - now)
+                    continue
+                heapq.heappop(heap)
+                ticket.fired = True
+                self._armed -= 1
+                # Under the lock (a few quick system calls): the ping's disarm() waits
+                # for it, so the connection cannot be closed, and its descriptor reused
+                # by another socket, while it is being shut down.
+                connection, ticket.connection = ticket.connection, None
+                shutdown_socket(connection)
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's thread does not exist here, nor do its pings."""
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._heap = []
+        self._armed = 0
+        self._thread = None
+
+
+PING_WATCHDOG = PingWatchdog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=PING_WATCHDOG._after_fork)
 
 
 # -- pool_min_size: connections opened in the background and kept ---------------------

@@ -8,6 +8,10 @@ timeout, and checks with threading.enumerate() that nothing is left blocked behi
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +23,8 @@ from sqlalchemy.engine import make_url
 
 import dbwire
 from dbwire import ConnectError, Database, Manager
+from dbwire.pool import PingWatchdog, hooks_of
+from servers import DatabaseServer
 from servers.silent import MutingProxy, SilentServer
 
 CONNECT_TIMEOUT = 2.0
@@ -69,7 +75,9 @@ def assert_no_thread_left(before: set[threading.Thread], within: float) -> None:
     raise AssertionError(f"threads still running after {within:.1f}s: {extra}")
 
 
-def assert_timeout_message(error: BaseException, name: str, server: SilentServer) -> None:
+def assert_timeout_message(
+    error: BaseException, name: str, server: SilentServer | MutingProxy
+) -> None:
     text = str(error)
     assert f"database {name!r}" in text, text
     assert f"(host 127.0.0.1:{server.port})" in text, text
@@ -497,3 +505,191 @@ async def test_refused_or_unresolvable_connect_is_a_connect_error_on_both_driver
         message = str(caught.value)
         assert name in message and "Fix:" in message, message
         assert "pw@" not in message
+
+
+# -- the checkout pre-ping of a server that fell silent after the login --------------------
+# Both ping kinds: dbwire's idle-window ping (a connection idle past pre_ping_idle) and
+# SQLAlchemy's pool_pre_ping on every checkout (pre_ping_idle = 0 hands it back).
+PING_KINDS: dict[str, dict[str, Any]] = {
+    "idle_ping": {"pre_ping_idle": 0.2},
+    "pool_pre_ping": {"pre_ping_idle": 0},
+}
+IDLE_PAST_WINDOW = 0.4
+# The ping gives up at the connect timeout, then the checkout dials a new connection,
+# which the muted proxy accepts and never answers: a second connect timeout.
+PING_BOUND = 2 * CONNECT_TIMEOUT + MARGIN
+
+
+def _hung_ping_db(url: str, name: str, kind: str) -> Database:
+    return dbwire.connect(url, name=name, connect_timeout=CONNECT_TIMEOUT, **PING_KINDS[kind])
+
+
+def _assert_pings_as_configured(db: Database, kind: str) -> None:
+    """The test attacks the ping it names: dbwire's, or SQLAlchemy's on every checkout."""
+    pool = db.engine.pool
+    assert pool._pre_ping is (kind == "pool_pre_ping")
+    assert (hooks_of(pool).idle_s is not None) is (kind == "idle_ping")
+
+
+@pytest.mark.parametrize("kind", list(PING_KINDS))
+@pytest.mark.parametrize("way", list(SYNC_WAYS))
+def test_sync_pre_ping_of_a_server_hung_after_login_ends_on_time(
+    muting: tuple[str, MutingProxy], threads_before: set[threading.Thread], way: str, kind: str
+) -> None:
+    url, proxy = muting
+    name = f"hung_ping_{way}_{kind}"
+    db = _hung_ping_db(url, name, kind)
+    try:
+        SYNC_WAYS[way](db)  # one pooled connection, logged in through the proxy
+        _assert_pings_as_configured(db, kind)
+        time.sleep(IDLE_PAST_WINDOW)
+        proxy.mute()
+        took, error = timed(lambda: SYNC_WAYS[way](db))
+        assert isinstance(error, ConnectError), repr(error)
+        assert took < PING_BOUND, f"{way} took {took:.1f}s"
+        # Both waits were real: the ping's, then the new connection's.
+        assert took >= 2 * CONNECT_TIMEOUT * 0.9, f"{way} gave up after {took:.1f}s"
+        assert_timeout_message(error, name, proxy)
+    finally:
+        db.close()
+    assert_no_thread_left(threads_before, within=0.5 + PingWatchdog.LINGER)
+
+
+@pytest.mark.parametrize("kind", list(PING_KINDS))
+def test_sync_pre_ping_waits_for_a_server_that_answers_late(
+    muting: tuple[str, MutingProxy], threads_before: set[threading.Thread], kind: str
+) -> None:
+    """A slow answer within the timeout is an answer: the pooled connection is kept."""
+    url, proxy = muting
+    db = _hung_ping_db(url, f"late_ping_{kind}", kind)
+    try:
+        db.execute_query("SELECT 1")
+        time.sleep(IDLE_PAST_WINDOW)
+        proxy.mute()
+        threading.Timer(CONNECT_TIMEOUT / 2, proxy.unmute).start()
+        took, error = timed(lambda: db.execute_query("SELECT 1"))
+        assert error is None, repr(error)
+        assert CONNECT_TIMEOUT / 2 * 0.9 <= took < CONNECT_TIMEOUT, f"took {took:.1f}s"
+        assert db.engine.pool.checkedin() == 1  # the same connection, not a new one
+    finally:
+        db.close()
+    assert_no_thread_left(threads_before, within=0.5 + PingWatchdog.LINGER)
+
+
+@pytest.mark.parametrize("kind", list(PING_KINDS))
+@pytest.mark.parametrize("way", list(ASYNC_WAYS))
+async def test_async_pre_ping_of_a_server_hung_after_login_ends_on_time(
+    muting: tuple[str, MutingProxy], threads_before: set[threading.Thread], way: str, kind: str
+) -> None:
+    url, proxy = muting
+    name = f"hung_aping_{way}_{kind}"
+    db = _hung_ping_db(url, name, kind)
+    try:
+        await ASYNC_WAYS[way](db)
+        await asyncio.sleep(IDLE_PAST_WINDOW)
+        proxy.mute()
+        started = time.monotonic()
+        with pytest.raises(ConnectError) as caught:
+            await ASYNC_WAYS[way](db)
+        took = time.monotonic() - started
+        assert took < PING_BOUND, f"{way} took {took:.1f}s"
+        assert took >= 2 * CONNECT_TIMEOUT * 0.9, f"{way} gave up after {took:.1f}s"
+        assert_timeout_message(caught.value, name, proxy)
+    finally:
+        await db.aclose()
+    assert_no_thread_left(threads_before, within=0.5)
+
+
+@pytest.mark.parametrize("kind", list(PING_KINDS))
+async def test_async_pre_ping_waits_for_a_server_that_answers_late(
+    muting: tuple[str, MutingProxy], kind: str
+) -> None:
+    url, proxy = muting
+    db = _hung_ping_db(url, f"late_aping_{kind}", kind)
+    try:
+        await db.async_execute_query("SELECT 1")
+        await asyncio.sleep(IDLE_PAST_WINDOW)
+        proxy.mute()
+        asyncio.get_running_loop().call_later(CONNECT_TIMEOUT / 2, proxy.unmute)
+        started = time.monotonic()
+        await db.async_execute_query("SELECT 1")
+        took = time.monotonic() - started
+        assert CONNECT_TIMEOUT / 2 * 0.9 <= took < CONNECT_TIMEOUT, f"took {took:.1f}s"
+    finally:
+        await db.aclose()
+
+
+def test_sigstopped_postgres_ends_the_pre_ping_on_time(
+    pg_server: DatabaseServer, pg_url: str, threads_before: set[threading.Thread]
+) -> None:
+    """A real server process stopped (SIGSTOP): its backend never answers the ping, and
+    the postmaster, stopped too, never answers the new connect. Only this test's own
+    backend and the postmaster are stopped, and both go on (SIGCONT) before it ends."""
+    postmaster = pg_server.pid
+    if postmaster is None:
+        pytest.skip("the PostgreSQL server's pid is unknown (an external server)")
+    name = "sigstopped_pg"
+    db = dbwire.connect(pg_url, name=name, connect_timeout=CONNECT_TIMEOUT, pre_ping_idle=0.2)
+    stopped: list[int] = []
+    try:
+        backend = db.execute_query("SELECT pg_backend_pid() AS pid")[1][0]["pid"]
+        time.sleep(IDLE_PAST_WINDOW)
+        for pid in (backend, postmaster):
+            os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+        took, error = timed(lambda: db.execute_query("SELECT 1"))
+        assert isinstance(error, ConnectError), repr(error)
+        assert took < PING_BOUND, f"took {took:.1f}s"
+        assert f"database {name!r}" in str(error) and "connect_timeout" in str(error)
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        db.close()
+    assert_no_thread_left(threads_before, within=0.5 + PingWatchdog.LINGER)
+    with dbwire.connect(pg_url, name="after_sigcont") as again:  # the server is back
+        assert again.execute_query("SELECT 1 AS one")[1] == [{"one": 1}]
+
+
+# -- the shared ping watchdog ------------------------------------------------------------
+class _SocketHolder:
+    """What the watchdog shuts down: an object exposing its socket as PyMySQL does."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+
+def test_watchdog_shuts_a_blocked_read_down_at_its_deadline_and_then_ends() -> None:
+    watchdog = PingWatchdog()
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        started = time.monotonic()
+        ticket = watchdog.arm(0.3, _SocketHolder(ours))
+        assert ours.recv(1) == b""  # blocks until the shutdown: end-of-file
+        took = time.monotonic() - started
+        assert watchdog.disarm(ticket) is True  # the ping learns it was cut short
+        assert 0.3 * 0.9 <= took < 0.3 + MARGIN
+    _until_no_watchdog(watchdog)
+
+
+def test_watchdog_is_one_thread_and_keeps_no_disarmed_ping() -> None:
+    watchdog = PingWatchdog()
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        holder = _SocketHolder(ours)
+        for _ in range(2000):
+            assert watchdog.disarm(watchdog.arm(10.0, holder)) is False
+        tickets = [watchdog.arm(10.0 + i / 1000, holder) for i in range(100)]
+        for ticket in tickets:
+            assert watchdog.disarm(ticket) is False
+        assert watchdog._heap == []
+        assert [t.name for t in threading.enumerate()].count("dbwire-ping-watchdog") <= 1
+        theirs.sendall(b"x")
+        assert ours.recv(1) == b"x"  # a disarmed ping's socket was left alone
+    _until_no_watchdog(watchdog)
+
+
+def _until_no_watchdog(watchdog: PingWatchdog) -> None:
+    deadline = time.monotonic() + PingWatchdog.LINGER + MARGIN
+    while watchdog._thread is not None:
+        assert time.monotonic() < deadline, "the idle watchdog thread did not end"
+        time.sleep(0.02)

@@ -90,6 +90,10 @@ class MutingProxy(Started["MutingProxy"]):
         """From now on, forward nothing (connections stay open)."""
         self._muted.set()
 
+    def unmute(self) -> None:
+        """Forward again: bytes held back while muted go through now."""
+        self._muted.clear()
+
     def start(self) -> MutingProxy:
         """Start forwarding on the background thread."""
         self._thread.start()
