@@ -24,7 +24,7 @@ from servers.standby import ReplicationPrimary, StandbyServer
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
-    from servers.tls import TLSMariaDBServer
+    from servers.tls import TLSMariaDBServer, TLSPostgresServer
 
 # --------------------------------------------------------------------------- database servers
 # Started lazily (only when a test asks for them), once per session.  Set
@@ -119,6 +119,22 @@ def mysql_tls_server() -> Iterator[TLSMariaDBServer]:
 
     try:
         server = TLSMariaDBServer()
+    except ServerUnavailable as exc:
+        _unavailable(str(exc))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def pg_tls_server() -> Iterator[TLSPostgresServer]:
+    """A throwaway PostgreSQL that refuses clear-text TCP logins; only TLS tests start it."""
+    from servers.tls import TLSPostgresServer
+
+    try:
+        server = TLSPostgresServer()
     except ServerUnavailable as exc:
         _unavailable(str(exc))
     try:

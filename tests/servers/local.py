@@ -726,6 +726,10 @@ class PostgresServer(_LocalServer):
         finally:
             pwfile.unlink(missing_ok=True)
 
+    def _extra_options(self) -> list[str]:
+        """A subclass's extra ``-c name=value`` server options."""
+        return []
+
     def _remove_stale_files(self) -> None:
         lock = self.data_dir / "postmaster.pid"
         old = _read_pid(lock)
@@ -744,6 +748,7 @@ class PostgresServer(_LocalServer):
                 "-c fsync=off",
                 "-c full_page_writes=off",
                 "-c max_connections=200",
+                *self._extra_options(),
             ]
         )
         self._run(

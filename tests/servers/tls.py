@@ -1,7 +1,8 @@
-"""A throwaway MariaDB that accepts TLS logins only, and the throwaway CA that signed it.
+"""Throwaway MariaDB and PostgreSQL servers that accept TLS logins only, and their CA.
 
 ``TLSMariaDBServer`` starts mariadbd with ``--ssl-ca/--ssl-cert/--ssl-key`` and
-``--require-secure-transport=ON``: a clear-text login over TCP fails, so a client path
+``--require-secure-transport=ON``; ``TLSPostgresServer`` runs with ``ssl=on`` and only
+``hostssl`` lines in pg_hba.conf. A clear-text login over TCP fails, so a client path
 that dropped the TLS settings cannot pass a test by luck. The certificates are made
 in the server's own temp directory with ``cryptography`` (a dev dependency): a CA, a
 server certificate for 127.0.0.1 / localhost signed by it, and a second, unrelated CA
@@ -17,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from servers.local import MariaDBServer, _chown_tree
+from servers.local import MariaDBServer, PostgresServer, _chown_tree
 
-__all__ = ["TLSFiles", "TLSMariaDBServer", "make_tls_files"]
+__all__ = ["TLSFiles", "TLSMariaDBServer", "TLSPostgresServer", "make_tls_files"]
 
 
 @dataclass(frozen=True)
@@ -168,4 +169,33 @@ class TLSMariaDBServer(MariaDBServer):
             f"--ssl-cert={self.tls.server_cert}",
             f"--ssl-key={self.tls.server_key}",
             "--require-secure-transport=ON",
+        ]
+
+
+class TLSPostgresServer(PostgresServer):
+    """A throwaway PostgreSQL that refuses every TCP login not made over TLS."""
+
+    label = "postgresql-tls"
+
+    def __init__(self, *, user: str = "dbwire", database: str = "dbwire") -> None:
+        super().__init__(user=user, database=database)
+        self.tls: TLSFiles = make_tls_files(self.base_dir / "tls")
+        self.tls.server_key.chmod(0o600)  # the server refuses a key others can read
+        if self._account is not None:
+            _chown_tree(self.base_dir / "tls", self._account)
+
+    def _initialize(self) -> None:
+        super()._initialize()
+        hba = self.data_dir / "pg_hba.conf"
+        lines = hba.read_text().splitlines()
+        hba.write_text(
+            "\n".join("hostssl" + line[4:] if line.startswith("host ") else line for line in lines)
+            + "\n"
+        )
+
+    def _extra_options(self) -> list[str]:
+        return [
+            "-c ssl=on",
+            f"-c ssl_cert_file={self.tls.server_cert}",
+            f"-c ssl_key_file={self.tls.server_key}",
         ]
