@@ -24,6 +24,8 @@ from servers.standby import ReplicationPrimary, StandbyServer
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
+    from servers.tls import TLSMariaDBServer, TLSPostgresServer
+
 # --------------------------------------------------------------------------- database servers
 # Started lazily (only when a test asks for them), once per session.  Set
 # DBWIRE_TEST_POSTGRES_URL / DBWIRE_TEST_MYSQL_URL to use an existing server instead.
@@ -108,6 +110,38 @@ def _unavailable(reason: str) -> None:
     if _in_ci():
         pytest.fail(f"CI must run the database tests: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def mysql_tls_server() -> Iterator[TLSMariaDBServer]:
+    """A throwaway MariaDB that refuses clear-text logins; only the TLS tests start it."""
+    from servers.tls import TLSMariaDBServer
+
+    try:
+        server = TLSMariaDBServer()
+    except ServerUnavailable as exc:
+        _unavailable(str(exc))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def pg_tls_server() -> Iterator[TLSPostgresServer]:
+    """A throwaway PostgreSQL that refuses clear-text TCP logins; only TLS tests start it."""
+    from servers.tls import TLSPostgresServer
+
+    try:
+        server = TLSPostgresServer()
+    except ServerUnavailable as exc:
+        _unavailable(str(exc))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
 
 
 @pytest.fixture(scope="module")

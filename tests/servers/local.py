@@ -248,6 +248,7 @@ class _ConnParams:
     user: str
     password: str
     database: str
+    ssl: Any = None  # an ssl.SSLContext for a server that refuses clear-text logins
 
 
 def _pg_execute(params: _ConnParams, sql: str, fetch: bool = False) -> list[tuple[Any, ...]]:
@@ -281,6 +282,7 @@ def _mysql_connect(params: _ConnParams, timeout: float = 10.0) -> Any:
         autocommit=True,
         connect_timeout=timeout,
         client_flag=CLIENT.MULTI_STATEMENTS,
+        ssl=params.ssl,
     )
 
 
@@ -724,6 +726,10 @@ class PostgresServer(_LocalServer):
         finally:
             pwfile.unlink(missing_ok=True)
 
+    def _extra_options(self) -> list[str]:
+        """A subclass's extra ``-c name=value`` server options."""
+        return []
+
     def _remove_stale_files(self) -> None:
         lock = self.data_dir / "postmaster.pid"
         old = _read_pid(lock)
@@ -742,6 +748,7 @@ class PostgresServer(_LocalServer):
                 "-c fsync=off",
                 "-c full_page_writes=off",
                 "-c max_connections=200",
+                *self._extra_options(),
             ]
         )
         self._run(
@@ -847,6 +854,22 @@ class MariaDBServer(_LocalServer):
     def _user_args(self) -> list[str]:
         return [f"--user={self._account.pw_name}"] if self._account is not None else []
 
+    # A subclass's extra mariadbd options, and the TLS context its own logins then need.
+    _client_ssl: Any = None
+
+    def _extra_args(self) -> list[str]:
+        return []
+
+    def _admin_params(self) -> _ConnParams:
+        return _ConnParams(
+            self.host,
+            self.port,
+            self.admin_user,
+            self.admin_password,
+            self.admin_database,
+            self._client_ssl,
+        )
+
     def _initialize(self) -> None:
         self._run(
             [
@@ -880,6 +903,7 @@ class MariaDBServer(_LocalServer):
             # 2 (not 0): every commit reaches the OS, so it survives a SIGKILL; no fsync.
             "--innodb-flush-log-at-trx-commit=2",
             "--max-connections=300",
+            *self._extra_args(),
         ]
         with open(self.log_file, "ab") as log:
             self._proc = subprocess.Popen(
@@ -903,7 +927,7 @@ class MariaDBServer(_LocalServer):
 
         assert self._proc is not None
         password = self.admin_password if self._bootstrapped else ""
-        params = _ConnParams(self.host, self.port, self.admin_user, password, "")
+        params = _ConnParams(self.host, self.port, self.admin_user, password, "", self._client_ssl)
         deadline = time.monotonic() + timeout
         while True:
             if self._proc.poll() is not None:
@@ -925,7 +949,9 @@ class MariaDBServer(_LocalServer):
             time.sleep(0.05)
 
     def _bootstrap(self) -> None:
-        conn = _mysql_connect(_ConnParams(self.host, self.port, self.admin_user, "", ""))
+        conn = _mysql_connect(
+            _ConnParams(self.host, self.port, self.admin_user, "", "", self._client_ssl)
+        )
         try:
             with conn.cursor() as cur:
                 loopback = ("localhost", "127.0.0.1", "::1")

@@ -9,6 +9,7 @@ import functools
 import shlex
 import ssl
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from dbwire.backends._query import (
@@ -117,12 +118,32 @@ def mysql_connect_args(
     return args
 
 
-def _mysql_ssl_context(database: str, query: Mapping[str, Any]) -> ssl.SSLContext | None:
-    """One SSLContext from sslmode and the CA/cert/key keys; both drivers take it as `ssl`.
+@dataclass(frozen=True)
+class MySQLTLS:
+    """The URL's TLS settings in MySQL's own terms, one meaning for every client of them.
 
-    Without any of them nothing is passed: PyMySQL then tries TLS and falls back, aiomysql
-    stays in clear text (their own defaults). With one, TLS is required by PyMySQL.
+    `mode` is MySQL's --ssl-mode name: DISABLED, PREFERRED, REQUIRED, VERIFY_CA or
+    VERIFY_IDENTITY (verify-full, or a CA with ssl_check_hostname left on).
     """
+
+    mode: str
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+    @property
+    def verifies(self) -> bool:
+        return self.mode in ("VERIFY_CA", "VERIFY_IDENTITY")
+
+    def describe(self) -> str:
+        """The settings as a user wrote them (file names, no contents), for messages."""
+        parts = [f"ssl_mode={self.mode}"]
+        parts += [f"{k}={v}" for k, v in (("ssl_cert", self.cert), ("ssl_key", self.key)) if v]
+        return "&".join(parts)
+
+
+def mysql_tls(database: str, query: Mapping[str, Any]) -> MySQLTLS | None:
+    """The URL's TLS settings (None: none given, each client keeps its own default)."""
     mode = _first(query, _MYSQL_SSLMODE)
     ca = _first(query, _MYSQL_SSL_CA)
     cert = _first(query, _MYSQL_SSL_CERT)
@@ -132,21 +153,13 @@ def _mysql_ssl_context(database: str, query: Mapping[str, Any]) -> ssl.SSLContex
         return None
     mode = (mode or ("verify-full" if ca else "require")).lower()
     mode = _SSLMODE_ALIASES.get(mode, mode)
-    if mode in ("disable", "allow", "prefer"):
-        return None
-    try:
-        context = ssl.create_default_context(cafile=ca)
-        if cert is not None:
-            context.load_cert_chain(cert, key)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(
-            f"database {database!r}: the TLS files in the URL (ssl_ca / ssl_cert / ssl_key) "
-            f"could not be loaded: {type(exc).__name__}: {exc.strerror or exc}. Fix: point "
-            "them at readable PEM files",
-            database=database,
-        ) from None
-    verify = mode in ("verify-ca", "verify-full")
-    if verify and ca is None:
+    if mode == "disable":
+        return MySQLTLS("DISABLED", ca, cert, key)
+    if mode in ("allow", "prefer"):
+        return MySQLTLS("PREFERRED", ca, cert, key)
+    if mode == "require":
+        return MySQLTLS("REQUIRED", ca, cert, key)
+    if ca is None:
         raise ConfigError(
             f"database {database!r}: sslmode={mode} needs a CA file: add ssl_ca=/path/ca.pem "
             "(or sslrootcert=) to the URL",
@@ -155,8 +168,31 @@ def _mysql_ssl_context(database: str, query: Mapping[str, Any]) -> ssl.SSLContex
     check = mode == "verify-full"
     if hostname is not None:
         check = as_bool(str(single(hostname)))
-    context.check_hostname = check and verify
-    context.verify_mode = ssl.CERT_REQUIRED if verify else ssl.CERT_NONE
+    return MySQLTLS("VERIFY_IDENTITY" if check else "VERIFY_CA", ca, cert, key)
+
+
+def _mysql_ssl_context(database: str, query: Mapping[str, Any]) -> ssl.SSLContext | None:
+    """One SSLContext from sslmode and the CA/cert/key keys; both drivers take it as `ssl`.
+
+    Without any of them nothing is passed: PyMySQL then tries TLS and falls back, aiomysql
+    stays in clear text (their own defaults). With one, TLS is required by PyMySQL.
+    """
+    tls = mysql_tls(database, query)
+    if tls is None or tls.mode in ("DISABLED", "PREFERRED"):
+        return None
+    try:
+        context = ssl.create_default_context(cafile=tls.ca)
+        if tls.cert is not None:
+            context.load_cert_chain(tls.cert, tls.key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"database {database!r}: the TLS files in the URL (ssl_ca / ssl_cert / ssl_key) "
+            f"could not be loaded: {type(exc).__name__}: {exc.strerror or exc}. Fix: point "
+            "them at readable PEM files",
+            database=database,
+        ) from None
+    context.check_hostname = tls.mode == "VERIFY_IDENTITY"
+    context.verify_mode = ssl.CERT_REQUIRED if tls.verifies else ssl.CERT_NONE
     return context
 
 

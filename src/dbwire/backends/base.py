@@ -662,6 +662,14 @@ class Backend:
     #: holds the file open, collect() reads it through the engine instead.
     duckdb_reads_file: ClassVar[bool] = False
 
+    def connectorx_tls(self, params: ConnectParams | None) -> tuple[dict[str, str], str | None]:
+        """connectorx URL parameters carrying this database's TLS settings, and, when its
+        driver cannot carry them exactly, why not (then collect() must read another way).
+
+        `params` is the resolved login where the settings come from it (PostgreSQL).
+        """
+        return {}, None
+
     def collect_method(self, is_table: bool, connectorx_installed: bool) -> str:
         """The fastest way store.collect() reads this backend: duckdb, connectorx or sqlalchemy."""
         if self.prefers_connectorx and connectorx_installed:

@@ -16,6 +16,7 @@ from dbwire.backends._accepts import (
     install_aiomysql_tls_check,
     mysql_connect_arg_names,
     mysql_connect_args,
+    mysql_tls,
 )
 from dbwire.backends.base import Backend, ConnectParams
 from dbwire.timeouts import bounded_async_connect, connect_timeout, open_aiomysql
@@ -99,6 +100,29 @@ class MySQLBackend(Backend):
 
     def query_keys(self) -> Mapping[str, QueryKey]:
         return MYSQL_QUERY_KEYS
+
+    def collect_method(self, is_table: bool, connectorx_installed: bool) -> str:
+        if connectorx_installed and self.connectorx_tls(None)[1] is not None:
+            return "duckdb"  # DuckDB's mysql extension takes every TLS setting
+        return super().collect_method(is_table, connectorx_installed)
+
+    def connectorx_tls(self, params: ConnectParams | None) -> tuple[dict[str, str], str | None]:
+        tls = mysql_tls(self.config.name, self.base_url().query)
+        if tls is None or tls.mode == "DISABLED":
+            return {}, None
+        if tls.mode == "PREFERRED":
+            return {}, (
+                f"{tls.describe()} (connectorx's MySQL driver cannot fall back: it either "
+                "requires TLS or never tries it)"
+            )
+        if tls.cert is not None or tls.key is not None:
+            return {}, (f"{tls.describe()} (connectorx's MySQL URL takes no client certificate)")
+        # prefer_socket=false: the driver otherwise moves a loopback login onto the
+        # server's Unix socket after the TLS handshake, off TLS and off db.engine's path.
+        options = {"ssl-mode": tls.mode, "prefer_socket": "false"}
+        if tls.ca is not None:
+            options["ssl-ca"] = tls.ca
+        return options, None
 
     def connect_arg_names(self, *, is_async: bool) -> frozenset[str] | None:
         return mysql_connect_arg_names(is_async)
@@ -346,6 +370,12 @@ class MySQLBackend(Backend):
                 "password_file, password_command, password_provider or a MySQL option "
                 "file) and that the user may log in from this host"
             )
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return (
+                "the server's TLS certificate did not verify: point ssl_ca at the CA that "
+                "signed it, and connect by a host name the certificate holds (or set "
+                "ssl_check_hostname=false, which is VERIFY_CA)"
+            )
         return None
 
     # -- the local DuckDB store (DuckDB store issue) ---
@@ -371,8 +401,19 @@ class MySQLBackend(Backend):
                 "user": params.user,
                 "password": params.password_value(),
                 "socket": socket if isinstance(socket, str) else None,
+                **_duckdb_tls(self.config.name, self.base_url().query),
             },
         )
+
+
+def _duckdb_tls(database: str, query: Mapping[str, Any]) -> dict[str, str]:
+    """The URL's TLS settings as the secret keys of DuckDB's mysql extension (libmysqlclient's
+    names and meaning; nothing given keeps its default, PREFERRED)."""
+    tls = mysql_tls(database, query)
+    if tls is None:
+        return {}
+    keys = {"ssl_mode": tls.mode, "ssl_ca": tls.ca, "ssl_cert": tls.cert, "ssl_key": tls.key}
+    return {key: value for key, value in keys.items() if value is not None}
 
 
 _HANDSHAKE_KEY = "dbwire_after_handshake"

@@ -103,6 +103,34 @@ class PostgresBackend(Backend):
     def query_keys(self) -> Mapping[str, QueryKey]:
         return pg_query_keys()
 
+    def connectorx_tls(self, params: ConnectParams | None) -> tuple[dict[str, str], str | None]:
+        # connectorx's PostgreSQL source knows sslmode disable/prefer/require, verifies the
+        # chain (never the host name) when given sslrootcert, and loads sslcert+sslkey.
+        options = params.options if params is not None else {}
+        mode = options.get("sslmode") or ""
+        root, cert, key = (options.get(k) or None for k in ("sslrootcert", "sslcert", "sslkey"))
+        for crl in ("sslcrl", "sslcrldir"):
+            if options.get(crl):
+                return {}, f"{crl}= (connectorx's PostgreSQL driver checks no revocation list)"
+        if (cert is None) != (key is None):
+            return {}, (
+                "sslcert without sslkey, or the reverse (connectorx loads the pair only; libpq "
+                "finds the other file in ~/.postgresql)"
+            )
+        if mode == "verify-full":
+            return {}, "sslmode=verify-full (connectorx does not check the server's host name)"
+        if mode == "verify-ca":
+            if root is None:
+                return {}, (
+                    "sslmode=verify-ca without sslrootcert (connectorx would verify nothing; "
+                    "libpq reads ~/.postgresql/root.crt)"
+                )
+            mode = "require"  # given sslrootcert, connectorx verifies the chain: verify-ca
+        if mode == "allow":
+            mode = "prefer"  # connectorx knows no allow; prefer tries TLS first
+        found = {"sslmode": mode, "sslrootcert": root, "sslcert": cert, "sslkey": key}
+        return {k: v for k, v in found.items() if v}, None
+
     def connect_arg_names(self, *, is_async: bool) -> frozenset[str] | None:
         return pg_connect_arg_names(is_async)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from dbwire.errors import DbwireError, MissingDependencyError, describe
+from dbwire.errors import ConfigError, DbwireError, MissingDependencyError, describe
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -34,6 +34,12 @@ _LIBPQ_PASSTHROUGH = (
     "sslcert",
     "sslkey",
     "sslcrl",
+    "sslcrldir",
+    "sslcertmode",
+    "sslsni",
+    "sslnegotiation",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
     "application_name",
     "options",
     "target_session_attrs",
@@ -107,9 +113,19 @@ def connectorx_url(db: Database, params: ConnectParams) -> str:
     if ":" in host:  # an IPv6 literal
         host = f"[{host}]"
     url = f"{scheme}://{userinfo}@{host}:{params.port}/{quote(params.database or '', safe='')}"
-    sslmode = params.options.get("sslmode")
-    if scheme == "postgresql" and sslmode:
-        url += f"?sslmode={quote(sslmode, safe='')}"
+    options, gap = db.backend.connectorx_tls(params)
+    if gap is not None:
+        # Never a weaker connection than configured: no TLS, or less verification.
+        pg = scheme == "postgresql"
+        other = "method='duckdb' or method='adbc'" if pg else "method='duckdb'"
+        raise ConfigError(
+            f"database {db.name!r}: method='connectorx' cannot honour the TLS settings "
+            f"{gap}. Fix: leave method unset (collect() then reads through DuckDB's "
+            f"{'postgres' if pg else 'mysql'} extension, which takes them all), or pass {other}",
+            database=db.name,
+        )
+    if options:
+        url += "?" + "&".join(f"{k}={quote(v, safe='/')}" for k, v in options.items())
     return url
 
 

@@ -656,6 +656,11 @@ def _attach_error(
         )
     elif "password" in lowered or "access denied" in lowered or "authentication" in lowered:
         fix = "check the password and user the configuration resolves (dbwire url NAME --explain)"
+    elif "tls/ssl error" in lowered or "certificate" in lowered:
+        fix = (
+            "the TLS handshake failed: check the URL's ssl_ca / sslrootcert (the CA that "
+            "signed the server's certificate), ssl_cert / ssl_key, and that the server has TLS"
+        )
     else:
         fix = "check that the database is running and reachable, and the URL"
     return ConnectError(
