@@ -350,3 +350,43 @@ def test_backend_terminated_under_the_direct_path_is_replaced(pg_url: str) -> No
     finally:
         killer.close()
         db.close()
+
+
+# Statements that run for seconds (or far longer) unless stopped.
+_SLOW = {
+    "postgresql": "SELECT pg_sleep(5)",
+    "mysql": "SELECT SLEEP(5)",
+    "sqlite": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000)"
+    " SELECT count(*) FROM c",
+    "duckdb": "SELECT count(*) FROM range(100000) a, range(1000000) b WHERE a.range + b.range < 0",
+}
+
+
+async def test_cancelled_async_query_drops_its_connection(backend_url: str) -> None:
+    """A task cancelled mid-statement gives its entry back dropped, never pooled half-read:
+    with one connection and no overflow, the next call opens a fresh one and works; the
+    statement is stopped (a thread-run one interrupted), not waited out."""
+    import time
+
+    db = Database(
+        DatabaseConfig(
+            name="fast_cancel", url=backend_url, pool_size=1, max_overflow=0, pool_timeout=3
+        )
+    )
+    try:
+        opened: list[Any] = []
+        event.listen(db.async_engine.sync_engine, "connect", lambda conn, _rec: opened.append(conn))
+        for _ in range(3):
+            assert await db.async_execute_query("SELECT 1 AS one") == (["one"], [{"one": 1}])
+        assert len(opened) == 1  # the direct path reuses the pooled connection
+        for round_ in range(2):
+            started = time.monotonic()
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(db.async_execute_query(_SLOW[db.backend.name]), 0.3)
+            assert time.monotonic() - started < 4  # stopped, not waited out (5 s and more)
+            assert db.get_pool_status().checked_out in (0, None)
+            assert await db.async_execute_query("SELECT 2 AS two") == (["two"], [{"two": 2}])
+            assert len(opened) == round_ + 2  # the cancelled connection was replaced
+        assert db.get_stats().errors >= 2  # each cancelled statement was counted, as failed
+    finally:
+        await db.aclose()
