@@ -390,3 +390,28 @@ async def test_cancelled_async_query_drops_its_connection(backend_url: str) -> N
         assert db.get_stats().errors >= 2  # each cancelled statement was counted, as failed
     finally:
         await db.aclose()
+
+
+async def test_async_backend_terminated_between_direct_calls_is_replaced(pg_url: str) -> None:
+    """The async direct path takes an idle entry without a greenlet only when its checkout
+    needs no IO: a killed backend's hang-up makes the idle ping due, which runs (under the
+    greenlet) and replaces the connection before the statement is sent."""
+    import time
+
+    db = Database(DatabaseConfig(name="fast_pg_akill", url=pg_url, pool_size=1, max_overflow=0))
+    killer = Database(DatabaseConfig(name="fast_pg_akiller", url=pg_url))
+    try:
+        pid = (await db.async_execute_query("SELECT pg_backend_pid() AS pid"))[1][0]["pid"]
+        killer.execute_query("SELECT pg_terminate_backend(:pid)", {"pid": pid})
+        deadline = time.monotonic() + 5
+        while killer.execute_query(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = :pid", {"pid": pid}
+        )[1] != [{"n": 0}]:
+            assert time.monotonic() < deadline, "the backend did not end"
+            await asyncio.sleep(0.02)
+        new_pid = (await db.async_execute_query("SELECT pg_backend_pid() AS pid"))[1][0]["pid"]
+        assert new_pid != pid
+        assert db.get_pool_status().checked_out == 0
+    finally:
+        killer.close()
+        await db.aclose()
