@@ -415,3 +415,20 @@ async def test_async_backend_terminated_between_direct_calls_is_replaced(pg_url:
     finally:
         killer.close()
         await db.aclose()
+
+
+async def test_async_query_behind_a_pooler_keeps_the_adapters_statement_names(
+    pg_url: str,
+) -> None:
+    """Behind a transaction pooler SQLAlchemy's adapter gives each prepared statement a
+    unique name; asyncpg's own fetch and prepare would not, so the statement goes through
+    the adapter (which asyncpg's query logger does not see) instead of asyncpg's fetch."""
+    db = Database(DatabaseConfig(name="fast_pooled", url=pg_url, pooler="pgbouncer"))
+    try:
+        sent = _asyncpg_log(db)
+        assert await db.async_execute_query("SELECT 1 AS a WHERE false") == (["a"], [])
+        assert await db.async_execute_query("SELECT 1 AS a") == (["a"], [{"a": 1}])
+        await asyncio.sleep(0.05)  # asyncpg calls its query loggers with loop.call_soon
+        assert sent == []
+    finally:
+        await db.aclose()

@@ -290,7 +290,9 @@ class PostgresBackend(Backend):
         )
 
     def direct_fetcher(self) -> DirectFetch | None:
-        return _asyncpg_fetch
+        # Behind a transaction pooler SQLAlchemy's adapter names each prepared statement
+        # uniquely (dbwire.pooler); asyncpg's own prepare() would not: use the adapter.
+        return _asyncpg_fetch if self.config.pooler is None else None
 
     # Leaving it on saves psycopg's setter (a lock and a generator) twice per execute_query.
     autocommit_sticks: ClassVar[bool] = True
