@@ -432,3 +432,32 @@ async def test_async_query_behind_a_pooler_keeps_the_adapters_statement_names(
         assert sent == []
     finally:
         await db.aclose()
+
+
+async def test_overflow_connections_are_closed_at_checkin_on_the_async_direct_path(
+    pg_url: str,
+) -> None:
+    """Three statements at once on a pool of one with two overflow: the overflow entries
+    cannot go back into the full queue, so their checkin closes them (IO, under the
+    greenlet); the pool ends with nothing checked out and one connection kept."""
+    db = Database(DatabaseConfig(name="fast_overflow", url=pg_url, pool_size=1, max_overflow=2))
+    opened: list[Any] = []
+    event.listen(db.async_engine.sync_engine, "connect", lambda conn, _rec: opened.append(conn))
+    try:
+        for round_ in range(2):
+            found = await asyncio.gather(
+                *(
+                    db.async_execute_query("SELECT pg_sleep(0.2), CAST(:i AS int) AS i", {"i": i})
+                    for i in range(3)
+                )
+            )
+            assert [rows[0]["i"] for _columns, rows in found] == [0, 1, 2]
+            pool: Any = db.async_engine.sync_engine.pool
+            assert pool.checkedout() == 0
+            assert pool.checkedin() == 1
+            # Closed for real on the server connection, not dropped with the close failed.
+            closed = [conn.driver_connection.is_closed() for conn in opened]
+            assert len(opened) == 3 + 2 * round_
+            assert closed.count(False) == 1
+    finally:
+        await db.aclose()

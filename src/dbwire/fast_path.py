@@ -108,7 +108,15 @@ class FastPath:
         pool: Any = engine.pool
         dialect = engine.dialect
         dbapi_error = dialect.loaded_dbapi.Error
-        entry = await self._async_take(pool, dialect)
+        token = DIRECT_CHECKOUT.set(True)
+        try:
+            idle = pool.dbwire_take_idle()  # no IO: nothing to translate
+        finally:
+            DIRECT_CHECKOUT.reset(token)
+        if idle is not None and not idle[1]:
+            entry = idle[0]
+        else:
+            entry = await self._async_take(pool, dialect, None if idle is None else idle[0])
         connection = entry.dbapi_connection
         started = perf_counter()
         failed = True
@@ -145,15 +153,12 @@ class FastPath:
                 await asyncio.shield(greenlet_spawn(return_entry, entry, not failed, drop))
         return columns, rows
 
-    async def _async_take(self, pool: Any, dialect: Any) -> Any:
-        """A pool entry for async_direct: an idle one at once, else through take_entry
-        under greenlet_spawn (the pool must connect, wait, ping or reconnect)."""
+    async def _async_take(self, pool: Any, dialect: Any, popped: Any) -> Any:
+        """A pool entry for async_direct through take_entry under greenlet_spawn, where
+        the pool must connect, wait, ping or reconnect (popped: the entry it took idle)."""
         token = DIRECT_CHECKOUT.set(True)
         try:
-            idle = pool.dbwire_take_idle()
-            if idle is not None and not idle[1]:
-                return idle[0]
-            return await greenlet_spawn(take_entry, pool, None if idle is None else idle[0])
+            return await greenlet_spawn(take_entry, pool, popped)
         except dialect.loaded_dbapi.Error as exc:
             raise self._connect_failed(exc) from exc
         finally:

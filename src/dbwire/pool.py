@@ -221,7 +221,8 @@ class HookedPool(Pool):
         rec: Any = record
         return (
             queue is not None
-            and not queue.full()
+            # No overflow connection open: the queue has room for every connection.
+            and (getattr(self, "_overflow", 1) <= 0 or not queue.full())
             and not self.dispatch.checkin
             and not rec.finalize_callback
             and record.dbapi_connection is not None
