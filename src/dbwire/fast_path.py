@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -64,21 +64,25 @@ class FastPath:
         """execute_query() on the sync engine: the direct path where it can, else Core's."""
         return self.query(self.db.engine, sql, params, is_async=False)
 
-    async def async_execute(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult:
+    def async_execute(self, sql: str, params: Mapping[str, Any] | None) -> Awaitable[QueryResult]:
         """execute() on the running loop's async engine.
 
         Where the backend has a direct fetch (Backend.direct_fetcher), one awaited driver
         call in the event loop: the pooled entry is taken and returned without a greenlet
         when one is idle. Else the sync code runs inside SQLAlchemy's greenlet_spawn (its
         adapters run the async drivers under the sync API): the same code, one hop.
+        A plain function returning the awaitable, so the await costs no coroutine of its
+        own; what it raises (the read-only guard's refusal) is raised at the call.
         """
         engine = self.db.async_engine.sync_engine
         fetch = self._async_fetch(engine)
         if fetch is not None:
             planned = self.plan(sql, params, engine.dialect)
             if planned is not None:
-                return await self.async_direct(engine, fetch, *planned)
-        result: QueryResult = await greenlet_spawn(self.query, engine, sql, params, is_async=True)
+                return self.async_direct(engine, fetch, *planned)
+        result: Awaitable[QueryResult] = greenlet_spawn(
+            self.query, engine, sql, params, is_async=True
+        )
         return result
 
     def _async_fetch(self, engine: Engine) -> DirectFetch | None:
