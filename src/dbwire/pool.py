@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, Pool, QueuePool
+from sqlalchemy.util import queue as sqla_queue
 
 from dbwire.errors import ConfigError, PoolTimeoutError
 
@@ -197,10 +198,13 @@ class HookedPool(Pool):
         Only for DIRECT_CHECKOUT callers (autocommit left on stays on) of a queue pool.
         """
         queue: Any = getattr(self, "_pool", None)
-        if queue is None or queue.empty():
+        if queue is None:
+            return None
+        try:
+            record: ConnectionPoolEntry = queue.get_nowait()
+        except sqla_queue.Empty:
             return None
         hooks = self.dbwire_hooks
-        record: ConnectionPoolEntry = queue.get_nowait()
         now = perf_counter()
         ping_due = hooks is not None and _ping_due(record, hooks, now)
         if hooks is not None:
