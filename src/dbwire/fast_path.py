@@ -112,11 +112,7 @@ class FastPath:
         pool: Any = engine.pool
         dialect = engine.dialect
         dbapi_error = dialect.loaded_dbapi.Error
-        token = DIRECT_CHECKOUT.set(True)
-        try:
-            idle = pool.dbwire_take_idle()  # no IO: nothing to translate
-        finally:
-            DIRECT_CHECKOUT.reset(token)
+        idle = pool.dbwire_take_idle()  # no IO: nothing to translate
         if idle is not None and not idle[1]:
             entry = idle[0]
         else:

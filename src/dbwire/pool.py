@@ -158,7 +158,7 @@ class HookedPool(Pool):
             return record
         now = perf_counter()
         return self._dbwire_checked_out(
-            record, hooks, started if tracker is not None else now, now, None
+            record, hooks, started if tracker is not None else now, now, None, DIRECT_CHECKOUT.get()
         )
 
     def _dbwire_checked_out(
@@ -168,8 +168,10 @@ class HookedPool(Pool):
         started: float,
         now: float,
         ping_due: bool | None,
+        direct: bool,
     ) -> ConnectionPoolEntry:
-        """dbwire's work on a record just taken off the pool; ping_due None: decide here."""
+        """dbwire's work on a record just taken off the pool; ping_due None: decide here;
+        direct: for execute_query's direct path (autocommit left on stays on)."""
         tracker = hooks.tracker
         if tracker is not None:
             tracker.checked_out(record, started, now)
@@ -181,11 +183,7 @@ class HookedPool(Pool):
         if ping_due:
             self._dbwire_ping(record, hooks)
         autocommit_off = hooks.autocommit_off
-        if (
-            autocommit_off is not None
-            and record.info.get(AUTOCOMMIT_LEFT_ON)
-            and not DIRECT_CHECKOUT.get()
-        ):
+        if autocommit_off is not None and record.info.get(AUTOCOMMIT_LEFT_ON) and not direct:
             self._dbwire_autocommit_off(record, autocommit_off)
         return record
 
@@ -195,7 +193,7 @@ class HookedPool(Pool):
         take_entry(pool, popped) then does under greenlet_spawn. None when no connection
         is idle (the pool must connect or wait): the whole checkout needs the greenlet.
 
-        Only for DIRECT_CHECKOUT callers (autocommit left on stays on) of a queue pool.
+        For execute_query's direct path only (autocommit left on stays on), on a queue pool.
         """
         queue: Any = getattr(self, "_pool", None)
         if queue is None:
@@ -208,7 +206,7 @@ class HookedPool(Pool):
         now = perf_counter()
         ping_due = hooks is not None and _ping_due(record, hooks, now)
         if hooks is not None:
-            self._dbwire_checked_out(record, hooks, now, now, False)
+            self._dbwire_checked_out(record, hooks, now, now, False, True)
         return record, ping_due or _must_connect(self, record)
 
     def dbwire_finish_take(self, record: ConnectionPoolEntry) -> None:
