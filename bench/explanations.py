@@ -61,11 +61,14 @@ the backend's `direct_fetcher` (asyncpg `fetch`; an aiomysql cursor; one hop to 
 thread for execute, fetch and commit, against the raw floor's three; one DuckDB worker
 thread) and checks the entry back in. Counted with `python -m bench.calls
 async_execute_query.postgresql async_execute_query.mariadb async_execute_query.sqlite
-async_execute_query.duckdb`: 168 Python calls against raw asyncpg's 80 (202 when the
-statement ran in `greenlet_spawn` through SQLAlchemy's adapter), 343 against aiomysql's
-251 (386), 138 against aiosqlite's 185 (382), 233 against DuckDB-in-a-thread's 132 (413).
-The extra calls are the pool's queue get and put with dbwire's checkout and checkin hooks,
-the compiled-statement cache and read-only plan, the timing and the counters.
+async_execute_query.duckdb`: 157 Python calls against raw asyncpg's 80 (202 when the
+statement ran in `greenlet_spawn` through SQLAlchemy's adapter), 332 against aiomysql's
+251 (386), 128 against aiosqlite's 185 (382), 212 against DuckDB-in-a-thread's 132 (413).
+The extra calls are the pool's queue get and put (SQLAlchemy's queue over asyncio's, about
+15 calls) with dbwire's checkout and checkin hooks (the holder record, the idle ping's
+socket poll, about 15), the compiled-statement cache and read-only plan, the timing and the
+counters. PostgreSQL is the tightest: asyncpg's `SELECT 1` is so cheap that these ~40 us
+of client CPU put it at 1.4-1.6x, depending on the machine's load.
 
 What could still go: little without giving up the pool (a broken connection replaced, the
 holder record, pool_timeout) or the counters; see **execute_query**."""
