@@ -54,23 +54,24 @@ broken connection, costs a lock-guarded queue get and put alone (about 3 us). A 
 needs the C-call floor can keep `db.engine.raw_connection()` open itself."""
 
 _ASYNC_QUERY = """\
-**The async path pays the sync path's work plus SQLAlchemy's greenlet bridge and its
-async adapters' awaits.** Counted with `python -m bench.calls async_execute_query.postgresql
-async_execute_query.mariadb async_execute_query.sqlite async_execute_query.duckdb`: 206
-Python calls against raw asyncpg's 80 (107 us against 39 us of client CPU), 390 against
-aiomysql's 251 (140 us against 59 us), 386 against aiosqlite's 185 (131 us against 55 us),
-417 against DuckDB-in-a-thread's 132. The statement runs in one greenlet
-(`fast_path.async_execute`, one `greenlet_spawn`) on the same code as the sync path, but
-SQLAlchemy's adapters await the driver several times per statement where the raw driver
-awaits once or twice: asyncpg's adapter prepares (cached) and fetches under its own mutex;
-aiosqlite's opens a cursor, executes, fetches and closes it, each a hop to aiosqlite's
-thread and back (4 against the raw 2), which is why SQLite's ratio is the largest.
+**One awaited driver call per statement, on the event loop; what is left is the pool
+entry and dbwire's own bookkeeping.** `fast_path.async_direct` takes an idle pool entry
+without a greenlet (the greenlet only where the pool must connect, wait or ping), awaits
+the backend's `direct_fetcher` (asyncpg `fetch`; an aiomysql cursor; one hop to aiosqlite's
+thread for execute, fetch and commit, against the raw floor's three; one DuckDB worker
+thread) and checks the entry back in. Counted with `python -m bench.calls
+async_execute_query.postgresql async_execute_query.mariadb async_execute_query.sqlite
+async_execute_query.duckdb`: 157 Python calls against raw asyncpg's 80 (202 when the
+statement ran in `greenlet_spawn` through SQLAlchemy's adapter), 332 against aiomysql's
+251 (386), 128 against aiosqlite's 185 (382), 212 against DuckDB-in-a-thread's 132 (413).
+The extra calls are the pool's queue get and put (SQLAlchemy's queue over asyncio's, about
+15 calls) with dbwire's checkout and checkin hooks (the holder record, the idle ping's
+socket poll, about 15), the compiled-statement cache and read-only plan, the timing and the
+counters. PostgreSQL is the tightest: asyncpg's `SELECT 1` is so cheap that these ~40 us
+of client CPU put it at 1.4-1.6x, depending on the machine's load.
 
-What could still go: awaiting the driver directly on the event loop (asyncpg's
-`prepare`/`fetch`, aiosqlite's `execute`) with only the pool checkout in the greenlet; that
-means re-implementing what SQLAlchemy's adapters do for errors, prepared-statement caches and
-PgBouncer-safe statement names, so it is not done here. What cannot: the pool checkout (see
-**execute_query**) and one greenlet switch."""
+What could still go: little without giving up the pool (a broken connection replaced, the
+holder record, pool_timeout) or the counters; see **execute_query**."""
 
 EXPLANATIONS: dict[str, str] = {
     "connect": _LAYER,

@@ -34,11 +34,13 @@ async def test_async_execute_query_sends_only_the_statement_on_asyncpg(pg_url: s
     try:
         sent = _asyncpg_log(db)
         assert await db.async_execute_query("SELECT 1 AS one") == (["one"], [{"one": 1}])
+        await asyncio.sleep(0.05)  # asyncpg calls its query loggers with loop.call_soon
         sent.clear()
         columns, rows = await db.async_execute_query("SELECT CAST(:x AS int) AS x", {"x": 5})
         assert (columns, rows) == (["x"], [{"x": 5}])
         await asyncio.sleep(0.05)
-        assert sent == []  # no BEGIN, no COMMIT: the statement alone
+        # asyncpg's own fetch, which its logger sees: no BEGIN, no COMMIT, the statement alone.
+        assert sent == ["SELECT CAST($1 AS int) AS x"]
         # An empty result still names its columns, as the sync path does.
         assert await db.async_execute_query("SELECT 1 AS a WHERE false") == (["a"], [])
         # Core's path, for comparison: what the fast path saves.
@@ -72,6 +74,7 @@ async def test_async_fast_path_keeps_readonly_in_both_layers(pg_url: str) -> Non
     try:
         sent = _asyncpg_log(db)
         assert await db.async_execute_query("SELECT 3 AS three") == (["three"], [{"three": 3}])
+        await asyncio.sleep(0.05)  # asyncpg calls its query loggers with loop.call_soon
         # The guard refuses before anything reaches the server ...
         sent.clear()
         with pytest.raises(ReadOnlyError, match="CREATE"):
@@ -347,3 +350,114 @@ def test_backend_terminated_under_the_direct_path_is_replaced(pg_url: str) -> No
     finally:
         killer.close()
         db.close()
+
+
+# Statements that run for seconds (or far longer) unless stopped.
+_SLOW = {
+    "postgresql": "SELECT pg_sleep(5)",
+    "mysql": "SELECT SLEEP(5)",
+    "sqlite": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000)"
+    " SELECT count(*) FROM c",
+    "duckdb": "SELECT count(*) FROM range(100000) a, range(1000000) b WHERE a.range + b.range < 0",
+}
+
+
+async def test_cancelled_async_query_drops_its_connection(backend_url: str) -> None:
+    """A task cancelled mid-statement gives its entry back dropped, never pooled half-read:
+    with one connection and no overflow, the next call opens a fresh one and works; the
+    statement is stopped (a thread-run one interrupted), not waited out."""
+    import time
+
+    db = Database(
+        DatabaseConfig(
+            name="fast_cancel", url=backend_url, pool_size=1, max_overflow=0, pool_timeout=3
+        )
+    )
+    try:
+        opened: list[Any] = []
+        event.listen(db.async_engine.sync_engine, "connect", lambda conn, _rec: opened.append(conn))
+        for _ in range(3):
+            assert await db.async_execute_query("SELECT 1 AS one") == (["one"], [{"one": 1}])
+        assert len(opened) == 1  # the direct path reuses the pooled connection
+        for round_ in range(2):
+            started = time.monotonic()
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(db.async_execute_query(_SLOW[db.backend.name]), 0.3)
+            assert time.monotonic() - started < 4  # stopped, not waited out (5 s and more)
+            assert db.get_pool_status().checked_out in (0, None)
+            assert await db.async_execute_query("SELECT 2 AS two") == (["two"], [{"two": 2}])
+            assert len(opened) == round_ + 2  # the cancelled connection was replaced
+        assert db.get_stats().errors >= 2  # each cancelled statement was counted, as failed
+    finally:
+        await db.aclose()
+
+
+async def test_async_backend_terminated_between_direct_calls_is_replaced(pg_url: str) -> None:
+    """The async direct path takes an idle entry without a greenlet only when its checkout
+    needs no IO: a killed backend's hang-up makes the idle ping due, which runs (under the
+    greenlet) and replaces the connection before the statement is sent."""
+    import time
+
+    db = Database(DatabaseConfig(name="fast_pg_akill", url=pg_url, pool_size=1, max_overflow=0))
+    killer = Database(DatabaseConfig(name="fast_pg_akiller", url=pg_url))
+    try:
+        pid = (await db.async_execute_query("SELECT pg_backend_pid() AS pid"))[1][0]["pid"]
+        killer.execute_query("SELECT pg_terminate_backend(:pid)", {"pid": pid})
+        deadline = time.monotonic() + 5
+        while killer.execute_query(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = :pid", {"pid": pid}
+        )[1] != [{"n": 0}]:
+            assert time.monotonic() < deadline, "the backend did not end"
+            await asyncio.sleep(0.02)
+        new_pid = (await db.async_execute_query("SELECT pg_backend_pid() AS pid"))[1][0]["pid"]
+        assert new_pid != pid
+        assert db.get_pool_status().checked_out == 0
+    finally:
+        killer.close()
+        await db.aclose()
+
+
+async def test_async_query_behind_a_pooler_keeps_the_adapters_statement_names(
+    pg_url: str,
+) -> None:
+    """Behind a transaction pooler SQLAlchemy's adapter gives each prepared statement a
+    unique name; asyncpg's own fetch and prepare would not, so the statement goes through
+    the adapter (which asyncpg's query logger does not see) instead of asyncpg's fetch."""
+    db = Database(DatabaseConfig(name="fast_pooled", url=pg_url, pooler="pgbouncer"))
+    try:
+        sent = _asyncpg_log(db)
+        assert await db.async_execute_query("SELECT 1 AS a WHERE false") == (["a"], [])
+        assert await db.async_execute_query("SELECT 1 AS a") == (["a"], [{"a": 1}])
+        await asyncio.sleep(0.05)  # asyncpg calls its query loggers with loop.call_soon
+        assert sent == []
+    finally:
+        await db.aclose()
+
+
+async def test_overflow_connections_are_closed_at_checkin_on_the_async_direct_path(
+    pg_url: str,
+) -> None:
+    """Three statements at once on a pool of one with two overflow: the overflow entries
+    cannot go back into the full queue, so their checkin closes them (IO, under the
+    greenlet); the pool ends with nothing checked out and one connection kept."""
+    db = Database(DatabaseConfig(name="fast_overflow", url=pg_url, pool_size=1, max_overflow=2))
+    opened: list[Any] = []
+    event.listen(db.async_engine.sync_engine, "connect", lambda conn, _rec: opened.append(conn))
+    try:
+        for round_ in range(2):
+            found = await asyncio.gather(
+                *(
+                    db.async_execute_query("SELECT pg_sleep(0.2), CAST(:i AS int) AS i", {"i": i})
+                    for i in range(3)
+                )
+            )
+            assert [rows[0]["i"] for _columns, rows in found] == [0, 1, 2]
+            pool: Any = db.async_engine.sync_engine.pool
+            assert pool.checkedout() == 0
+            assert pool.checkedin() == 1
+            # Closed for real on the server connection, not dropped with the close failed.
+            closed = [conn.driver_connection.is_closed() for conn in opened]
+            assert len(opened) == 3 + 2 * round_
+            assert closed.count(False) == 1
+    finally:
+        await db.aclose()

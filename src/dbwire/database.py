@@ -11,7 +11,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -413,10 +413,13 @@ class Database:
             replicas.note_write(self._replicas)
         return found
 
-    async def _async_execute_query(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult:
+    def _async_execute_query(
+        self, sql: str, params: Mapping[str, Any] | None
+    ) -> Awaitable[QueryResult]:
+        # A plain function handing back the awaitable: one coroutine frame less per call.
         if not self._query_route(sql):
-            return await asyncio.to_thread(self._backend_query, sql, params)
-        return await self._fast.async_execute(sql, params)
+            return asyncio.to_thread(self._backend_query, sql, params)
+        return self._fast.async_execute(sql, params)
 
     # -- metadata --------------------------------------------------------------
     @property

@@ -9,15 +9,17 @@ is counted by the observer.
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
+from sqlalchemy.util import greenlet_spawn
 
 from dbwire import translate
 from dbwire.backends import readonly_guard
@@ -29,6 +31,7 @@ from dbwire.pool import (
 )
 
 if TYPE_CHECKING:
+    from dbwire.backends.base import DirectFetch
     from dbwire.target import Target
 
 QueryResult = tuple[list[str], list[dict[str, Any]]]
@@ -44,6 +47,7 @@ class FastPath:
         # Where the driver cannot switch autocommit locally, Core's path is used; by is_async.
         self.enabled = {False: True, True: True}
         self._may_go_direct: bool | None = None  # the config is frozen: decided once
+        self._fetch: object = _UNSET  # the backend's direct async fetch, asked once
 
     def may_go_direct(self) -> bool:
         """The one-round-trip path runs in autocommit: on a read-only database only where
@@ -60,18 +64,105 @@ class FastPath:
         """execute_query() on the sync engine: the direct path where it can, else Core's."""
         return self.query(self.db.engine, sql, params, is_async=False)
 
-    async def async_execute(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult:
-        """execute() on the running loop's async engine: the same code, in one greenlet.
+    def async_execute(self, sql: str, params: Mapping[str, Any] | None) -> Awaitable[QueryResult]:
+        """execute() on the running loop's async engine.
 
-        SQLAlchemy's adapters run the async drivers (asyncpg, aiomysql, aiosqlite, DuckDB's
-        thread) under its sync API inside greenlet_spawn, so the sync code is the async
-        code: checkout, statement and checkin cost one greenlet hop.
+        Where the backend has a direct fetch (Backend.direct_fetcher), one awaited driver
+        call in the event loop: the pooled entry is taken and returned without a greenlet
+        when one is idle. Else the sync code runs inside SQLAlchemy's greenlet_spawn (its
+        adapters run the async drivers under the sync API): the same code, one hop.
+        A plain function returning the awaitable, so the await costs no coroutine of its
+        own; what it raises (the read-only guard's refusal) is raised at the call.
         """
-        from sqlalchemy.util import greenlet_spawn
-
         engine = self.db.async_engine.sync_engine
-        result: QueryResult = await greenlet_spawn(self.query, engine, sql, params, is_async=True)
+        fetch = self._async_fetch(engine)
+        if fetch is not None:
+            planned = self.plan(sql, params, engine.dialect)
+            if planned is not None:
+                return self.async_direct(engine, fetch, *planned)
+        result: Awaitable[QueryResult] = greenlet_spawn(
+            self.query, engine, sql, params, is_async=True
+        )
         return result
+
+    def _async_fetch(self, engine: Engine) -> DirectFetch | None:
+        """The backend's direct fetch if async_execute may use it on engine, else None."""
+        may = self._may_go_direct
+        if may is None:
+            may = self._may_go_direct = self.may_go_direct()
+        if not may or not self.enabled[True]:
+            return None
+        fetch = self._fetch
+        if fetch is _UNSET:
+            fetch = self._fetch = self.db.backend.direct_fetcher()
+        pool = engine.pool
+        if fetch is None or type(pool) is not DbwireAsyncQueuePool:
+            return None
+        if pool._pre_ping or pool.dispatch.checkout:
+            return None  # SQLAlchemy's checkout runs what such a pool is configured to run
+        return fetch  # type: ignore[return-value]
+
+    async def async_direct(
+        self, engine: Engine, fetch: DirectFetch, statement: str, args: Any
+    ) -> QueryResult:
+        """A planned statement as one awaited driver call on a pooled entry, timed and
+        counted, errors translated as run() translates them. An entry whose statement was
+        cut short (a cancelled task, an unknown error, a disconnect) is dropped, never
+        pooled half-read; the greenlet is used only where the pool must do IO."""
+        pool: Any = engine.pool
+        dialect = engine.dialect
+        dbapi_error = dialect.loaded_dbapi.Error
+        idle = pool.dbwire_take_idle()  # no IO: nothing to translate
+        if idle is not None and not idle[1]:
+            entry = idle[0]
+        else:
+            entry = await self._async_take(pool, dialect, None if idle is None else idle[0])
+        connection = entry.dbapi_connection
+        started = perf_counter()
+        failed = True
+        drop: BaseException | None = None
+        try:
+            try:
+                columns, rows = await fetch(connection, statement, args)
+            except dbapi_error:
+                raise
+            except Exception as exc:
+                # The driver's own error class: the adapter's translation, as its cursor
+                # would raise it (asyncpg's errors become the adapted DBAPI module's).
+                handle = getattr(connection, "_handle_exception", None)
+                if handle is None:
+                    raise
+                handle(exc)
+                raise
+            failed = False
+        except dbapi_error as exc:
+            if dialect.is_disconnect(exc, connection, None):
+                drop = exc
+            self._raise_translated(exc, dialect, statement, args)
+        except BaseException as exc:  # cancelled, or an error the adapter does not know
+            drop = exc
+            raise
+        finally:
+            self._record(statement, perf_counter() - started, failed)
+            if self.db.backend.autocommit_sticks:
+                entry.info[AUTOCOMMIT_LEFT_ON] = True  # the fetch may have switched it on
+            if not failed and pool.dbwire_checkin_is_local(entry):
+                entry.checkin(_fairy_was_created=False)
+            else:
+                # Shielded: cancelled again meanwhile, the entry is still given back.
+                await asyncio.shield(greenlet_spawn(return_entry, entry, not failed, drop))
+        return columns, rows
+
+    async def _async_take(self, pool: Any, dialect: Any, popped: Any) -> Any:
+        """A pool entry for async_direct through take_entry under greenlet_spawn, where
+        the pool must connect, wait, ping or reconnect (popped: the entry it took idle)."""
+        token = DIRECT_CHECKOUT.set(True)
+        try:
+            return await greenlet_spawn(take_entry, pool, popped)
+        except dialect.loaded_dbapi.Error as exc:
+            raise self._connect_failed(exc) from exc
+        finally:
+            DIRECT_CHECKOUT.reset(token)
 
     def query(
         self, engine: Engine, sql: str, params: Mapping[str, Any] | None, *, is_async: bool
@@ -108,10 +199,7 @@ class FastPath:
         try:
             connection: Any = take_entry(pool) if direct else engine.raw_connection()
         except dialect.loaded_dbapi.Error as exc:
-            translate.scrub_chain(self.db, exc)
-            raise translate.connect_error(
-                self.db, exc, translate.driver_detail(self.db, exc)
-            ) from exc
+            raise self._connect_failed(exc) from exc
         finally:
             DIRECT_CHECKOUT.reset(token)
         ran = False
@@ -198,18 +286,33 @@ class FastPath:
         except dbapi_error as exc:
             if dialect.is_disconnect(exc, connection.dbapi_connection, None):
                 connection.invalidate(exc)
-            wrapped = sa_exc.DBAPIError.instance(statement, args, exc, dbapi_error, dialect=dialect)
-            translate.scrub_chain(db, exc, wrapped)
-            if backend.is_readonly_violation(exc):
-                raise translate.readonly_error(db, translate.driver_detail(db, exc)) from wrapped
-            raise wrapped from exc
+            self._raise_translated(exc, dialect, statement, args)
         return columns, rows
+
+    def _raise_translated(
+        self, exc: BaseException, dialect: Any, statement: str, args: Any
+    ) -> NoReturn:
+        """Raise what Core raises for the driver error exc: SQLAlchemy's DBAPIError class
+        for it, or ReadOnlyError for a write the database refused; secrets scrubbed."""
+        db = self.db
+        dbapi_error = dialect.loaded_dbapi.Error
+        wrapped = sa_exc.DBAPIError.instance(statement, args, exc, dbapi_error, dialect=dialect)
+        translate.scrub_chain(db, exc, wrapped)
+        if db.backend.is_readonly_violation(exc):
+            raise translate.readonly_error(db, translate.driver_detail(db, exc)) from wrapped
+        raise wrapped from exc
+
+    def _connect_failed(self, exc: BaseException) -> BaseException:
+        """The dbwire error for a checkout that could not connect (raise it from exc)."""
+        translate.scrub_chain(self.db, exc)
+        return translate.connect_error(self.db, exc, translate.driver_detail(self.db, exc))
 
 
 _DIRECT_POOLS = (DbwireQueuePool, DbwireAsyncQueuePool)
+_UNSET = object()
 
 
-def take_entry(pool: Pool) -> Any:
+def take_entry(pool: Pool, popped: Any = None) -> Any:
     """A pool entry with its connection open, taken without SQLAlchemy's checkout wrapper.
 
     Written by hand, over the pool's own entry API (_do_get, get_connection, checkin),
@@ -220,8 +323,10 @@ def take_entry(pool: Pool) -> Any:
     the holder, the autocommit reset) runs in _do_get as for every checkout; the caller
     returns the entry with return_entry() in a finally block, so no finalizer is needed.
     """
-    entry: Any = pool._do_get()
+    entry: Any = pool._do_get() if popped is None else popped
     try:
+        if popped is not None:  # taken by HookedPool.dbwire_take_idle: its ping is left
+            pool.dbwire_finish_take(entry)  # type: ignore[attr-defined]
         entry.get_connection()  # reconnects an entry that was invalidated or recycled
     except BaseException as exc:
         entry._checkin_failed(exc, _fairy_was_created=False)
@@ -229,12 +334,14 @@ def take_entry(pool: Pool) -> Any:
     return entry
 
 
-def return_entry(entry: Any, ran: bool) -> None:
+def return_entry(entry: Any, ran: bool, drop: BaseException | None = None) -> None:
     """Give an entry from take_entry() back to its pool. After a statement that did not
     complete in autocommit, its connection is rolled back first, as the pool's reset on
-    return would; one that cannot be is closed instead of pooled."""
+    return would; one that cannot be, or is dropped (drop: why), is closed instead."""
     connection = entry.dbapi_connection
-    if not ran and connection is not None:
+    if drop is not None and connection is not None:
+        entry.invalidate(drop)
+    elif not ran and connection is not None:
         try:
             connection.rollback()
         except Exception as exc:

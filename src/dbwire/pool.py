@@ -12,6 +12,7 @@ import os
 import select
 import socket
 import threading
+import time
 from collections.abc import Callable
 from time import monotonic, perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, Pool, QueuePool
+from sqlalchemy.util import queue as sqla_queue
 
 from dbwire.errors import ConfigError, PoolTimeoutError
 
@@ -159,30 +161,82 @@ class HookedPool(Pool):
         if hooks is None:
             return record
         now = perf_counter()
+        return self._dbwire_checked_out(
+            record, hooks, started if tracker is not None else now, now, None, DIRECT_CHECKOUT.get()
+        )
+
+    def _dbwire_checked_out(
+        self,
+        record: ConnectionPoolEntry,
+        hooks: PoolHooks,
+        started: float,
+        now: float,
+        ping_due: bool | None,
+        direct: bool,
+    ) -> ConnectionPoolEntry:
+        """dbwire's work on a record just taken off the pool; ping_due None: decide here;
+        direct: for execute_query's direct path (autocommit left on stays on)."""
+        tracker = hooks.tracker
         if tracker is not None:
             tracker.checked_out(record, started, now)
         watch = CHECKOUT_WATCH.get()
         if watch is not None and record.dbapi_connection is not None:
             watch(record.dbapi_connection)
-        idle_s = hooks.idle_s
-        if idle_s is not None:
-            info = record.info
-            checked_in_at = info.get(CHECKED_IN_AT)
-            if checked_in_at is not None:  # None: a brand-new connection, it just logged in
-                if now - checked_in_at > idle_s:
-                    self._dbwire_ping(record, hooks)
-                else:
-                    poll = info.get(SOCKET_POLL)
-                    if poll is not None and poll(0):
-                        self._dbwire_ping(record, hooks)
+        if ping_due is None:
+            ping_due = _ping_due(record, hooks, now)
+        if ping_due:
+            self._dbwire_ping(record, hooks)
         autocommit_off = hooks.autocommit_off
-        if (
-            autocommit_off is not None
-            and record.info.get(AUTOCOMMIT_LEFT_ON)
-            and not DIRECT_CHECKOUT.get()
-        ):
+        if autocommit_off is not None and record.info.get(AUTOCOMMIT_LEFT_ON) and not direct:
             self._dbwire_autocommit_off(record, autocommit_off)
         return record
+
+    def dbwire_take_idle(self) -> tuple[ConnectionPoolEntry, bool] | None:
+        """For async code outside a greenlet: a pooled connection taken without waiting,
+        and whether its checkout still needs IO (a ping, a reconnect or recycle), which
+        take_entry(pool, popped) then does under greenlet_spawn. None when no connection
+        is idle (the pool must connect or wait): the whole checkout needs the greenlet.
+
+        For execute_query's direct path only (autocommit left on stays on), on a queue pool.
+        """
+        queue: Any = getattr(self, "_pool", None)
+        if queue is None:
+            return None
+        try:
+            record: ConnectionPoolEntry = queue.get_nowait()
+        except sqla_queue.Empty:
+            return None
+        hooks = self.dbwire_hooks
+        now = perf_counter()
+        ping_due = hooks is not None and _ping_due(record, hooks, now)
+        if hooks is not None:
+            self._dbwire_checked_out(record, hooks, now, now, False, True)
+        return record, ping_due or _must_connect(self, record)
+
+    def dbwire_finish_take(self, record: ConnectionPoolEntry) -> None:
+        """The ping dbwire_take_idle left for the greenlet (run under greenlet_spawn)."""
+        hooks = self.dbwire_hooks
+        if hooks is not None and _ping_due(record, hooks, perf_counter()):
+            self._dbwire_ping(record, hooks)
+
+    def dbwire_checkin_is_local(self, record: ConnectionPoolEntry) -> bool:
+        """Whether returning record needs no IO: no checkin event, reset or close to run
+        (so async code may check it in outside a greenlet)."""
+        hooks = self.dbwire_hooks
+        queue: Any = getattr(self, "_pool", None)
+        rec: Any = record
+        return (
+            queue is not None
+            # No overflow connection open: the queue has room for every connection.
+            and (getattr(self, "_overflow", 1) <= 0 or not queue.full())
+            and not self.dispatch.checkin
+            and not rec.finalize_callback
+            and record.dbapi_connection is not None
+            and (
+                hooks is None
+                or not (hooks.closed or (hooks.readonly_used and READONLY_USED in record.info))
+            )
+        )
 
     def _dbwire_autocommit_off(
         self, record: ConnectionPoolEntry, autocommit_off: Callable[[Any], object]
@@ -248,6 +302,36 @@ class HookedPool(Pool):
         new = super().recreate()
         new.dbwire_hooks = self.dbwire_hooks  # type: ignore[attr-defined]
         return new
+
+
+def _ping_due(record: ConnectionPoolEntry, hooks: PoolHooks, now: float) -> bool:
+    """Whether a record just taken off the pool gets the idle pre-ping."""
+    idle_s = hooks.idle_s
+    if idle_s is None:
+        return False
+    info = record.info
+    checked_in_at = info.get(CHECKED_IN_AT)
+    if checked_in_at is None:  # a brand-new connection, it just logged in
+        return False
+    if now - checked_in_at > idle_s:
+        return True
+    poll = info.get(SOCKET_POLL)
+    return poll is not None and bool(poll(0))
+
+
+def _must_connect(pool: Pool, record: ConnectionPoolEntry) -> bool:
+    """Whether record.get_connection() would open a connection (none, recycled, or
+    invalidated), by the same tests SQLAlchemy's _ConnectionRecord.get_connection makes."""
+    if record.dbapi_connection is None:
+        return True
+    rec: Any = record
+    started = rec.starttime
+    recycle = pool._recycle
+    return bool(
+        (recycle > -1 and time.time() - started > recycle)
+        or pool._invalidate_time > started
+        or rec._soft_invalidate_time > started
+    )
 
 
 class DbwireQueuePool(HookedPool, QueuePool):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -30,6 +30,12 @@ if TYPE_CHECKING:
     from dbwire.credentials.providers import CredentialCache, LoginTarget
     from dbwire.types import DuckDBAttach, TableSchema
 
+
+#: What a backend's direct async fetch returns: the column names and the rows as dicts.
+DirectResult = tuple[list[str], list[dict[str, Any]]]
+#: fetch(dbapi_connection, statement, args): one statement awaited on the async driver
+#: itself, under SQLAlchemy's adapted DBAPI connection (see Backend.direct_fetcher).
+DirectFetch = Callable[[Any, str, Any], Awaitable[DirectResult]]
 
 # Query keys (URL or `options`) that are the login password itself, first wins.
 _PASSWORD_KEYS = ("password", "passwd", "pwd")
@@ -518,6 +524,17 @@ class Backend:
         Returns False when it cannot (execute_query then takes SQLAlchemy Core's path).
         """
         return False
+
+    def direct_fetcher(self) -> DirectFetch | None:
+        """async_execute_query's driver call, awaited in the event loop with no greenlet.
+
+        It gets the pooled adapted DBAPI connection, the statement compiled for the async
+        dialect and its arguments, and runs the statement in autocommit; it raises the
+        errors of the adapted DBAPI module (what SQLAlchemy's adapter would raise) and,
+        where the driver runs the statement in a thread, stops it there when cancelled.
+        None: the statement goes through SQLAlchemy's adapter inside greenlet_spawn.
+        """
+        return None
 
     #: True when switching autocommit costs a round trip (MySQL's SET autocommit) or
     #: driver work (psycopg's and asyncpg's setters): the one-round-trip path then leaves

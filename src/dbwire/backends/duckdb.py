@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import Mapping
@@ -13,7 +14,7 @@ from sqlalchemy.engine import URL, Connection
 
 from dbwire.backends._accepts import DUCKDB_CONNECT_ARGS, duckdb_query_keys, refuse_url_parts
 from dbwire.backends._query import QueryKey
-from dbwire.backends.base import Backend
+from dbwire.backends.base import Backend, DirectFetch, DirectResult
 
 if TYPE_CHECKING:
     from dbwire.types import DuckDBAttach
@@ -32,6 +33,68 @@ dialect_registry.register("duckdb.dbwire", "dbwire.backends._duckdb_dialect", "D
 dialect_registry.register(
     "duckdb.dbwire_async", "dbwire.backends._duckdb_dialect", "DbwireAsyncDuckDBDialect"
 )
+
+
+async def _duckdb_fetch(connection: Any, statement: str, args: Any) -> DirectResult:
+    """One statement on duckdb-engine's sync connection, in one worker thread (DuckDB is
+    in-process; the async engine keeps its calls off the event loop alike)."""
+    sync = connection.driver_connection.sync
+    loop = asyncio.get_running_loop()
+    finished: asyncio.Future[None] = loop.create_future()
+    lock = threading.Lock()
+    began = abandoned = False
+
+    def run() -> DirectResult | None:
+        nonlocal began
+        with lock:
+            if abandoned:
+                return None  # cancelled before the thread got to it
+            began = True
+        try:
+            return _fetch_in_thread(sync, statement, args)
+        finally:
+            loop.call_soon_threadsafe(_set_done, finished)
+
+    try:
+        result = await loop.run_in_executor(None, run)
+    except asyncio.CancelledError:
+        with lock:
+            abandoned = True
+            running = began
+        # The thread goes on with the statement: interrupt it, and wait until the thread
+        # lets go of the connection, so closing it (the caller drops it) never races it.
+        # An interrupt that lands before the statement starts is lost: repeat it.
+        while running and not finished.done():
+            sync.interrupt()
+            await asyncio.wait([finished], timeout=0.05)
+        raise
+    assert result is not None  # only a cancelled call returns None
+    return result
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _fetch_in_thread(sync: Any, statement: str, args: Any) -> DirectResult:
+    cursor = sync.cursor()
+    try:
+        if args:
+            cursor.execute(statement, args)
+        else:
+            # No parameters: DuckDB prepares a statement given even an empty list.
+            cursor.execute(statement)
+        description = cursor.description
+        columns = [column[0] for column in description or ()]
+        rows = (
+            [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+            if description is not None
+            else []
+        )
+    finally:
+        cursor.close()
+    return columns, rows
 
 
 class DuckDBBackend(Backend):
@@ -100,6 +163,9 @@ class DuckDBBackend(Backend):
         if self.config.readonly and not self.in_memory:
             return {"read_only": True}
         return {}
+
+    def direct_fetcher(self) -> DirectFetch | None:
+        return _duckdb_fetch
 
     def set_autocommit(self, driver_connection: Any, on: bool) -> bool:
         # DuckDB commits every statement run outside an explicit BEGIN (SQLAlchemy's

@@ -18,7 +18,7 @@ from dbwire.backends._accepts import (
     mysql_connect_args,
     mysql_tls,
 )
-from dbwire.backends.base import Backend, ConnectParams
+from dbwire.backends.base import Backend, ConnectParams, DirectFetch, DirectResult
 from dbwire.timeouts import bounded_async_connect, connect_timeout, open_aiomysql
 
 if TYPE_CHECKING:
@@ -168,6 +168,9 @@ class MySQLBackend(Backend):
         # autocommit only when the server's flag (known from the last reply) differs.
         driver_connection.autocommit(on)
         return True
+
+    def direct_fetcher(self) -> DirectFetch | None:
+        return _aiomysql_fetch
 
     def begin_readonly(self, dbapi_connection: Any) -> None:
         # START TRANSACTION (not SET TRANSACTION, which waits for the first statement):
@@ -414,6 +417,23 @@ def _duckdb_tls(database: str, query: Mapping[str, Any]) -> dict[str, str]:
         return {}
     keys = {"ssl_mode": tls.mode, "ssl_ca": tls.ca, "ssl_cert": tls.cert, "ssl_key": tls.key}
     return {key: value for key, value in keys.items() if value is not None}
+
+
+async def _aiomysql_fetch(connection: Any, statement: str, args: Any) -> DirectResult:
+    """One statement on aiomysql itself, in autocommit (left on: autocommit_sticks)."""
+    driver = connection.driver_connection
+    if not driver.get_autocommit():  # the server's flag from the last reply: no trip
+        await driver.autocommit(True)
+    cursor = await driver.cursor()
+    # Always with arguments (an empty tuple too): the SQL was compiled with `%` doubled.
+    # No close in a finally: closing reads what is left, and after a failure or a
+    # cancellation the connection is rolled back or dropped instead (dbwire.fast_path).
+    await cursor.execute(statement, args)
+    description = cursor.description
+    rows = await cursor.fetchall() if description is not None else ()
+    await cursor.close()
+    columns = [column[0] for column in description or ()]
+    return columns, [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 _HANDSHAKE_KEY = "dbwire_after_handshake"

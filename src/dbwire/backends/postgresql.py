@@ -16,7 +16,7 @@ from dbwire.backends._accepts import (
     pg_server_settings,
 )
 from dbwire.backends._query import QueryKey, check_hosts
-from dbwire.backends.base import Backend, ConnectParams
+from dbwire.backends.base import Backend, ConnectParams, DirectFetch, DirectResult
 from dbwire.errors import ConfigError, is_secret_key
 from dbwire.timeouts import bounded_async_connect, connect_timeout, libpq_seconds, open_asyncpg
 
@@ -317,6 +317,11 @@ class PostgresBackend(Backend):
             passfile=resolved.passfile if password is None and len(per_host) > 1 else None,
         )
 
+    def direct_fetcher(self) -> DirectFetch | None:
+        # Behind a transaction pooler SQLAlchemy's adapter names each prepared statement
+        # uniquely (dbwire.pooler); asyncpg's own prepare() would not: use the adapter.
+        return _asyncpg_fetch if self.config.pooler is None else None
+
     # Leaving it on saves psycopg's setter (a lock and a generator) twice per execute_query.
     autocommit_sticks: ClassVar[bool] = True
 
@@ -538,6 +543,19 @@ _DUCKDB_CONNINFO_KEYS = frozenset(_LIBPQ_QUERY_KEYWORDS) - {"service", "passfile
     "gssencmode",
     "channel_binding",
 }
+
+
+async def _asyncpg_fetch(connection: Any, statement: str, args: Any) -> DirectResult:
+    """One statement on asyncpg itself: outside a transaction it is autocommit already."""
+    driver = connection.driver_connection
+    records = await driver.fetch(statement, *args)
+    if records:
+        columns = list(records[0].keys())
+        return columns, [dict(zip(columns, record, strict=True)) for record in records]
+    # No row to name the columns: asyncpg's statement description does (a second trip,
+    # for empty results only; a statement that returns no rows has no columns).
+    prepared = await driver.prepare(statement)
+    return [attribute.name for attribute in prepared.get_attributes()], []
 
 
 def _conninfo_value(value: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 import threading
@@ -21,7 +22,7 @@ from dbwire.backends._accepts import (
     refuse_url_parts,
 )
 from dbwire.backends._query import QueryKey
-from dbwire.backends.base import Backend
+from dbwire.backends.base import Backend, DirectFetch, DirectResult
 from dbwire.backends.readonly_guard import READ_PRAGMAS, READ_PRAGMAS_WITH_ARGUMENT
 
 if TYPE_CHECKING:
@@ -98,6 +99,40 @@ def _switch_to_wal(cursor: Any, timeout_s: float) -> None:
             return
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
+
+
+async def _aiosqlite_fetch(connection: Any, statement: str, args: Any) -> DirectResult:
+    """One statement in aiosqlite's thread, one hop: execute, fetch and commit together.
+
+    aiosqlite's public calls cost a hop each (execute, fetchall, close); its _execute runs
+    one function in its thread, in order with every other call on that connection.
+    """
+    driver = connection.driver_connection
+    sqlite_conn = driver._conn  # raises ValueError once closed: the adapter translates it
+    try:
+        result: DirectResult = await driver._execute(_fetch_in_thread, sqlite_conn, statement, args)
+    except asyncio.CancelledError:
+        sqlite_conn.interrupt()  # the thread goes on with the statement: stop it there
+        raise
+    return result
+
+
+def _fetch_in_thread(conn: sqlite3.Connection, statement: str, args: Any) -> DirectResult:
+    cursor = conn.cursor()
+    try:
+        cursor.execute(statement, args)
+        description = cursor.description
+        columns = [column[0] for column in description or ()]
+        rows = (
+            [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+            if description is not None
+            else []
+        )
+    finally:
+        cursor.close()
+    if conn.in_transaction:  # sqlite3 began one before a write: autocommit ends it
+        conn.commit()
+    return columns, rows
 
 
 class SQLiteBackend(Backend):
@@ -203,6 +238,9 @@ class SQLiteBackend(Backend):
                 cursor.close()
             if readonly:
                 _sqlite3_connection(dbapi_connection).set_authorizer(_readonly_authorizer)
+
+    def direct_fetcher(self) -> DirectFetch | None:
+        return _aiosqlite_fetch
 
     def set_autocommit(self, driver_connection: Any, on: bool) -> bool:
         # sqlite3 begins a transaction by itself only before INSERT/UPDATE/DELETE; ending
