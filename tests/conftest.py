@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -112,13 +112,12 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def mysql_tls_server() -> Iterator[TLSMariaDBServer]:
-    """A throwaway MariaDB that refuses clear-text logins; only the TLS tests start it."""
-    from servers.tls import TLSMariaDBServer
+def _started_tls_server(kind: str) -> Iterator[Any]:
+    """A started TLS-only server of tests/servers/tls.py (a class name), stopped afterwards."""
+    from servers import tls
 
     try:
-        server = TLSMariaDBServer()
+        server = getattr(tls, kind)()
     except ServerUnavailable as exc:
         _unavailable(str(exc))
     try:
@@ -126,22 +125,18 @@ def mysql_tls_server() -> Iterator[TLSMariaDBServer]:
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def mysql_tls_server() -> Iterator[TLSMariaDBServer]:
+    """A throwaway MariaDB that refuses clear-text logins; only the TLS tests start it."""
+    yield from _started_tls_server("TLSMariaDBServer")
 
 
 @pytest.fixture(scope="session")
 def pg_tls_server() -> Iterator[TLSPostgresServer]:
     """A throwaway PostgreSQL that refuses clear-text TCP logins; only TLS tests start it."""
-    from servers.tls import TLSPostgresServer
-
-    try:
-        server = TLSPostgresServer()
-    except ServerUnavailable as exc:
-        _unavailable(str(exc))
-    try:
-        server.start()
-        yield server
-    finally:
-        server.cleanup()
+    yield from _started_tls_server("TLSPostgresServer")
 
 
 @pytest.fixture(scope="module")

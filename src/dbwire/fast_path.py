@@ -23,6 +23,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from dbwire import translate
 from dbwire.backends import readonly_guard
+from dbwire.backends.base import read_cursor
 from dbwire.pool import (
     AUTOCOMMIT_LEFT_ON,
     DIRECT_CHECKOUT,
@@ -258,24 +259,12 @@ class FastPath:
             started = perf_counter()
             failed = True
             try:
-                cursor = driver.cursor()
-                try:
-                    if args or dialect.paramstyle in _PERCENT_STYLES:
-                        cursor.execute(statement, args)
-                    else:
-                        # No parameters: DuckDB prepares a statement given even an empty
-                        # list (+40 us on SELECT 1). Where the SQL was compiled with `%`
-                        # doubled, the driver must see parameters, or it would send `%%`.
-                        cursor.execute(statement)
-                    description = cursor.description
-                    columns = [column[0] for column in description or ()]
-                    rows = (
-                        [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-                        if description is not None
-                        else []
-                    )
-                finally:
-                    cursor.close()
+                columns, rows = read_cursor(
+                    driver.cursor(),
+                    statement,
+                    args,
+                    with_args=bool(args) or dialect.paramstyle in _PERCENT_STYLES,
+                )
                 failed = False
             finally:
                 self._record(statement, perf_counter() - started, failed)

@@ -37,6 +37,31 @@ DirectResult = tuple[list[str], list[dict[str, Any]]]
 #: itself, under SQLAlchemy's adapted DBAPI connection (see Backend.direct_fetcher).
 DirectFetch = Callable[[Any, str, Any], Awaitable[DirectResult]]
 
+
+def read_cursor(cursor: Any, statement: str, args: Any, *, with_args: bool) -> DirectResult:
+    """Run statement on a DBAPI cursor and read (columns, rows as dicts); closes the cursor.
+
+    with_args False runs the statement alone: DuckDB prepares a statement given even an
+    empty parameter list (+40 us on SELECT 1); a driver whose SQL was compiled with `%`
+    doubled must be given parameters, or it would send `%%`.
+    """
+    try:
+        if with_args:
+            cursor.execute(statement, args)
+        else:
+            cursor.execute(statement)
+        description = cursor.description
+        columns = [column[0] for column in description or ()]
+        rows = (
+            [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+            if description is not None
+            else []
+        )
+    finally:
+        cursor.close()
+    return columns, rows
+
+
 # Query keys (URL or `options`) that are the login password itself, first wins.
 _PASSWORD_KEYS = ("password", "passwd", "pwd")
 # connect_args SQLAlchemy's async adapters consume themselves (not the driver's connect()).

@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL, Connection
 
 from dbwire.backends._accepts import DUCKDB_CONNECT_ARGS, duckdb_query_keys, refuse_url_parts
 from dbwire.backends._query import QueryKey
-from dbwire.backends.base import Backend, DirectFetch, DirectResult
+from dbwire.backends.base import Backend, DirectFetch, DirectResult, read_cursor
 
 if TYPE_CHECKING:
     from dbwire.types import DuckDBAttach
@@ -78,23 +78,7 @@ def _set_done(future: asyncio.Future[None]) -> None:
 
 
 def _fetch_in_thread(sync: Any, statement: str, args: Any) -> DirectResult:
-    cursor = sync.cursor()
-    try:
-        if args:
-            cursor.execute(statement, args)
-        else:
-            # No parameters: DuckDB prepares a statement given even an empty list.
-            cursor.execute(statement)
-        description = cursor.description
-        columns = [column[0] for column in description or ()]
-        rows = (
-            [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-            if description is not None
-            else []
-        )
-    finally:
-        cursor.close()
-    return columns, rows
+    return read_cursor(sync.cursor(), statement, args, with_args=bool(args))
 
 
 class DuckDBBackend(Backend):

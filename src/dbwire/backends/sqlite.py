@@ -22,7 +22,7 @@ from dbwire.backends._accepts import (
     refuse_url_parts,
 )
 from dbwire.backends._query import QueryKey
-from dbwire.backends.base import Backend, DirectFetch, DirectResult
+from dbwire.backends.base import Backend, DirectFetch, DirectResult, read_cursor
 from dbwire.backends.readonly_guard import READ_PRAGMAS, READ_PRAGMAS_WITH_ARGUMENT
 
 if TYPE_CHECKING:
@@ -118,21 +118,10 @@ async def _aiosqlite_fetch(connection: Any, statement: str, args: Any) -> Direct
 
 
 def _fetch_in_thread(conn: sqlite3.Connection, statement: str, args: Any) -> DirectResult:
-    cursor = conn.cursor()
-    try:
-        cursor.execute(statement, args)
-        description = cursor.description
-        columns = [column[0] for column in description or ()]
-        rows = (
-            [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-            if description is not None
-            else []
-        )
-    finally:
-        cursor.close()
+    result = read_cursor(conn.cursor(), statement, args, with_args=True)
     if conn.in_transaction:  # sqlite3 began one before a write: autocommit ends it
         conn.commit()
-    return columns, rows
+    return result
 
 
 class SQLiteBackend(Backend):
