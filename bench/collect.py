@@ -300,8 +300,13 @@ EXPLANATION = """\
 Measured on a quiet machine; one run to the next moves a copy time by 10-20% (the same
 DuckDB extension copy took 0.66 s and 0.81 s for 1M rows in two runs ten minutes apart), so
 copy ratios within about 1.2x are method choice and noise, not dbwire's own work: dbwire's
-auto method for PostgreSQL is DuckDB's postgres extension, which it matches (0.82 s against
-0.81 s in the same run) and which ties ADBC at 5M rows but loses to it at 1M. (1) The whole
+auto method for PostgreSQL is DuckDB's postgres extension, which it matched on a quiet
+morning (0.82 s against 0.81 s in the same run) and which ties ADBC at 5M rows but loses to
+it at 1M. An afternoon run on a slower machine read 1.43 s against the extension by hand's
+1.14 s; in one process the scan dbwire runs (an attached catalog's table) and the peer's
+(`postgres_scan()`) take the same time (0.91-0.98 s against 0.92-0.93 s, 1M rows, three
+alternations), and cProfile puts 0.18 s of dbwire's copy in loading the extension, which
+the peer pays too: the rest of that gap is not yet explained. (1) The whole
 process pays for modules the copy never uses but dbwire's Database and config need:
 SQLAlchemy's core (~100 ms: dbwire's URL type is SQLAlchemy's, and the backends build on
 it) and pydantic with the config models (~50 ms); psycopg, the ORM and the asyncio layer are
