@@ -392,6 +392,51 @@ async def test_cancelled_async_query_drops_its_connection(backend_url: str) -> N
         await db.aclose()
 
 
+# The cancelled statement, as the server's own activity list shows it while it runs.
+_RUNNING = {
+    "postgresql": (
+        "SELECT count(*) AS n FROM pg_stat_activity "
+        "WHERE query = 'SELECT pg_sleep(31)' AND state = 'active'"
+    ),
+    "mysql": (
+        "SELECT count(*) AS n FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(31)'"
+    ),
+}
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mysql"])
+async def test_cancelled_async_query_does_not_keep_running_on_the_server(
+    server: str, request: pytest.FixtureRequest
+) -> None:
+    """Dropping the connection is not enough on a server: a statement the caller gave up on
+    must not go on using the server's CPU, locks and a connection slot behind its back."""
+    import time
+
+    url = request.getfixturevalue("pg_url" if server == "postgresql" else "mysql_url")
+    db = Database(DatabaseConfig(name="fast_cancel_server", url=url, pool_size=1))
+    watcher = Database(DatabaseConfig(name="fast_cancel_watcher", url=url))
+    # 31 s: a duration no other test sleeps, so only this test's statement is counted
+    sleep = "SELECT pg_sleep(31)" if server == "postgresql" else "SELECT SLEEP(31)"
+    try:
+        await db.async_execute_query("SELECT 1")
+        task = asyncio.ensure_future(db.async_execute_query(sleep))
+        deadline = time.monotonic() + 5
+        while watcher.execute_query(_RUNNING[server])[1] != [{"n": 1}]:
+            assert time.monotonic() < deadline, "the statement never started"
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        deadline = time.monotonic() + 3
+        while watcher.execute_query(_RUNNING[server])[1] != [{"n": 0}]:
+            assert time.monotonic() < deadline, "the cancelled statement still runs"
+            await asyncio.sleep(0.05)
+        assert await db.async_execute_query("SELECT 2 AS two") == (["two"], [{"two": 2}])
+    finally:
+        watcher.close()
+        await db.aclose()
+
+
 async def test_async_backend_terminated_between_direct_calls_is_replaced(pg_url: str) -> None:
     """The async direct path takes an idle entry without a greenlet only when its checkout
     needs no IO: a killed backend's hang-up makes the idle ping due, which runs (under the

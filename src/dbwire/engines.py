@@ -27,6 +27,7 @@ from dbwire.pool import (
     PoolHooks,
     async_open_in_background,
     bound_ping,
+    bounded_call,
     hooked_pool_class,
     hooks_of,
     install_idle_ping,
@@ -337,14 +338,22 @@ class Engines:
         # makes the credential provider ask again at the next connect.
         backend.install_credential_hooks(engine)
 
+        round_trip_s = timeouts.connect_timeout(owner.config, backend.base_url().query)
         if backend.is_server:
             # Before install_idle_ping, which takes the dialect's do_ping as it is then.
-            bound_ping(engine, timeouts.connect_timeout(owner.config, backend.base_url().query))
+            bound_ping(engine, round_trip_s)
         if self.idle_ping:
             install_idle_ping(engine, owner.config.pre_ping_idle, backend.socket_fileno)
 
         if backend.autocommit_sticks:
-            hooks.autocommit_off = functools.partial(backend.set_autocommit, on=False)
+            autocommit_off = functools.partial(backend.set_autocommit, on=False)
+            # On MySQL the switch is a round trip at checkout: bounded as the ping is (a
+            # failure replaces the connection, see HookedPool._dbwire_autocommit_off).
+            hooks.autocommit_off = (
+                bounded_call(engine, autocommit_off, round_trip_s)
+                if backend.is_server
+                else autocommit_off
+            )
         backend.configure_engine(engine, is_async=is_async)
         backend.install_query_hooks(engine, is_async=is_async)
         owner._instrument(engine)

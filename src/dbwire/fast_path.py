@@ -10,7 +10,10 @@ is counted by the observer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import logging
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from dbwire.target import Target
 
 QueryResult = tuple[list[str], list[dict[str, Any]]]
+_log = logging.getLogger("dbwire")
 _PERCENT_STYLES = frozenset({"format", "pyformat"})
 
 
@@ -151,8 +155,29 @@ class FastPath:
                 entry.checkin(_fairy_was_created=False)
             else:
                 # Shielded: cancelled again meanwhile, the entry is still given back.
-                await asyncio.shield(greenlet_spawn(return_entry, entry, not failed, drop))
+                await asyncio.shield(self._async_give_back(entry, not failed, drop))
         return columns, rows
+
+    async def _async_give_back(self, entry: Any, ran: bool, drop: BaseException | None) -> None:
+        """return_entry() under the greenlet; a statement given up on by a cancelled task
+        is first stopped on the server where dropping the connection would not stop it."""
+        backend = self.db.backend
+        if isinstance(drop, asyncio.CancelledError) and not backend.async_cancel_stops_statement:
+            driver = entry.dbapi_connection.driver_connection
+            try:
+                # The backend cancels from a second, sync session, bounded by the connect
+                # timeout: in a thread of its own, which ends with it (the loop's executor
+                # would keep an idle worker alive for the rest of the loop).
+                await _in_own_thread(
+                    f"dbwire-cancel-{self.db.name}", backend.cancel, driver, self.db.engine
+                )
+            except Exception as exc:  # the connection is dropped either way
+                _log.debug(
+                    "database %r: could not stop a cancelled statement: %s",
+                    self.db.name,
+                    type(exc).__name__,
+                )
+        await greenlet_spawn(return_entry, entry, ran, drop)
 
     async def _async_take(self, pool: Any, dialect: Any, popped: Any) -> Any:
         """A pool entry for async_direct through take_entry under greenlet_spawn, where
@@ -295,6 +320,33 @@ class FastPath:
         """The dbwire error for a checkout that could not connect (raise it from exc)."""
         translate.scrub_chain(self.db, exc)
         return translate.connect_error(self.db, exc, translate.driver_detail(self.db, exc))
+
+
+def _in_own_thread(name: str, call: Callable[..., object], *args: Any) -> asyncio.Future[object]:
+    """call(*args) in a new daemon thread; the future, on the running loop, gets its result."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[object] = loop.create_future()
+
+    def settle(result: object, error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)
+
+    def run() -> None:
+        result: object = None
+        error: BaseException | None = None
+        try:
+            result = call(*args)
+        except BaseException as exc:
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return done
 
 
 _DIRECT_POOLS = (DbwireQueuePool, DbwireAsyncQueuePool)

@@ -439,11 +439,11 @@ def install_idle_ping(
             record.info[SOCKET_POLL] = poll
 
 
-# -- a deadline on every pre-ping ------------------------------------------------------
+# -- a deadline on the round trips a checkout makes ------------------------------------
 # Both dbwire's idle ping (PoolHooks.ping) and SQLAlchemy's pool_pre_ping call the
-# dialect's do_ping, which waits forever on a server that stopped answering after the
-# login (no driver bounds that read). bound_ping() replaces it on the engine's own dialect.
-Ping = Callable[[Any], bool]
+# dialect's do_ping, and PoolHooks.autocommit_off switches autocommit back with a round
+# trip on MySQL; each waits forever on a server that stopped answering after the login
+# (no driver bounds that read). bound_ping() and bounded_call() put a deadline on them.
 
 
 def bound_ping(engine: Engine, timeout: float) -> None:
@@ -451,53 +451,74 @@ def bound_ping(engine: Engine, timeout: float) -> None:
 
     A ping that runs out of time reports the connection dead, so the checkout goes on as
     after any failed ping: the connection is thrown away and a new one is dialled (which
-    the connect timeout bounds). How the wait is cut short depends on the driver:
+    the connect timeout bounds). How the wait is cut short depends on the driver
+    (bounded_call). Called before install_idle_ping, which takes the dialect's do_ping as
+    it is then.
+    """
+    dialect = engine.dialect
+    bounded = bounded_call(engine, dialect.do_ping, timeout)
 
-    - PyMySQL: its own read_timeout and write_timeout, set for the ping only (PyMySQL
+    def timed_ping(connection: Any) -> bool:
+        try:
+            return bool(bounded(connection))
+        except RoundTripTimeout:
+            return False
+
+    dialect.do_ping = timed_ping  # type: ignore[method-assign,assignment]  # this engine's only
+
+
+class RoundTripTimeout(Exception):
+    """A bounded round trip on a pooled connection got no answer within its deadline; the
+    connection's socket is closed or shut down, so the connection is not usable again."""
+
+
+def bounded_call(
+    engine: Engine, call: Callable[[Any], object], timeout: float
+) -> Callable[[Any], object]:
+    """call(connection), one round trip on a pooled driver connection of `engine`, made to
+    end within `timeout` seconds: past it, RoundTripTimeout is raised (from whatever the
+    driver raised). No driver bounds a read on an established connection by itself, so a
+    server that stops answering after the login would hold the caller forever:
+
+    - PyMySQL: its own read_timeout and write_timeout, set for this call only (PyMySQL
       re-applies the connection's own values before its next read or write);
     - async drivers (asyncpg, aiomysql): a timer on the running event loop that aborts
       the connection's transport; the awaited read then fails at once, and nothing is
       cancelled, so asyncpg sends no cancel request on a second connection;
     - other sync drivers (psycopg): PING_WATCHDOG, one shared thread that shuts the
-      socket down if the ping still runs at its deadline.
-
-    Called before install_idle_ping, which takes the dialect's do_ping as it is then.
+      socket down if the call still runs at its deadline.
     """
     dialect = engine.dialect
-    ping: Ping = dialect.do_ping
-    bounded: Ping
     if dialect.is_async:
-        bounded = _loop_timed_ping(ping, timeout)
-    elif dialect.driver == "pymysql":
-        bounded = _pymysql_timed_ping(ping, timeout)
-    else:
-        bounded = _watched_ping(ping, timeout)
-    dialect.do_ping = bounded  # type: ignore[method-assign,assignment]  # this engine's only
+        return _loop_timed(call, timeout)
+    if dialect.driver == "pymysql":
+        return _pymysql_timed(call, timeout)
+    return _watched(call, timeout)
 
 
-def _pymysql_timed_ping(ping: Ping, timeout: float) -> Ping:
-    def timed_ping(connection: Any) -> bool:
+def _pymysql_timed(call: Callable[[Any], object], timeout: float) -> Callable[[Any], object]:
+    def timed(connection: Any) -> object:
         read, write = connection._read_timeout, connection._write_timeout
         connection._read_timeout = timeout if read is None else min(read, timeout)
         connection._write_timeout = timeout if write is None else min(write, timeout)
         try:
-            return ping(connection)
-        except Exception:
+            return call(connection)
+        except Exception as exc:
             if connection._sock is None:  # PyMySQL closed it: timed out, or a lost server
-                return False
+                raise RoundTripTimeout(str(exc)) from exc
             raise
         finally:
             connection._read_timeout, connection._write_timeout = read, write
 
-    return timed_ping
+    return timed
 
 
-def _loop_timed_ping(ping: Ping, timeout: float) -> Ping:
-    def timed_ping(connection: Any) -> bool:
+def _loop_timed(call: Callable[[Any], object], timeout: float) -> Callable[[Any], object]:
+    def timed(connection: Any) -> object:
         try:
-            loop = asyncio.get_running_loop()  # the ping's greenlet runs on the loop thread
+            loop = asyncio.get_running_loop()  # the call's greenlet runs on the loop thread
         except RuntimeError:
-            return ping(connection)
+            return call(connection)
         expired: list[bool] = []
 
         def expire() -> None:
@@ -506,16 +527,18 @@ def _loop_timed_ping(ping: Ping, timeout: float) -> Ping:
 
         timer = loop.call_later(timeout, expire)
         try:
-            alive = ping(connection)
-        except Exception:
-            if not expired:
-                raise
-            alive = False
+            result = call(connection)
+        except Exception as exc:
+            if expired:
+                raise RoundTripTimeout(f"no answer within {timeout:g} s") from exc
+            raise
         finally:
             timer.cancel()
-        return alive and not expired
+        if expired:
+            raise RoundTripTimeout(f"no answer within {timeout:g} s")
+        return result
 
-    return timed_ping
+    return timed
 
 
 def abort_transport(adapted: Any) -> None:
@@ -530,18 +553,20 @@ def abort_transport(adapted: Any) -> None:
         transport.abort()
 
 
-def _watched_ping(ping: Ping, timeout: float) -> Ping:
-    def watched_ping(connection: Any) -> bool:
+def _watched(call: Callable[[Any], object], timeout: float) -> Callable[[Any], object]:
+    def watched(connection: Any) -> object:
         ticket = PING_WATCHDOG.arm(timeout, connection)
         try:
-            alive = ping(connection)
-        except Exception:
-            if not PING_WATCHDOG.disarm(ticket):
-                raise
-            return False  # the watchdog shut the socket down: that is why it failed
-        return not PING_WATCHDOG.disarm(ticket) and alive
+            result = call(connection)
+        except Exception as exc:
+            if PING_WATCHDOG.disarm(ticket):  # the watchdog shut the socket down: why it failed
+                raise RoundTripTimeout(f"no answer within {timeout:g} s") from exc
+            raise
+        if PING_WATCHDOG.disarm(ticket):
+            raise RoundTripTimeout(f"no answer within {timeout:g} s")
+        return result
 
-    return watched_ping
+    return watched
 
 
 def shutdown_socket(dbapi_connection: Any) -> bool:

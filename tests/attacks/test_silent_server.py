@@ -693,3 +693,32 @@ def _until_no_watchdog(watchdog: PingWatchdog) -> None:
     while watchdog._thread is not None:
         assert time.monotonic() < deadline, "the idle watchdog thread did not end"
         time.sleep(0.02)
+
+
+async def test_cancelled_async_query_on_a_server_hung_mid_statement_ends_on_time(
+    muting: tuple[str, MutingProxy], threads_before: set[threading.Thread]
+) -> None:
+    """A task cancelled while its statement waits on a server that fell silent: stopping
+    the statement on the server (MySQL's KILL QUERY from a second session) must not make
+    the cancellation itself wait forever on that server."""
+    url, proxy = muting
+    db = dbwire.connect(url, name="hung_mid_statement", connect_timeout=CONNECT_TIMEOUT)
+    sleep = "SELECT pg_sleep(30)" if url.startswith("postgresql") else "SELECT SLEEP(30)"
+    try:
+        db.execute_query("SELECT 1")  # the sync pool holds a connection for the KILL
+        await db.async_execute_query("SELECT 1")
+        task = asyncio.ensure_future(db.async_execute_query(sleep))
+        await asyncio.sleep(0.3)
+        proxy.mute()
+        started = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        took = time.monotonic() - started
+        assert took < 2 * CONNECT_TIMEOUT + MARGIN, f"the cancellation took {took:.1f}s"
+    finally:
+        started = time.monotonic()
+        await db.aclose()
+        took = time.monotonic() - started
+    assert took < CONNECT_TIMEOUT + MARGIN, f"aclose took {took:.1f}s"
+    assert_no_thread_left(threads_before, within=CONNECT_TIMEOUT + MARGIN)

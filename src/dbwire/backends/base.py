@@ -567,6 +567,12 @@ class Backend:
     #: (dbwire.pool.PoolHooks.autocommit_off).
     autocommit_sticks: ClassVar[bool] = False
 
+    #: True when cancelling the async driver's own call stops the statement on the server
+    #: too (asyncpg sends a cancel request; the embedded backends' direct fetches interrupt
+    #: their thread). False: a dropped connection alone leaves the statement running until
+    #: the server notices, so async_execute_query stops it with cancel() first.
+    async_cancel_stops_statement: ClassVar[bool] = True
+
     def cancel(self, driver_connection: Any, engine: Engine) -> bool:
         """Stop the statement running on driver_connection; called from another thread.
 

@@ -162,6 +162,8 @@ class MySQLBackend(Backend):
         return args
 
     autocommit_sticks: ClassVar[bool] = True
+    # aiomysql only closes its socket; MariaDB runs the statement on (a SLEEP(30) for 30 s).
+    async_cancel_stops_statement: ClassVar[bool] = False
 
     def set_autocommit(self, driver_connection: Any, on: bool) -> bool:
         # PyMySQL and SQLAlchemy's aiomysql adapter alike: autocommit(v) sends SET
@@ -231,11 +233,20 @@ class MySQLBackend(Backend):
             return False
         # KILL QUERY from a second session: PyMySQL has no cancel of its own. A raw
         # connection skips the read-only statement guard, which would refuse KILL.
-        raw = engine.raw_connection()
+        raw = engine.raw_connection()  # a new login is bounded by the connect timeout
         try:
-            cursor = raw.cursor()
-            cursor.execute(f"KILL QUERY {int(thread_id())}")
-            cursor.close()
+            # The KILL's own reply too: a server that stopped answering must not hold the
+            # canceller (a cancelled task waits for it) for longer than a connect would.
+            pymysql_conn: Any = raw.dbapi_connection
+            timeout = connect_timeout(self.config, self.base_url().query)
+            saved = pymysql_conn._read_timeout, pymysql_conn._write_timeout
+            pymysql_conn._read_timeout = pymysql_conn._write_timeout = timeout
+            try:
+                cursor = raw.cursor()
+                cursor.execute(f"KILL QUERY {int(thread_id())}")
+                cursor.close()
+            finally:
+                pymysql_conn._read_timeout, pymysql_conn._write_timeout = saved
         finally:
             raw.close()
         return True
