@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 import dbwire
@@ -721,4 +722,28 @@ async def test_cancelled_async_query_on_a_server_hung_mid_statement_ends_on_time
         await db.aclose()
         took = time.monotonic() - started
     assert took < CONNECT_TIMEOUT + MARGIN, f"aclose took {took:.1f}s"
+    assert_no_thread_left(threads_before, within=CONNECT_TIMEOUT + MARGIN)
+
+
+def test_session_after_execute_query_on_a_server_hung_after_login_ends_on_time(
+    mysql_url: str, threads_before: set[threading.Thread]
+) -> None:
+    """execute_query leaves autocommit on (MySQL), and the next session's checkout switches
+    it off with a round trip: on a server that fell silent that round trip is bounded too."""
+    url = make_url(mysql_url)
+    assert url.host is not None and url.port is not None
+    with MutingProxy(url.host, url.port) as proxy:
+        through = url.set(host=proxy.host, port=proxy.port).render_as_string(hide_password=False)
+        db = dbwire.connect(through, name="hung_autocommit", connect_timeout=CONNECT_TIMEOUT)
+        try:
+            assert db.execute_query("SELECT 1 AS one") == (["one"], [{"one": 1}])
+            proxy.mute()
+            started = time.monotonic()
+            with pytest.raises(ConnectError) as caught, db.session() as session:
+                session.execute(text("SELECT 1"))
+            took = time.monotonic() - started
+            assert took < 2 * CONNECT_TIMEOUT + MARGIN, f"the checkout took {took:.1f}s"
+            assert "hung_autocommit" in str(caught.value)
+        finally:
+            db.close()
     assert_no_thread_left(threads_before, within=CONNECT_TIMEOUT + MARGIN)
