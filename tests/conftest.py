@@ -112,6 +112,19 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="module")
+def shared_extensions(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One DuckDB extension folder per test module (installing costs ~1 s per folder)."""
+    return tmp_path_factory.mktemp("duckdb-extensions")
+
+
+@pytest.fixture
+def hermetic_duckdb(monkeypatch: pytest.MonkeyPatch, shared_extensions: Path) -> None:
+    """DuckDB stores load extensions from the module's folder only: no download is tried."""
+    monkeypatch.setenv("DBWIRE_DUCKDB_EXTENSION_DIRECTORY", str(shared_extensions))
+    monkeypatch.setenv("DBWIRE_DUCKDB_OFFLINE", "1")
+
+
 def _started_tls_server(kind: str) -> Iterator[Any]:
     """A started TLS-only server of tests/servers/tls.py (a class name), stopped afterwards."""
     from servers import tls

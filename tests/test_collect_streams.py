@@ -18,16 +18,8 @@ from dbwire.store.collect import CollectProgress, run
 from dbwire.store.local import get_duckdb_connection
 from servers.silent import SilentServer
 
-
-@pytest.fixture(scope="module")
-def shared_extensions(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("duckdb-extensions")
-
-
-@pytest.fixture(autouse=True)
-def _hermetic(monkeypatch: pytest.MonkeyPatch, shared_extensions: Path) -> None:
-    monkeypatch.setenv("DBWIRE_DUCKDB_EXTENSION_DIRECTORY", str(shared_extensions))
-    monkeypatch.setenv("DBWIRE_DUCKDB_OFFLINE", "1")
+# Extensions from one folder per module, never downloaded (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("hermetic_duckdb")
 
 
 def _password(url: str) -> str:

@@ -26,15 +26,8 @@ from servers.tls import TLSMariaDBServer, TLSPostgresServer
 CIPHER_SQL = "SHOW SESSION STATUS LIKE 'Ssl_cipher'"
 
 
-@pytest.fixture(scope="module")
-def shared_extensions(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("duckdb-extensions")
-
-
-@pytest.fixture(autouse=True)
-def _hermetic(monkeypatch: pytest.MonkeyPatch, shared_extensions: Path) -> None:
-    monkeypatch.setenv("DBWIRE_DUCKDB_EXTENSION_DIRECTORY", str(shared_extensions))
-    monkeypatch.setenv("DBWIRE_DUCKDB_OFFLINE", "1")
+# Extensions from one folder per module, never downloaded (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("hermetic_duckdb")
 
 
 @pytest.fixture

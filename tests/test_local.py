@@ -27,16 +27,8 @@ from dbwire.store.local import LocalStore, get_duckdb_connection, resolve_store_
 OFFLINE = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
-@pytest.fixture(scope="module")
-def shared_extensions(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One extension folder for this module's tests (installing costs ~1 s per folder)."""
-    return tmp_path_factory.mktemp("duckdb-extensions")
-
-
-@pytest.fixture(autouse=True)
-def _hermetic(monkeypatch: pytest.MonkeyPatch, shared_extensions: Path) -> None:
-    monkeypatch.setenv("DBWIRE_DUCKDB_EXTENSION_DIRECTORY", str(shared_extensions))
-    monkeypatch.setenv("DBWIRE_DUCKDB_OFFLINE", "1")
+# Extensions from one folder per module, never downloaded (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("hermetic_duckdb")
 
 
 def pg_exec(url: str, sql: str) -> list[tuple[Any, ...]]:

@@ -54,15 +54,8 @@ def bucket(s3_endpoint: str) -> str:
     return name
 
 
-@pytest.fixture(scope="module")
-def shared_extensions(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("duckdb-extensions")
-
-
 @pytest.fixture(autouse=True)
-def _hermetic(monkeypatch: pytest.MonkeyPatch, shared_extensions: Path) -> None:
-    monkeypatch.setenv("DBWIRE_DUCKDB_EXTENSION_DIRECTORY", str(shared_extensions))
-    monkeypatch.setenv("DBWIRE_DUCKDB_OFFLINE", "1")
+def _hermetic(monkeypatch: pytest.MonkeyPatch, hermetic_duckdb: None) -> None:
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(var, raising=False)
 
