@@ -23,6 +23,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, Pool, Qu
 from sqlalchemy.util import queue as sqla_queue
 
 from dbwire.errors import ConfigError, PoolTimeoutError
+from dbwire.timeouts import pymysql_reads_bounded
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -498,17 +499,13 @@ def bounded_call(
 
 def _pymysql_timed(call: Callable[[Any], object], timeout: float) -> Callable[[Any], object]:
     def timed(connection: Any) -> object:
-        read, write = connection._read_timeout, connection._write_timeout
-        connection._read_timeout = timeout if read is None else min(read, timeout)
-        connection._write_timeout = timeout if write is None else min(write, timeout)
         try:
-            return call(connection)
+            with pymysql_reads_bounded(connection, timeout):
+                return call(connection)
         except Exception as exc:
             if connection._sock is None:  # PyMySQL closed it: timed out, or a lost server
                 raise RoundTripTimeout(str(exc)) from exc
             raise
-        finally:
-            connection._read_timeout, connection._write_timeout = read, write
 
     return timed
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Mapping
+import contextlib
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import Any
 
 from dbwire.config import DatabaseConfig
@@ -139,3 +140,17 @@ async def open_asyncpg(*args: Any, **kwargs: Any) -> Any:
     import asyncpg
 
     return await asyncpg.connect(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def pymysql_reads_bounded(connection: Any, timeout: float) -> Iterator[None]:
+    """PyMySQL's read and write timeouts capped at `timeout` for the calls made inside, the
+    connection's own values back afterwards (PyMySQL applies them before each read and
+    write): a round trip on an established connection then ends on a silent server."""
+    read, write = connection._read_timeout, connection._write_timeout
+    connection._read_timeout = timeout if read is None else min(read, timeout)
+    connection._write_timeout = timeout if write is None else min(write, timeout)
+    try:
+        yield
+    finally:
+        connection._read_timeout, connection._write_timeout = read, write

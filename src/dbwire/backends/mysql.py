@@ -19,7 +19,12 @@ from dbwire.backends._accepts import (
     mysql_tls,
 )
 from dbwire.backends.base import Backend, ConnectParams, DirectFetch, DirectResult
-from dbwire.timeouts import bounded_async_connect, connect_timeout, open_aiomysql
+from dbwire.timeouts import (
+    bounded_async_connect,
+    connect_timeout,
+    open_aiomysql,
+    pymysql_reads_bounded,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -237,16 +242,11 @@ class MySQLBackend(Backend):
         try:
             # The KILL's own reply too: a server that stopped answering must not hold the
             # canceller (a cancelled task waits for it) for longer than a connect would.
-            pymysql_conn: Any = raw.dbapi_connection
             timeout = connect_timeout(self.config, self.base_url().query)
-            saved = pymysql_conn._read_timeout, pymysql_conn._write_timeout
-            pymysql_conn._read_timeout = pymysql_conn._write_timeout = timeout
-            try:
+            with pymysql_reads_bounded(raw.dbapi_connection, timeout):
                 cursor = raw.cursor()
                 cursor.execute(f"KILL QUERY {int(thread_id())}")
                 cursor.close()
-            finally:
-                pymysql_conn._read_timeout, pymysql_conn._write_timeout = saved
         finally:
             raw.close()
         return True
