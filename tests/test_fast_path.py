@@ -328,22 +328,29 @@ def test_failing_direct_queries_return_every_pool_entry(backend_url: str) -> Non
         db.close()
 
 
+def _terminate(killer: Database, pid: int) -> None:
+    """End PostgreSQL backend `pid` with pg_terminate_backend and wait until it is gone
+    (a few milliseconds; blocking an event loop for them is harmless in a test)."""
+    import time
+
+    killer.execute_query("SELECT pg_terminate_backend(:pid)", {"pid": pid})
+    deadline = time.monotonic() + 5
+    while killer.execute_query(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = :pid", {"pid": pid}
+    )[1] != [{"n": 0}]:
+        assert time.monotonic() < deadline, "the backend did not end"
+        time.sleep(0.02)
+
+
 def test_backend_terminated_under_the_direct_path_is_replaced(pg_url: str) -> None:
     """A server backend killed between two direct calls: the idle ping's poll sees the
     hang-up at checkout and the next call runs on a fresh connection."""
-    import time
 
     db = Database(DatabaseConfig(name="fast_pg_kill", url=pg_url, pool_size=1, max_overflow=0))
     killer = Database(DatabaseConfig(name="fast_pg_killer", url=pg_url))
     try:
         pid = db.execute_query("SELECT pg_backend_pid() AS pid")[1][0]["pid"]
-        killer.execute_query("SELECT pg_terminate_backend(:pid)", {"pid": pid})
-        deadline = time.monotonic() + 5
-        while killer.execute_query(
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = :pid", {"pid": pid}
-        )[1] != [{"n": 0}]:
-            assert time.monotonic() < deadline, "the backend did not end"
-            time.sleep(0.02)
+        _terminate(killer, pid)
         new_pid = db.execute_query("SELECT pg_backend_pid() AS pid")[1][0]["pid"]
         assert new_pid != pid
         assert db.get_pool_status().checked_out == 0
@@ -441,19 +448,12 @@ async def test_async_backend_terminated_between_direct_calls_is_replaced(pg_url:
     """The async direct path takes an idle entry without a greenlet only when its checkout
     needs no IO: a killed backend's hang-up makes the idle ping due, which runs (under the
     greenlet) and replaces the connection before the statement is sent."""
-    import time
 
     db = Database(DatabaseConfig(name="fast_pg_akill", url=pg_url, pool_size=1, max_overflow=0))
     killer = Database(DatabaseConfig(name="fast_pg_akiller", url=pg_url))
     try:
         pid = (await db.async_execute_query("SELECT pg_backend_pid() AS pid"))[1][0]["pid"]
-        killer.execute_query("SELECT pg_terminate_backend(:pid)", {"pid": pid})
-        deadline = time.monotonic() + 5
-        while killer.execute_query(
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = :pid", {"pid": pid}
-        )[1] != [{"n": 0}]:
-            assert time.monotonic() < deadline, "the backend did not end"
-            await asyncio.sleep(0.02)
+        _terminate(killer, pid)
         new_pid = (await db.async_execute_query("SELECT pg_backend_pid() AS pid"))[1][0]["pid"]
         assert new_pid != pid
         assert db.get_pool_status().checked_out == 0
