@@ -7,16 +7,19 @@ as the Database installs it (sync, and async through asyncpg's greenlet path).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from dbwire import PoolTimeoutError
@@ -334,3 +337,81 @@ def test_a_forked_child_sees_none_of_the_parents_holders(
     finally:
         held.close()
         db.close()
+
+
+# Checkouts from many call shapes, each held alone and read back: the tracker remembers
+# recent stack shapes to avoid walking every frame, and must still name each one's caller
+# and line, however the shapes alternate (more shapes than it keeps, the same function
+# at other depths, the same code reached through a different library path).
+def _line() -> int:
+    return sys._getframe(1).f_lineno
+
+
+Held = tuple[Callable[[], object], int, str]
+
+
+def _by_connect(engine: Engine) -> Held:
+    conn, line = engine.connect(), _line()
+    return conn.close, line, "_by_connect"
+
+
+def _by_raw_connection(engine: Engine) -> Held:
+    conn, line = engine.raw_connection(), _line()
+    return conn.close, line, "_by_raw_connection"
+
+
+def _by_pool(engine: Engine) -> Held:
+    conn, line = engine.pool.connect(), _line()
+    return conn.close, line, "_by_pool"
+
+
+def _by_session(engine: Engine) -> Held:
+    session = Session(engine)
+    _, line = session.execute(text("SELECT 1")), _line()
+    return session.close, line, "_by_session"
+
+
+def _nested(engine: Engine, levels: int) -> Held:
+    if levels:
+        return _nested(engine, levels - 1)
+    conn, line = engine.connect(), _line()
+    return conn.close, line, "_nested"
+
+
+def _through_contextlib(engine: Engine) -> Held:
+    lines: list[int] = []
+
+    @contextlib.contextmanager
+    def opened() -> Iterator[Connection]:
+        conn, line = engine.connect(), _line()
+        lines.append(line)
+        with conn:
+            yield conn
+
+    manager = opened()
+    manager.__enter__()
+    return lambda: manager.__exit__(None, None, None), lines[0], "opened"
+
+
+def test_every_call_shape_names_its_own_caller_and_line(
+    five: tuple[Engine, PoolTracker],
+) -> None:
+    engine, tracker = five
+    shapes: list[Callable[[Engine], Held]] = [
+        _by_connect,
+        _by_raw_connection,
+        _by_pool,
+        _by_session,
+        _through_contextlib,
+        lambda e: _nested(e, 3),
+        lambda e: _nested(e, 0),
+    ]
+    for _ in range(3):
+        for shape in shapes + shapes[::-1]:
+            release, line, function = shape(engine)
+            try:
+                (holder,) = tracker.holders()
+                assert holder.where.endswith(f"{HERE}:{line} in {function}"), holder.where
+            finally:
+                release()
+            assert tracker.holders() == ()

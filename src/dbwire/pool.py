@@ -34,6 +34,8 @@ CHECKED_IN_AT = "dbwire_checked_in_at"
 READONLY_USED = "dbwire_readonly_used"
 SOCKET_POLL = "dbwire_socket_poll"
 AUTOCOMMIT_LEFT_ON = "dbwire_autocommit_left_on"
+# An idle ping dbwire_take_idle found due and left for dbwire_finish_take.
+PING_LEFT = "dbwire_ping_left"
 # Set while execute_query's one-round-trip path checks a connection out, so autocommit
 # left on by that path stays on. SQLAlchemy's greenlets share their parent's context, so
 # this holds for async too.
@@ -162,9 +164,10 @@ class HookedPool(Pool):
         if hooks is None:
             return record
         now = perf_counter()
-        return self._dbwire_checked_out(
-            record, hooks, started if tracker is not None else now, now, None, DIRECT_CHECKOUT.get()
+        self._dbwire_checked_out(
+            record, hooks, started if tracker is not None else now, now, DIRECT_CHECKOUT.get()
         )
+        return record
 
     def _dbwire_checked_out(
         self,
@@ -172,25 +175,26 @@ class HookedPool(Pool):
         hooks: PoolHooks,
         started: float,
         now: float,
-        ping_due: bool | None,
         direct: bool,
-    ) -> ConnectionPoolEntry:
-        """dbwire's work on a record just taken off the pool; ping_due None: decide here;
-        direct: for execute_query's direct path (autocommit left on stays on)."""
+        defer_ping: bool = False,
+    ) -> bool:
+        """dbwire's work on a record just taken off the pool, and whether it needed the idle
+        ping; direct: for execute_query's direct path (autocommit left on stays on);
+        defer_ping: decide the ping, leave it to the caller."""
         tracker = hooks.tracker
         if tracker is not None:
             tracker.checked_out(record, started, now)
         watch = CHECKOUT_WATCH.get()
         if watch is not None and record.dbapi_connection is not None:
             watch(record.dbapi_connection)
-        if ping_due is None:
-            ping_due = _ping_due(record, hooks, now)
-        if ping_due:
+        # The idle_s test inline: embedded databases have no idle ping, and skip the call.
+        ping_due = hooks.idle_s is not None and _ping_due(record, hooks, now)
+        if ping_due and not defer_ping:
             self._dbwire_ping(record, hooks)
         autocommit_off = hooks.autocommit_off
         if autocommit_off is not None and record.info.get(AUTOCOMMIT_LEFT_ON) and not direct:
             self._dbwire_autocommit_off(record, autocommit_off)
-        return record
+        return ping_due
 
     def dbwire_take_idle(self) -> tuple[ConnectionPoolEntry, bool] | None:
         """For async code outside a greenlet: a pooled connection taken without waiting,
@@ -208,16 +212,18 @@ class HookedPool(Pool):
         except sqla_queue.Empty:
             return None
         hooks = self.dbwire_hooks
+        if hooks is None:
+            return record, _must_connect(self, record)
         now = perf_counter()
-        ping_due = hooks is not None and _ping_due(record, hooks, now)
-        if hooks is not None:
-            self._dbwire_checked_out(record, hooks, now, now, False, True)
-        return record, ping_due or _must_connect(self, record)
+        if self._dbwire_checked_out(record, hooks, now, now, True, defer_ping=True):
+            record.info[PING_LEFT] = True
+            return record, True
+        return record, _must_connect(self, record)
 
     def dbwire_finish_take(self, record: ConnectionPoolEntry) -> None:
         """The ping dbwire_take_idle left for the greenlet (run under greenlet_spawn)."""
         hooks = self.dbwire_hooks
-        if hooks is not None and _ping_due(record, hooks, perf_counter()):
+        if record.info.pop(PING_LEFT, False) and hooks is not None:
             self._dbwire_ping(record, hooks)
 
     def dbwire_checkin_is_local(self, record: ConnectionPoolEntry) -> bool:

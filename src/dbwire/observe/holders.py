@@ -62,20 +62,64 @@ _SHOWN_HOLDERS = 3
 def _caller_frame(frame: FrameType | None) -> FrameType | None:
     """The first frame, from `frame` outwards, that is not dbwire's, SQLAlchemy's,
     contextlib's or asyncio's."""
+    return _walk(frame)[0]
+
+
+def _walk(frame: FrameType | None) -> tuple[FrameType | None, int]:
+    """The first non-library frame from `frame` outwards, and how many frames lie below it."""
     library, callers = _library_files, _caller_files
+    depth = 0
     while frame is not None:
         filename = frame.f_code.co_filename
         if filename in library:
             frame = frame.f_back
         elif filename in callers:
-            return frame
+            return frame, depth
         elif filename.startswith(_SKIPPED):
             library.add(filename)
             frame = frame.f_back
         else:
             callers.add(filename)
-            return frame
-    return None
+            return frame, depth
+        depth += 1
+    return None, depth
+
+
+# The stack shapes checkouts came from lately: (depth, the library code object just below
+# the caller, the caller's code object). Walking out frame by frame makes CPython build a
+# frame object for each one (13 of them for an ORM session's first execute, most of the
+# tracker's cost); a checkout from a known shape builds two, at that depth, and takes the
+# caller if both frames run the same code as before. A caller found this way could only
+# be wrong if, at exactly that depth, some other application frame sat between the pool
+# and library code identical to last time's, which no ordinary call path does.
+_Shape = tuple[int, Any, Any]
+_SHAPES: list[_Shape] = []
+_SHAPES_KEPT = 4
+
+
+def _checkout_caller(skip: int) -> FrameType | None:
+    """The application frame behind a checkout; `skip` frames above the caller of this
+    function are the pool's own (the walk starts there)."""
+    start = skip + 1
+    for shape in _SHAPES:
+        depth, below_code, caller_code = shape
+        try:
+            below = sys._getframe(start + depth - 1)
+        except ValueError:  # a shallower stack than this shape's
+            continue
+        caller = below.f_back
+        if below.f_code is below_code and caller is not None and caller.f_code is caller_code:
+            return caller
+    frame, depth = _walk(sys._getframe(start))
+    if frame is None:
+        return _greenlet_caller()
+    if depth > 0:
+        below = sys._getframe(start + depth - 1)
+        shape = (depth, below.f_code, frame.f_code)
+        # list operations under the GIL: a racing thread may add a shape twice, never harm
+        _SHAPES.insert(0, shape)
+        del _SHAPES[_SHAPES_KEPT:]
+    return frame
 
 
 def _greenlet_caller() -> FrameType | None:
@@ -193,10 +237,8 @@ class PoolTracker:
         pending.append(now - started)
         if len(pending) >= wait_time.fold_at:
             wait_time.fold()
-        # From the pool's get: skip this frame, the pool's and SQLAlchemy's checkout.
-        frame = _caller_frame(sys._getframe(2))
-        if frame is None:
-            frame = _greenlet_caller()
+        # From the pool's get: skip this frame and the pool's.
+        frame = _checkout_caller(2)
         # get_running_loop() raises outside a loop; its private twin returns None
         task = asyncio.current_task() if asyncio._get_running_loop() is not None else None
         # one dict store, atomic under the GIL (and locked per dict without it)
