@@ -165,3 +165,42 @@ def test_the_injected_logger_receives_the_logs(tmp_path: Path) -> None:
         assert records[0].name == "myapp.db"
     finally:
         logger.removeHandler(handler)
+
+
+def test_a_repeated_statement_stays_masked_as_the_known_secrets_change(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The logged form of a statement is kept for its next run; a secret learned later
+    # (a rotated password) must still be masked in it, and one no longer known unmasked.
+    from dbwire.observe import queries
+
+    monkeypatch.setattr(queries, "_SECRETS_TTL", 0.0)  # the secrets are read on every log
+    known = ["first-password"]
+    logger = logging.getLogger("dbwire.test_shown")
+    observer = queries.QueryObserver(
+        "shown", logger=logger, log_queries=True, query_log_level="INFO", secrets=lambda: known
+    )
+    statement = "SELECT 'first-password', 'second-password'"
+    caplog.set_level(logging.INFO, logger="dbwire.test_shown")
+    shown: list[str] = []
+    for secrets in (["first-password"], ["first-password"], ["second-password"], []):
+        known = secrets
+        caplog.clear()
+        observer.record(statement, 0.001)
+        (message,) = [r.getMessage() for r in caplog.records]
+        shown.append(message.split(" ms: ", 1)[1])
+    assert shown == [
+        "SELECT '***', 'second-password'",
+        "SELECT '***', 'second-password'",
+        "SELECT 'first-password', '***'",
+        "SELECT 'first-password', 'second-password'",
+    ]
+    monkeypatch.setattr(queries, "_SECRETS_TTL", 60.0)
+    known = ["second-password"]
+    cached = queries.QueryObserver(
+        "kept", logger=logger, log_queries=True, query_log_level="INFO", secrets=lambda: known
+    )
+    for _ in range(3):  # with the secrets cached, the kept form is the masked one
+        caplog.clear()
+        cached.record(statement, 0.001)
+        assert "'***'" in caplog.text and "second-password" not in caplog.text

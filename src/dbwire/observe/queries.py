@@ -20,6 +20,8 @@ from dbwire.observe.histogram import Histogram
 # asked for again (asking may read .pgpass or run a password command).
 _SECRETS_TTL = 5.0
 _MAX_SHOWN = 2000
+# Statements repeat: their logged form is kept, per list of known secrets, for this many.
+_SHOWN_KEPT = 512
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class QueryObserver:
         self.slow_query_ms = slow_query_ms
         self._secrets = secrets
         self._secrets_cache: tuple[float, list[str]] = (-_SECRETS_TTL, [])
+        self._shown_cache: tuple[list[str], dict[str, str]] = ([], {})
         self._lock = threading.Lock()
         self._counters = _Counters()
         # db.client.operation.duration, for the metrics exporters
@@ -178,10 +181,19 @@ class QueryObserver:
     # -- logging ---------------------------------------------------------------
     def _shown(self, statement: str) -> str:
         """The statement as it may be logged: one line, bounded, secrets and URLs masked."""
-        text = " ".join(statement.split())
-        if len(text) > _MAX_SHOWN:
-            text = text[:_MAX_SHOWN] + "..."
-        return scrub(text, self._known_secrets())  # scrub() masks secret patterns too
+        secrets = self._known_secrets()
+        cache = self._shown_cache
+        if cache[0] is not secrets:  # the secrets were read again: scrub afresh
+            cache = self._shown_cache = (secrets, {})
+        shown = cache[1].get(statement)
+        if shown is None:
+            text = " ".join(statement.split())
+            if len(text) > _MAX_SHOWN:
+                text = text[:_MAX_SHOWN] + "..."
+            shown = scrub(text, secrets)  # scrub() masks secret patterns too
+            if len(cache[1]) < _SHOWN_KEPT:
+                cache[1][statement] = shown
+        return shown
 
     def _known_secrets(self) -> list[str]:
         fetched_at, cached = self._secrets_cache
