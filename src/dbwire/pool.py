@@ -188,7 +188,8 @@ class HookedPool(Pool):
         if watch is not None and record.dbapi_connection is not None:
             watch(record.dbapi_connection)
         # The idle_s test inline: embedded databases have no idle ping, and skip the call.
-        ping_due = hooks.idle_s is not None and _ping_due(record, hooks, now)
+        idle_s = hooks.idle_s
+        ping_due = idle_s is not None and _ping_due(record, idle_s, now)
         if ping_due and not defer_ping:
             self._dbwire_ping(record, hooks)
         autocommit_off = hooks.autocommit_off
@@ -311,11 +312,8 @@ class HookedPool(Pool):
         return new
 
 
-def _ping_due(record: ConnectionPoolEntry, hooks: PoolHooks, now: float) -> bool:
-    """Whether a record just taken off the pool gets the idle pre-ping."""
-    idle_s = hooks.idle_s
-    if idle_s is None:
-        return False
+def _ping_due(record: ConnectionPoolEntry, idle_s: float, now: float) -> bool:
+    """Whether a record just taken off a pool with an idle ping of idle_s gets that ping."""
     info = record.info
     checked_in_at = info.get(CHECKED_IN_AT)
     if checked_in_at is None:  # a brand-new connection, it just logged in
