@@ -308,8 +308,10 @@ it at 1M. An afternoon run on a slower machine read 1.43 s against the extension
 alternations), and cProfile puts 0.18 s of dbwire's copy in loading the extension, which
 the peer pays too: the rest of that gap is not yet explained. (1) The whole
 process pays for modules the copy never uses but dbwire's Database and config need:
-SQLAlchemy's core (~100 ms: dbwire's URL type is SQLAlchemy's, and the backends build on
-it) and pydantic with the config models (~50 ms); psycopg, the ORM and the asyncio layer are
+SQLAlchemy's core (~0.27 s of wall time in a fresh process on 2026-12-03: dbwire's URL
+type is SQLAlchemy's, and the backends build on it) and pydantic with the config models
+(~0.1 s; `-X importtime` puts dbwire.config at 132 ms, reached from dbwire.pool through
+dbwire.timeouts), about 0.5 s over `import duckdb` in all; psycopg, the ORM and the asyncio layer are
 no longer imported by a DuckDB-extension or ADBC collect (tests/test_collect_imports.py).
 At 1M rows, where the copy takes under a second, that shows as 1.4-1.6x; at 5M it is within
 about 1.2x. (2) The same modules are tens of MB of the peak RSS (336 MB against DuckDB's

@@ -82,9 +82,15 @@ EXPLANATIONS: dict[str, str] = {
     "async": "The same per-checkout work as **connect**, on the async pool.\n\n" + _LAYER,
     "threads": "Same history as **connect**: Connection-level listeners.",
     "sqlite": "The per-checkout work of **connect**, with nothing to hide it: a SQLite "
-    "`session()` is about 75-120 us of client CPU and no waiting, so the same ~21 calls "
-    "(312 against 291: the pool's checkout and checkin hooks with the holder record, the "
-    "statement timing) show as 1.07-1.08x, where on PostgreSQL they are 1.03x.\n\n" + _LAYER,
+    "`session()` is about 75-120 us of client CPU and no waiting, so the same ~13 calls "
+    "(304 against 291: the pool's checkout and checkin hooks with the holder record, the "
+    "statement timing) show as 1.05-1.08x, where on PostgreSQL they are 1.03x. Most of it "
+    "is the holder record (who holds each connection, from which line): 582dab9's own "
+    "`sqlite` case, run against today's `src/` with the pool tracker left out, read "
+    "1.005x, 1.016x and 1.017x, against 1.054-1.078x with it and 1.030-1.033x for 582dab9, "
+    "which had no tracker (three alternated rounds, 2026-12-03). The caller's frame is "
+    "found from a remembered stack shape (two frame objects, not a walk), so what is left "
+    "is CPython materialising those frames and reading the line number.\n\n" + _LAYER,
     "async_execute_query": _ASYNC_QUERY,
     "observe": """\
 **The query log's cost per statement: a `LogRecord` and the masking of the statement
