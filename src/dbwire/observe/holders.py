@@ -21,7 +21,7 @@ import weakref
 from pathlib import Path
 from threading import get_ident
 from time import perf_counter
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 import greenlet  # type: ignore[import-untyped]
@@ -134,8 +134,9 @@ def _greenlet_caller() -> FrameType | None:
 
 
 # One checkout, as the list the hot path builds without a call: where (code object and
-# line), since (perf_counter), the thread's ident, the asyncio task, and whether the leak
-# warning was given. Names and the wall-clock time are worked out when someone asks.
+# the byte offset of its current instruction, which _line_of turns into a line), since
+# (perf_counter), the thread's ident, the asyncio task, and whether the leak warning was
+# given. Names, lines and the wall-clock time are worked out when someone asks.
 _CODE, _LINE, _SINCE, _THREAD, _TASK, _WARNED = range(6)
 
 
@@ -143,7 +144,17 @@ def _where(held: list[Any]) -> str:
     code = held[_CODE]
     if code is None:
         return "<unknown caller>"
-    return f"{code.co_filename}:{held[_LINE]} in {code.co_name}"
+    return f"{code.co_filename}:{_line_of(code, held[_LINE])} in {code.co_name}"
+
+
+def _line_of(code: CodeType, lasti: int) -> int:
+    """The source line of the instruction at byte offset `lasti` (what f_lineno would
+    have said at checkout): worked out when someone asks, since reading f_lineno on every
+    checkout costs a line-table search that no one reads unless the pool runs dry."""
+    for start, end, line in code.co_lines():
+        if start <= lasti < end:
+            return line or 0
+    return 0
 
 
 def _thread_name(ident: int, names: dict[int | None, str]) -> str:
@@ -244,7 +255,7 @@ class PoolTracker:
         # one dict store, atomic under the GIL (and locked per dict without it)
         self._held[record] = [
             frame.f_code if frame is not None else None,
-            (frame.f_lineno or 0) if frame is not None else 0,
+            frame.f_lasti if frame is not None else -1,
             now,
             get_ident(),
             task,
