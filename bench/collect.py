@@ -311,8 +311,9 @@ process pays for modules the copy never uses but dbwire's Database and config ne
 SQLAlchemy's core (~0.27 s of wall time in a fresh process on 2026-12-03: dbwire's URL
 type is SQLAlchemy's, and the backends build on it) and pydantic with the config models
 (~0.1 s; `-X importtime` puts dbwire.config at 132 ms, reached from dbwire.pool through
-dbwire.timeouts), about 0.5 s over `import duckdb` in all; psycopg, the ORM and the asyncio layer are
-no longer imported by a DuckDB-extension or ADBC collect (tests/test_collect_imports.py).
+dbwire.timeouts), about 0.5 s over `import duckdb` in all; psycopg, the ORM and the
+asyncio layer are no longer imported by a DuckDB-extension or ADBC collect
+(tests/test_collect_imports.py).
 At 1M rows, where the copy takes under a second, that shows as 1.4-1.6x; at 5M it is within
 about 1.2x. (2) The same modules are tens of MB of the peak RSS (336 MB against DuckDB's
 extension's 294 MB at 5M PostgreSQL rows). (3) At 5M rows from MariaDB the lowest-memory
