@@ -142,11 +142,25 @@ class HookedPool(Pool):
     (hooked_pool_class); it adds no constructor argument."""
 
     dbwire_hooks: PoolHooks | None = None
+    # True where the mixed-in pool is a QueuePool (its `_pool` queue is what _do_get reads)
+    _dbwire_idle_first = False
 
     def _do_get(self) -> ConnectionPoolEntry:
         hooks = self.dbwire_hooks
         tracker = hooks.tracker if hooks is not None else None
         if tracker is not None:
+            if self._dbwire_idle_first and hooks is not None:
+                # A queue pool with an idle connection hands it over without waiting: take
+                # it here, as QueuePool._do_get would, and skip the waiter bookkeeping and
+                # the second clock read that only a checkout that may block needs.
+                try:
+                    idle: ConnectionPoolEntry = self._pool.get(False)  # type: ignore[attr-defined]
+                except sqla_queue.Empty:
+                    pass
+                else:
+                    now = perf_counter()
+                    self._dbwire_checked_out(idle, hooks, now, now, DIRECT_CHECKOUT.get())
+                    return idle
             tracker.waiters.append(None)  # list append and pop: atomic, no lock to take
             started = perf_counter()
         try:
@@ -342,9 +356,13 @@ def _must_connect(pool: Pool, record: ConnectionPoolEntry) -> bool:
 class DbwireQueuePool(HookedPool, QueuePool):
     """SQLAlchemy's QueuePool with dbwire's checkout and checkin work."""
 
+    _dbwire_idle_first = True
+
 
 class DbwireAsyncQueuePool(HookedPool, AsyncAdaptedQueuePool):
     """SQLAlchemy's AsyncAdaptedQueuePool with dbwire's checkout and checkin work."""
+
+    _dbwire_idle_first = True
 
 
 _HOOKED: dict[type[Pool], type[Pool]] = {
@@ -361,7 +379,11 @@ def hooked_pool_class(cls: type[Pool]) -> type[Pool]:
     with _HOOKED_LOCK:
         found = _HOOKED.get(cls)
         if found is None:
-            found = type(f"Dbwire{cls.__name__}", (HookedPool, cls), {"__module__": __name__})
+            found = type(
+                f"Dbwire{cls.__name__}",
+                (HookedPool, cls),
+                {"__module__": __name__, "_dbwire_idle_first": issubclass(cls, QueuePool)},
+            )
             _HOOKED[cls] = found
         return found
 
