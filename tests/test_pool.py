@@ -208,3 +208,52 @@ def test_pool_status_counts_checked_out_and_overflow(pg_url: str) -> None:
         assert (status.checked_out, status.checked_in, status.overflow) == (0, 2, 0)
     finally:
         db.close()
+
+
+def test_a_queue_pool_with_its_own_checkout_keeps_it_under_the_tracker(tmp_path: Path) -> None:
+    # dbwire takes an idle connection off the queue directly only where _do_get is
+    # QueuePool's own; a subclass with its own checkout runs it every time.
+    from dbwire.observe import PoolTracker
+
+    calls: list[int] = []
+
+    class CountingPool(sa_pool.QueuePool):
+        def _do_get(self) -> sa_pool.ConnectionPoolEntry:
+            calls.append(1)
+            return super()._do_get()
+
+    engine = sqlalchemy.create_engine(
+        f"sqlite:///{tmp_path / 'c.db'}", poolclass=hooked_pool_class(CountingPool)
+    )
+    tracker = PoolTracker("counting")
+    tracker.install(engine)
+    try:
+        for _ in range(5):  # the connection is idle in the queue from the second one on
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+        assert len(calls) == 5
+        # and the queue pool's own direct take still times every checkout
+        assert tracker.timings.wait_time.snapshot().count == 5
+    finally:
+        engine.dispose()
+
+
+def test_an_idle_connection_taken_directly_is_timed_and_named_like_any_checkout(
+    tmp_path: Path,
+) -> None:
+    from dbwire.observe import PoolTracker
+
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'q.db'}", poolclass=DbwireQueuePool)
+    tracker = PoolTracker("queue")
+    tracker.install(engine)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        assert engine.pool.checkedin() == 1  # idle in the queue: the next take is direct
+        with engine.connect() as conn:
+            holders = tracker.holders()
+            assert len(holders) == 1 and "test_pool.py" in holders[0].where
+        assert tracker.timings.wait_time.snapshot().count == 2
+        assert tracker.timings.use_time.snapshot().count == 2
+    finally:
+        engine.dispose()

@@ -142,25 +142,36 @@ class HookedPool(Pool):
     (hooked_pool_class); it adds no constructor argument."""
 
     dbwire_hooks: PoolHooks | None = None
-    # True where the mixed-in pool is a QueuePool (its `_pool` queue is what _do_get reads)
-    _dbwire_idle_first = False
+    # Whether the mixed-in pool's _do_get is QueuePool's, whose first step is a get from
+    # its `_pool` queue: then an idle entry may be taken from that queue directly.
+    _dbwire_queue_first = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._dbwire_queue_first = getattr(super(), "_do_get", None) is QueuePool._do_get
+
+    def _dbwire_idle_entry(self) -> ConnectionPoolEntry | None:
+        """An idle entry taken off the queue without waiting, as QueuePool._do_get's first
+        step would take it; None when none is idle or the pool is not a plain queue pool."""
+        if not self._dbwire_queue_first:
+            return None
+        try:
+            entry: ConnectionPoolEntry = self._pool.get(False)  # type: ignore[attr-defined]
+        except sqla_queue.Empty:
+            return None
+        return entry
 
     def _do_get(self) -> ConnectionPoolEntry:
         hooks = self.dbwire_hooks
         tracker = hooks.tracker if hooks is not None else None
-        if tracker is not None:
-            if self._dbwire_idle_first and hooks is not None:
-                # A queue pool with an idle connection hands it over without waiting: take
-                # it here, as QueuePool._do_get would, and skip the waiter bookkeeping and
-                # the second clock read that only a checkout that may block needs.
-                try:
-                    idle: ConnectionPoolEntry = self._pool.get(False)  # type: ignore[attr-defined]
-                except sqla_queue.Empty:
-                    pass
-                else:
-                    now = perf_counter()
-                    self._dbwire_checked_out(idle, hooks, now, now, DIRECT_CHECKOUT.get())
-                    return idle
+        if tracker is not None and hooks is not None:
+            # A checkout that finds an idle entry cannot block: it needs neither the waiter
+            # count nor a second clock read.
+            idle = self._dbwire_idle_entry()
+            if idle is not None:
+                now = perf_counter()
+                self._dbwire_checked_out(idle, hooks, now, now, DIRECT_CHECKOUT.get())
+                return idle
             tracker.waiters.append(None)  # list append and pop: atomic, no lock to take
             started = perf_counter()
         try:
@@ -219,12 +230,8 @@ class HookedPool(Pool):
 
         For execute_query's direct path only (autocommit left on stays on), on a queue pool.
         """
-        queue: Any = getattr(self, "_pool", None)
-        if queue is None:
-            return None
-        try:
-            record: ConnectionPoolEntry = queue.get_nowait()
-        except sqla_queue.Empty:
+        record = self._dbwire_idle_entry()
+        if record is None:
             return None
         hooks = self.dbwire_hooks
         if hooks is None:
@@ -356,13 +363,9 @@ def _must_connect(pool: Pool, record: ConnectionPoolEntry) -> bool:
 class DbwireQueuePool(HookedPool, QueuePool):
     """SQLAlchemy's QueuePool with dbwire's checkout and checkin work."""
 
-    _dbwire_idle_first = True
-
 
 class DbwireAsyncQueuePool(HookedPool, AsyncAdaptedQueuePool):
     """SQLAlchemy's AsyncAdaptedQueuePool with dbwire's checkout and checkin work."""
-
-    _dbwire_idle_first = True
 
 
 _HOOKED: dict[type[Pool], type[Pool]] = {
@@ -379,11 +382,7 @@ def hooked_pool_class(cls: type[Pool]) -> type[Pool]:
     with _HOOKED_LOCK:
         found = _HOOKED.get(cls)
         if found is None:
-            found = type(
-                f"Dbwire{cls.__name__}",
-                (HookedPool, cls),
-                {"__module__": __name__, "_dbwire_idle_first": issubclass(cls, QueuePool)},
-            )
+            found = type(f"Dbwire{cls.__name__}", (HookedPool, cls), {"__module__": __name__})
             _HOOKED[cls] = found
         return found
 
