@@ -87,10 +87,12 @@ EXPLANATIONS: dict[str, str] = {
     "statement timing) show as 1.05-1.08x, where on PostgreSQL they are 1.03x. Most of it "
     "is the holder record (who holds each connection, from which line): 582dab9's own "
     "`sqlite` case, run against today's `src/` with the pool tracker left out, read "
-    "1.005x, 1.016x and 1.017x, against 1.054-1.078x with it and 1.030-1.033x for 582dab9, "
-    "which had no tracker (three alternated rounds, 2026-12-03). The caller's frame is "
-    "found from a remembered stack shape (two frame objects, not a walk), so what is left "
-    "is CPython materialising those frames and reading the line number.\n\n" + _LAYER,
+    "1.005-1.027x, against 1.043-1.049x with it and 1.030-1.033x for 582dab9, which had "
+    "no tracker (three alternated rounds each, 2026-12-03). The caller's frame is found "
+    "from a remembered stack shape (two frame objects, not a walk), its line is worked "
+    "out only when read, and a checkout that finds an idle connection skips the waiter "
+    "count; what is left is CPython materialising those two frames, the holder record "
+    "and the wait and use samples.\n\n" + _LAYER,
     "async_execute_query": _ASYNC_QUERY,
     "observe": """\
 **The query log's cost per statement: a `LogRecord` and the masking of the statement
