@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tomllib
 
+from bench.bytecode import compile_dbwire
 from bench.context import REPO, Context
 from bench.harness import Budget, Comparison, Iterations, Row, compared, format_time, time_one
 from dbwire import load_config
@@ -59,6 +60,7 @@ _TIMED_IMPORT = (
 
 def _import_ns(module: str) -> tuple[float, float]:
     """(wall, CPU) nanoseconds of `import module` in a fresh interpreter."""
+    compile_dbwire()  # the child reads dbwire's .pyc files, as an installed package has
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     out = subprocess.run(
         [sys.executable, "-c", _TIMED_IMPORT.format(module=module)],

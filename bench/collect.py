@@ -35,6 +35,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.bytecode import compile_dbwire
+
 REPO = Path(__file__).resolve().parent.parent
 SIZES = (1_000_000, 5_000_000)
 QUICK_SIZES = (20_000,)
@@ -412,25 +414,13 @@ def _side_by_side(
     return lines
 
 
-def _compile_dbwire() -> None:
-    """Write dbwire's bytecode before any child is timed. pip compiles a package when it
-    installs it (SQLAlchemy's and every peer's are in the venv), but an editable checkout
-    under PYTHONDONTWRITEBYTECODE=1 never gets any, and each child would then count
-    compiling dbwire's sources as part of its whole-process time."""
-    import compileall
-
-    import dbwire
-
-    compileall.compile_dir(str(Path(dbwire.__file__).parent), quiet=1)
-
-
 def run(quick: bool) -> list[dict[str, Any]]:
     """Start throwaway PostgreSQL and MariaDB servers, measure, return the harness rows."""
     sys.path.insert(0, str(REPO / "tests"))
     from servers import MariaDBServer, PostgresServer  # type: ignore[import-not-found]
 
     sizes, rounds = (QUICK_SIZES, 1) if quick else (SIZES, ROUNDS)
-    _compile_dbwire()
+    compile_dbwire()  # each child reads dbwire's .pyc files, as an installed package has
     pg, my = PostgresServer(), MariaDBServer()
     with tempfile.TemporaryDirectory(prefix="dbwire-bench-collect-") as tmp:
         try:

@@ -118,6 +118,21 @@ def test_every_method_gives_the_same_rows(pg_db: dbwire.Database, pg_table: str)
     assert [p.rows for p in batch_reports] == [500, 1000, 1500, 1666]
 
 
+def test_every_method_counts_its_rows_without_a_progress_callback(
+    pg_db: dbwire.Database, pg_table: str
+) -> None:
+    """Without progress the Arrow paths leave the counting to DuckDB: the count returned
+    is the table's, in replace mode and in append mode."""
+    query = f"SELECT id, tag, lucky FROM {pg_table} WHERE id % 3 = 0"
+    with get_duckdb_connection() as store:
+        for method in ("duckdb", "connectorx", "adbc", "sqlalchemy"):
+            target = f"quiet_{method}"
+            assert store.collect(pg_db, query, table=target, method=method) == 1666
+            appended = store.collect(pg_db, query, table=target, method=method, mode="append")
+            assert appended == 1666, method
+            assert store.execute(f"SELECT count(*) FROM {target}").fetchone() == (3332,)
+
+
 def test_collect_from_mariadb_sqlite_and_duckdb(mysql_url: str, tmp_path: Path) -> None:
     my = dbwire.connect(mysql_url, name="cmy")
     table = f"m_{uuid.uuid4().hex[:6]}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -308,6 +309,49 @@ def test_a_source_that_dies_mid_stream_is_an_error_and_the_old_table_stays(
     finally:
         db.close()
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize("method", ["adbc", "connectorx"])
+def test_a_source_that_dies_mid_stream_without_progress_is_an_error_and_the_old_table_stays(
+    pg_url: str, method: str
+) -> None:
+    """Without a progress callback DuckDB reads the driver's stream itself; a server that
+    ends the connection partway is still dbwire's error, and the old table stays."""
+    db = dbwire.connect(pg_url, name="pg_dies_quiet")
+    marker = f"quiet_{uuid.uuid4().hex[:6]}"
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def killer() -> None:
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            while not stop.is_set() and not killed:
+                rows = admin.execute(
+                    "SELECT pg_terminate_backend(pid), pid FROM pg_stat_activity "
+                    "WHERE query LIKE %s AND state = 'active' AND pid <> pg_backend_pid() "
+                    "AND query_start < now() - interval '200 milliseconds'",
+                    (f"%{marker}%",),
+                ).fetchall()
+                killed.extend(int(pid) for ok, pid in rows if ok)
+                time.sleep(0.02)
+
+    big = f"SELECT g, repeat('x', 200) AS {marker} FROM generate_series(1, 20000000) g"
+    thread = threading.Thread(target=killer, daemon=True)
+    started = time.monotonic()
+    try:
+        with get_duckdb_connection() as store:
+            store.execute("CREATE TABLE kept AS SELECT 42 AS answer")
+            thread.start()
+            with pytest.raises(DbwireError) as caught:
+                store.collect(db, big, table="kept", method=method, batch_size=10_000)
+            assert killed
+            assert "pg_dies_quiet" in str(caught.value) and method in str(caught.value)
+            assert _password(pg_url) not in "".join(f"{e!r} {e}" for e in _chain(caught.value))
+            assert store.execute("SELECT * FROM kept").fetchall() == [(42,)]
+    finally:
+        stop.set()
+        thread.join()
+        db.close()
+    assert time.monotonic() - started < 60
 
 
 def test_decimals_connectorx_would_round_go_through_duckdb_exactly(mysql_url: str) -> None:
