@@ -14,7 +14,6 @@ from dbwire.errors import (
     DatabaseClosedError,
     DbwireError,
     MissingDependencyError,
-    PoolTimeoutError,
     ReadOnlyError,
     UnknownBackendError,
     UnknownDatabaseError,
@@ -24,6 +23,7 @@ if _typing.TYPE_CHECKING:
     from dbwire.backends import Backend, register_backend
     from dbwire.config import Config, DatabaseConfig, load_config
     from dbwire.database import Database, connect
+    from dbwire.errors import PoolTimeoutError
     from dbwire.manager import Manager
     from dbwire.migrate import migrate
     from dbwire.observe import QueryStats
@@ -55,6 +55,8 @@ _LAZY = {
     "TableSchema": "dbwire.types",
     "SourceInfo": "dbwire.sources",
     "get_engine": "dbwire.sources",
+    # its base class is SQLAlchemy's: loading it imports SQLAlchemy
+    "PoolTimeoutError": "dbwire.errors",
 }
 
 

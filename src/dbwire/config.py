@@ -787,7 +787,7 @@ def _anchor_file_paths(fields: dict[str, Any], base: Path) -> dict[str, Any]:
     """
     url = fields.get("url")
     if isinstance(url, str) and url.split(":", 1)[0].split("+", 1)[0] in _FILE_SCHEMES:
-        from sqlalchemy.engine import make_url
+        from dbwire.url_type import make_url
 
         try:
             parsed = make_url(url)

@@ -224,7 +224,7 @@ class Engines:
         """The URL and create_engine() options for the sync or async engine."""
         owner = self.owner
         owner.backend.require_driver(is_async=is_async)
-        url = owner.backend.engine_url(is_async=is_async)
+        url = owner.backend.engine_url(is_async=is_async).to_sqlalchemy()
         options = owner.backend.engine_options(is_async=is_async)
         if owner.config.readonly:
             options["execution_options"] = {READONLY_OPTION: True}

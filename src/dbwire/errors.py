@@ -22,10 +22,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+import threading
 from collections.abc import Iterable
 from contextlib import suppress
-
-from sqlalchemy import exc as _sa_exc
+from typing import TYPE_CHECKING
 
 
 class DbwireError(Exception):
@@ -60,12 +60,39 @@ class ConnectError(DbwireError, ConnectionError):
     """The database could not be reached, or refused the login."""
 
 
-class PoolTimeoutError(DbwireError, TimeoutError, _sa_exc.TimeoutError):
-    """No pooled connection became free within pool_timeout.
+_POOL_TIMEOUT_DOC = """No pooled connection became free within pool_timeout.
 
     Also a `sqlalchemy.exc.TimeoutError`, so code written against SQLAlchemy's pool
     timeout keeps catching it.
     """
+
+if TYPE_CHECKING:
+    from sqlalchemy import exc as _sa_exc
+
+    class PoolTimeoutError(DbwireError, TimeoutError, _sa_exc.TimeoutError):
+        __doc__ = _POOL_TIMEOUT_DOC
+
+else:
+    # The class is built on first use: its SQLAlchemy base would make every `import
+    # dbwire.errors` import SQLAlchemy, which a collect through DuckDB or connectorx and
+    # a configuration check never need.
+    _pool_timeout_lock = threading.Lock()
+
+    def __getattr__(name: str) -> type:
+        if name != "PoolTimeoutError":
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        with _pool_timeout_lock:
+            built = globals().get(name)
+            if built is None:
+                from sqlalchemy import exc as sa_exc
+
+                built = type(
+                    name,
+                    (DbwireError, TimeoutError, sa_exc.TimeoutError),
+                    {"__doc__": _POOL_TIMEOUT_DOC, "__module__": __name__},
+                )
+                globals()[name] = built
+        return built
 
 
 class ReadOnlyError(DbwireError, PermissionError):

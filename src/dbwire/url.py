@@ -5,10 +5,8 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, unquote
 
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
-
 from dbwire.errors import MASK, SECRET_KEYS, ConfigError, is_secret_key, mask_secret_patterns
+from dbwire.url_type import URL, make_url
 
 __all__ = [
     "MASK",
@@ -110,7 +108,7 @@ def parse_url(raw: str, *, database: str | None = None) -> URL:
     """
     try:
         return make_url(_pg_canonical(raw) if _is_pg(raw) else raw)
-    except (ArgumentError, ValueError, TypeError):
+    except (ValueError, TypeError):
         pass
     # Raised outside the except block: the parser's error would stay in __context__.
     shown = _without_userinfo(mask_text(str(raw)))
@@ -238,7 +236,7 @@ def mask_url_string(raw: str) -> tuple[str, bool]:
         return raw, False
     try:
         url = make_url(_pg_canonical(raw) if _is_pg(raw) else raw)
-    except (ArgumentError, ValueError, TypeError):
+    except (ValueError, TypeError):
         shown = mask_text(raw)
         return shown, shown != raw
     if url.password is None and not query_secrets(url):

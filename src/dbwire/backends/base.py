@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import SecretStr
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import Connection, Engine
 
 from dbwire.backends._query import (
     QueryKey,
@@ -23,6 +23,7 @@ from dbwire.backends._query import (
 from dbwire.config import DatabaseConfig
 from dbwire.errors import MASK, ConfigError, MissingDependencyError, is_secret_key
 from dbwire.url import parse_url, query_secrets, without_secrets
+from dbwire.url_type import URL
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import ExceptionContext

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy.dialects import registry as dialect_registry
-from sqlalchemy.engine import URL, Connection
+from sqlalchemy.engine import Connection
 
 from dbwire.backends._accepts import DUCKDB_CONNECT_ARGS, duckdb_query_keys, refuse_url_parts
 from dbwire.backends._query import QueryKey
 from dbwire.backends.base import Backend, DirectFetch, DirectResult, read_cursor
+from dbwire.url_type import URL
 
 if TYPE_CHECKING:
     from dbwire.types import DuckDBAttach

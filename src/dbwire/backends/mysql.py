@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import SecretStr
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import Connection, Engine
 
 from dbwire.backends._accepts import (
     MYSQL_QUERY_KEYS,
@@ -25,6 +25,7 @@ from dbwire.timeouts import (
     open_aiomysql,
     pymysql_reads_bounded,
 )
+from dbwire.url_type import URL
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import SecretStr
-from sqlalchemy.engine import URL, Connection
+from sqlalchemy.engine import Connection
 
 from dbwire.backends._accepts import (
     PG_ASYNC_ONLY,
@@ -19,6 +19,7 @@ from dbwire.backends._query import QueryKey, check_hosts
 from dbwire.backends.base import Backend, ConnectParams, DirectFetch, DirectResult
 from dbwire.errors import ConfigError, is_secret_key
 from dbwire.timeouts import bounded_async_connect, connect_timeout, libpq_seconds, open_asyncpg
+from dbwire.url_type import URL
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import Connection, Engine
 
 from dbwire.backends._accepts import (
     SQLITE_CONNECT_ARGS,
@@ -24,6 +24,7 @@ from dbwire.backends._accepts import (
 from dbwire.backends._query import QueryKey
 from dbwire.backends.base import Backend, DirectFetch, DirectResult, read_cursor
 from dbwire.backends.readonly_guard import READ_PRAGMAS, READ_PRAGMAS_WITH_ARGUMENT
+from dbwire.url_type import URL
 
 if TYPE_CHECKING:
     from dbwire.types import DuckDBAttach
