@@ -111,6 +111,57 @@ def test_a_collect_imports_only_what_its_method_uses(
     assert report["sqlalchemy_logins"] == 0
 
 
+_API_CHILD = """
+import json, sys
+import dbwire
+
+url, table, out, method = sys.argv[1:5]
+db = dbwire.connect(url, name="api")
+with dbwire.get_duckdb_connection(out) as store:
+    rows = store.collect(db, table, table="t", method=method or None)
+db.close()
+watched = ["sqlalchemy", *json.loads(sys.argv[5])]
+print(json.dumps({"rows": rows, "loaded": sorted(m for m in watched if m in sys.modules)}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "method", "allowed"),
+    [
+        ("pg", "", []),
+        ("pg", "adbc", []),
+        ("my", "", ["pymysql"]),
+        ("pg", "connectorx", ["psycopg"]),
+    ],
+)
+def test_a_collect_through_the_python_api_never_imports_sqlalchemy(
+    project: tuple[Path, str],
+    pg_server: DatabaseServer,
+    mysql_server: DatabaseServer,
+    name: str,
+    method: str,
+    allowed: list[str],
+) -> None:
+    """dbwire.connect(url) and store.collect() by DuckDB, ADBC or connectorx: the Database
+    builds no engine, so SQLAlchemy (0.13 s and tens of MB) is never imported."""
+    folder, table = project
+    url = pg_server.url if name == "pg" else mysql_server.url
+    out = str(folder / f"api-{name}-{method}.duckdb")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBWIRE_", "PG"))}
+    env.pop("DATABASE_URL", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", _API_CHILD, url, table, out, method, json.dumps(WATCHED)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=folder,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.splitlines()[-1])
+    assert report == {"rows": 2000, "loaded": allowed}
+
+
 def test_the_libpq_version_read_without_psycopg_is_the_one_psycopg_loads() -> None:
     """Credential resolution asks the libpq version without importing psycopg (binary
     wheel on Linux); anything else says None, and the caller imports psycopg."""

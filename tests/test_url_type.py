@@ -84,9 +84,7 @@ def test_the_same_parts_from_the_same_text(text: str) -> None:
     assert ours == theirs
     if theirs[0] == "ok":
         for hide in (True, False):
-            assert make_url(text).render_as_string(hide) == sa_make_url(text).render_as_string(
-                hide
-            )
+            assert make_url(text).render_as_string(hide) == sa_make_url(text).render_as_string(hide)
         assert str(make_url(text)) == str(sa_make_url(text))
 
 

@@ -15,10 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import MetaData
-from sqlalchemy.engine import Connection, Engine, ExceptionContext
-
-from dbwire import health, instances, lifecycle, metadata_cache, pooler, replicas, translate
+from dbwire import health, instances, lifecycle, pooler, translate
 from dbwire.backends import readonly_guard, registry
 from dbwire.backends.base import Backend, ConnectParams
 from dbwire.config import Config, DatabaseConfig, load_config, validate_database
@@ -30,18 +27,21 @@ from dbwire.errors import (
     DbwireError,
     ReadOnlyError,
 )
-from dbwire.fast_path import FastPath
 from dbwire.observe import Observation, QueryObserver, QueryStats
-from dbwire.pool import check_min_size, name_pool
 from dbwire.types import HealthResult, PoolStatus
 
 if TYPE_CHECKING:
-    # The ORM and asyncio extensions cost ~120 ms to import; they load on first use of
-    # sessions or async engines, so `dbwire check` or execute_query() never pays it.
+    # SQLAlchemy loads with the first engine (dbwire.engines), its ORM and asyncio
+    # extensions (~120 ms more) with the first session or async engine: a collect through
+    # DuckDB or connectorx, or `dbwire check` of a config, never imports them.
+    from sqlalchemy import MetaData
+    from sqlalchemy.engine import Connection, Engine, ExceptionContext
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
     from sqlalchemy.orm import Session as OrmSession
     from sqlalchemy.orm import scoped_session, sessionmaker
 
+    from dbwire import replicas
+    from dbwire.fast_path import FastPath
     from dbwire.migrate import MigrationResult
     from dbwire.session_forms import AsyncScopeSession, ScopeSession
     from dbwire.types import TableSchema
@@ -73,7 +73,12 @@ class Database:
         self.backend.validate()
         # pool_min_size against the pool it fills: the config's sizes, else the backend's.
         sizes = config.model_dump(include=_POOL_SIZES, exclude_none=True)
-        check_min_size(self.name, config.pool_min_size, {**self.backend.pool_defaults(), **sizes})
+        if config.pool_min_size > 0:  # a pool opened ahead: its classes load now anyway
+            from dbwire.pool import check_min_size
+
+            check_min_size(
+                self.name, config.pool_min_size, {**self.backend.pool_defaults(), **sizes}
+            )
         self._lock = threading.RLock()
         self._closed = False
         # The sync engine and one async engine per event loop, with their hooks.
@@ -100,10 +105,15 @@ class Database:
             logger=self.logger,
         )
         # execute_query's one-round-trip path, where possible
-        self._fast = FastPath(self, self._observer.record)
-        self._direct_queries = self._fast.enabled  # by is_async; False: Core's path
+        # (built by the first execute_query, with the engine it runs on)
+        self._fast: FastPath | None = None
+        self._direct_queries = {False: True, True: True}  # by is_async; False: Core's path
         # Read replicas: built (not connected) now, so a bad entry is refused here.
-        self._replicas: replicas.ReplicaSet | None = replicas.build(self)
+        self._replicas: replicas.ReplicaSet | None = None
+        if config.replicas:
+            from dbwire import replicas
+
+            self._replicas = replicas.build(self)
         pooler.validate(config)
         lifecycle.track(self)
 
@@ -375,16 +385,28 @@ class Database:
         healthy replica when the database has replicas.
         """
         if readonly and self.backend.has_engine:
+            from dbwire import replicas
+
             return replicas.execute_read(self, sql, params)
         found = self._execute_query(sql, params)
         if self._replicas is not None:
+            from dbwire import replicas
+
             replicas.note_write(self._replicas)
         return found
 
     def _execute_query(self, sql: str, params: Mapping[str, Any] | None) -> QueryResult:
         if not self._query_route(sql):  # s3: DuckDB SQL, run by the backend itself
             return self._backend_query(sql, params)
-        return self._fast.execute(sql, params)
+        return (self._fast or self._fast_path()).execute(sql, params)
+
+    def _fast_path(self) -> FastPath:
+        from dbwire.fast_path import FastPath
+
+        with self._lock:
+            if self._fast is None:
+                self._fast = FastPath(self, self._observer.record, self._direct_queries)
+            return self._fast
 
     def _query_route(self, sql: str) -> bool:
         """What execute_query and its async twin decide alike before any IO: open, guard
@@ -407,9 +429,13 @@ class Database:
     ) -> QueryResult:
         """The async twin of execute_query()."""
         if readonly and self.backend.has_engine:
+            from dbwire import replicas
+
             return await replicas.async_execute_read(self, sql, params)
         found = await self._async_execute_query(sql, params)
         if self._replicas is not None:
+            from dbwire import replicas
+
             replicas.note_write(self._replicas)
         return found
 
@@ -419,7 +445,7 @@ class Database:
         # A plain function handing back the awaitable: one coroutine frame less per call.
         if not self._query_route(sql):
             return asyncio.to_thread(self._backend_query, sql, params)
-        return self._fast.async_execute(sql, params)
+        return (self._fast or self._fast_path()).async_execute(sql, params)
 
     # -- metadata --------------------------------------------------------------
     @property
@@ -444,6 +470,10 @@ class Database:
             return self._metadata
 
     def _reflect(self) -> MetaData:
+        from sqlalchemy import MetaData
+
+        from dbwire import metadata_cache
+
         metadata = MetaData(schema=self.config.metadata_schema)
         metadata.reflect(bind=self.engine, schema=self.config.metadata_schema)
         path = self._metadata_cache_path()
@@ -468,6 +498,8 @@ class Database:
         path = self._metadata_cache_path()
         if path is None:
             return None
+        from dbwire import metadata_cache
+
         key, schema = self._metadata_cache_key(), self.config.metadata_schema
         return metadata_cache.read(path, key, schema, self.logger)
 
@@ -515,6 +547,8 @@ class Database:
         self._check_open()
         result = health.check(self, timeout)
         if self._replicas is not None:
+            from dbwire import replicas
+
             result = replicas.health(self._replicas, result, timeout)
         self.observation.record_health(result)
         return result
@@ -524,6 +558,8 @@ class Database:
         self._check_open()
         result = await health.async_check(self, timeout)
         if self._replicas is not None:
+            from dbwire import replicas
+
             result = await replicas.async_health(self._replicas, result, timeout)
         self.observation.record_health(result)
         return result
@@ -546,6 +582,8 @@ class Database:
         engine = self.async_engine.sync_engine if is_async else self.engine
         status = self.observation.pool_status(engine)
         if self._replicas is not None:
+            from dbwire import replicas
+
             status = replicas.pool_status(self._replicas, status, is_async=is_async)
         return status
 
@@ -597,6 +635,8 @@ class Database:
         """Query timing and counters, and the name the pool's timeout error shows."""
         self._observer.install(engine)
         self.observation.install(engine)
+        from dbwire.pool import name_pool
+
         name_pool(engine, self.name)
 
     # -- schema and the local store (DuckDB store issue) ---

@@ -14,33 +14,21 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import create_engine, event
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Connection, Engine, ExceptionContext
-
 from dbwire import pooler, timeouts
 from dbwire._closing import OpenConnections, close_async_engine
 from dbwire.backends import readonly_guard
 from dbwire.errors import ConfigError, describe
-from dbwire.pool import (
-    READONLY_USED,
-    PoolHooks,
-    async_open_in_background,
-    bound_ping,
-    bounded_call,
-    hooked_pool_class,
-    hooks_of,
-    install_idle_ping,
-    open_in_background,
-    pool_class_for,
-    watch_new_connections,
-)
 
+# SQLAlchemy and dbwire's pool classes load with the first engine: a Database that never
+# builds one (a collect through DuckDB or connectorx, a configuration check) never
+# imports them.
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine, ExceptionContext
     from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
     from dbwire.backends.base import Backend, ConnectParams
     from dbwire.config import DatabaseConfig
+    from dbwire.pool import PoolHooks
     from dbwire.session_forms import AsyncScopeSession
 
 READONLY_OPTION = "dbwire_readonly"
@@ -257,6 +245,11 @@ class Engines:
 
     def _create_engine(self, *, is_async: bool) -> Any:
         """One engine, sync or async: the same arguments, checks, hooks and warm-up."""
+        from sqlalchemy import create_engine
+        from sqlalchemy import exc as sa_exc
+
+        from dbwire.pool import async_open_in_background, open_in_background
+
         self._ensure_database()
         url, options = self.engine_arguments(is_async=is_async)
         try:
@@ -308,6 +301,16 @@ class Engines:
     # -- hooks -------------------------------------------------------------------
     def install_hooks(self, engine: Engine, *, is_async: bool) -> None:
         """Per-connection credentials, database-enforced read-only, and error translation."""
+        from sqlalchemy import event
+
+        from dbwire.pool import (
+            bound_ping,
+            bounded_call,
+            hooks_of,
+            install_idle_ping,
+            watch_new_connections,
+        )
+
         owner = self.owner
         backend = owner.backend
 
@@ -366,6 +369,10 @@ class Engines:
         SQLAlchemy's slower event path. Listeners on an execution_options() engine stay
         local to it.
         """
+        from sqlalchemy import event
+
+        from dbwire.pool import READONLY_USED, hooks_of
+
         backend = self.owner.backend
 
         def _begin(conn: Connection) -> None:
@@ -441,6 +448,8 @@ class Engines:
 
 def choose_pool(url: Any, options: dict[str, Any], *, is_async: bool) -> None:
     """poolclass= for the engine: the one chosen (by the dialect or a setting), hooked."""
+    from dbwire.pool import hooked_pool_class, pool_class_for
+
     chosen = options.get("poolclass")
     if chosen is not None:
         options["poolclass"] = hooked_pool_class(chosen)

@@ -46,11 +46,16 @@ _PERCENT_STYLES = frozenset({"format", "pyformat"})
 class FastPath:
     """The direct execute_query path of one Database, sync and async."""
 
-    def __init__(self, db: Target, record: Callable[[str, float, bool], None]) -> None:
+    def __init__(
+        self,
+        db: Target,
+        record: Callable[[str, float, bool], None],
+        enabled: dict[bool, bool] | None = None,
+    ) -> None:
         self.db = db
         self._record = record
         # Where the driver cannot switch autocommit locally, Core's path is used; by is_async.
-        self.enabled = {False: True, True: True}
+        self.enabled = enabled if enabled is not None else {False: True, True: True}
         self._may_go_direct: bool | None = None  # the config is frozen: decided once
         self._fetch: object = _UNSET  # the backend's direct async fetch, asked once
 

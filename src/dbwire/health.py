@@ -8,13 +8,12 @@ from collections.abc import Callable, Iterable, Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.pool import Pool, QueuePool
-
 from dbwire.errors import ConnectError, describe
-from dbwire.pool import CHECKOUT_WATCH, shutdown_socket
 from dbwire.types import HEALTHY, UNHEALTHY, HealthResult, PoolHolder, PoolStatus, Status
 
 if TYPE_CHECKING:
+    from sqlalchemy.pool import Pool
+
     from dbwire.target import Target
 
 _MAX_ERROR = 500
@@ -28,6 +27,8 @@ def pool_status(
     """Read a pool's occupancy; queue pools report every field. `holders` and `waiting`
     come from the pool's tracker (dbwire.observe), when there is one."""
     kind = type(pool).__name__
+    from sqlalchemy.pool import QueuePool  # a pool exists: SQLAlchemy is loaded
+
     if isinstance(pool, QueuePool):
         return PoolStatus(
             size=pool.size(),
@@ -115,6 +116,9 @@ class Probe:
         ).start()
 
     def _run(self, ping: Callable[[], object]) -> None:
+        # The pool module loads with the engine, which this check has built by now.
+        from dbwire.pool import CHECKOUT_WATCH
+
         CHECKOUT_WATCH.set(self._watch)
         try:
             ping()
@@ -134,6 +138,8 @@ class Probe:
         if not finished:
             connection = self._connection
             if connection is not None and not self._done.is_set():
+                from dbwire.pool import shutdown_socket
+
                 # The query is stuck on an established connection: end the thread too.
                 shutdown_socket(connection)
             error: BaseException = _timeout_error(db, self.timeout)

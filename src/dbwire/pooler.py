@@ -23,8 +23,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy.pool import NullPool
-
 from dbwire.config import DatabaseConfig
 from dbwire.errors import ConfigError
 
@@ -73,6 +71,8 @@ def adjust(config: DatabaseConfig, options: dict[str, Any], *, is_async: bool) -
         elif "prepare_threshold" not in given:
             connect_args["prepare_threshold"] = None
     if config.pooler_pool == "null":
+        from sqlalchemy.pool import NullPool  # with the engine, not with the config check
+
         options["poolclass"] = NullPool
         for key in _QUEUE_POOL_ARGS:
             options.pop(key, None)

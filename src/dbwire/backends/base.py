@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import SecretStr
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
 
 from dbwire.backends._query import (
     QueryKey,
@@ -26,7 +24,7 @@ from dbwire.url import parse_url, query_secrets, without_secrets
 from dbwire.url_type import URL
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import ExceptionContext
+    from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
     from dbwire.credentials.providers import CredentialCache, LoginTarget
     from dbwire.types import DuckDBAttach, TableSchema
@@ -420,6 +418,8 @@ class Backend:
         Without this, a wrong (or just rotated) password would be reused until its TTL
         runs out; now the next connection asks the provider again.
         """
+
+        from sqlalchemy import event
 
         @event.listens_for(engine, "handle_error")
         def _rejected(ctx: ExceptionContext) -> None:

@@ -7,8 +7,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import SecretStr
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
 
 from dbwire.backends._accepts import (
     MYSQL_QUERY_KEYS,
@@ -30,7 +28,7 @@ from dbwire.url_type import URL
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
     from dbwire.backends._query import QueryKey
     from dbwire.types import DuckDBAttach
@@ -195,6 +193,8 @@ class MySQLBackend(Backend):
             _bound_pymysql_handshake(engine, self.connect_timeout())
         if not self.config.readonly:
             return
+
+        from sqlalchemy import event
 
         @event.listens_for(engine, "connect")
         def _session_readonly(dbapi_connection: Any, _record: Any) -> None:
@@ -459,6 +459,8 @@ def _bound_pymysql_handshake(engine: Engine, timeout: float) -> None:
     connection is opened with read/write timeouts equal to the connect timeout, and the
     values the application chose (usually none) are put back once it is established.
     """
+
+    from sqlalchemy import event
 
     @event.listens_for(engine, "do_connect")
     def _handshake_timeouts(_dialect: Any, record: Any, _cargs: Any, cparams: Any) -> None:

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import SecretStr
-from sqlalchemy.engine import Connection
 
 from dbwire.backends._accepts import (
     PG_ASYNC_ONLY,
@@ -22,7 +21,7 @@ from dbwire.timeouts import bounded_async_connect, connect_timeout, libpq_second
 from dbwire.url_type import URL
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
     from dbwire.types import DuckDBAttach
 

@@ -29,12 +29,12 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, replace
-from typing import Any
-
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING, Any
 
 from dbwire.errors import ReadOnlyError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 # First keywords of reads, per dialect family. Anything else is refused.
 _COMMON_READS = frozenset({"SELECT", "WITH", "VALUES"})
@@ -556,5 +556,7 @@ def install(engine: Engine, *, database: str, dialect: str) -> None:
     ) -> tuple[str, Any]:
         check_statement(statement, database=database, dialect=dialect)
         return statement, parameters
+
+    from sqlalchemy import event
 
     event.listen(engine, "before_cursor_execute", _guard, retval=True)

@@ -12,9 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
-
 from dbwire.backends._accepts import (
     SQLITE_CONNECT_ARGS,
     SQLITE_QUERY_KEYS,
@@ -27,6 +24,8 @@ from dbwire.backends.readonly_guard import READ_PRAGMAS, READ_PRAGMAS_WITH_ARGUM
 from dbwire.url_type import URL
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
     from dbwire.types import DuckDBAttach
 
 _MEMORY_NAMES = {None, "", ":memory:"}
@@ -211,6 +210,8 @@ class SQLiteBackend(Backend):
     def configure_engine(self, engine: Engine, *, is_async: bool) -> None:
         readonly = self.config.readonly
         is_file = not self.in_memory
+
+        from sqlalchemy import event
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -18,30 +18,39 @@ import sys
 import threading
 import time
 import weakref
+from importlib.util import find_spec
 from pathlib import Path
 from threading import get_ident
 from time import perf_counter
 from types import CodeType, FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import greenlet  # type: ignore[import-untyped]
-import sqlalchemy
-from sqlalchemy import event
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Engine
-from sqlalchemy.pool import Pool
 
-from dbwire.errors import PoolTimeoutError
 from dbwire.observe.histogram import Histogram
-from dbwire.pool import hooks_of, pool_timeout_error
 from dbwire.types import PoolHolder
+
+# SQLAlchemy and dbwire's pool load with the first engine, which install() is given.
+if TYPE_CHECKING:
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.pool import Pool
+
+    from dbwire.errors import PoolTimeoutError
+
+
+def _package_dir(name: str) -> str:
+    """Where an installed package lives, found without importing it."""
+    spec = find_spec(name)
+    origin = spec.origin if spec is not None else None
+    return os.path.dirname(origin) if origin else os.path.join(os.sep, name)
 
 
 def _prefixes() -> tuple[str, ...]:
     """Where library frames live, as imported and as resolved (a symlinked venv)."""
     dirs = [
         os.path.dirname(os.path.dirname(__file__)),  # dbwire itself
-        os.path.dirname(sqlalchemy.__file__),
+        _package_dir("sqlalchemy"),
         os.path.dirname(asyncio.__file__),
     ]
     found = {d + os.sep for d in dirs} | {str(Path(d).resolve()) + os.sep for d in dirs}
@@ -234,6 +243,10 @@ class PoolTracker:
     def install(self, engine: Engine) -> None:
         """Be told of every checkout and checkin of the engine's pool (a dbwire pool, whose
         hooks dispose() keeps), and time its new connections."""
+        from sqlalchemy import event
+
+        from dbwire.pool import hooks_of
+
         hooks_of(engine.pool).tracker = self
         event.listen(engine, "do_connect", self._before_connect)
         event.listen(engine, "connect", self._after_connect)
@@ -274,6 +287,9 @@ class PoolTracker:
 
     def timeout_error(self, pool: Pool, exc: sa_exc.TimeoutError) -> PoolTimeoutError:
         """The pool ran dry: PoolTimeoutError naming the longest holders."""
+        from dbwire.errors import PoolTimeoutError
+        from dbwire.pool import pool_timeout_error
+
         with self.timings.lock:
             self.timings.timeouts += 1
         if isinstance(exc, PoolTimeoutError):

@@ -10,15 +10,16 @@ import logging
 import threading
 import weakref
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-from sqlalchemy.engine import Engine
-from sqlalchemy.pool import QueuePool
 
 from dbwire import health
 from dbwire.observe.histogram import Histogram, HistogramSnapshot
 from dbwire.observe.holders import PoolTimings, PoolTracker
 from dbwire.types import HealthResult, PoolStatus
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,8 @@ class Observation:
         most = idle_most = 0
         queues = unbounded = False
         for engine, tracker in items:
+            from sqlalchemy.pool import QueuePool  # an engine exists: SQLAlchemy is loaded
+
             pool = engine.pool
             pending += tracker.waiting
             if isinstance(pool, QueuePool):

@@ -8,13 +8,13 @@ import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from time import monotonic, perf_counter
-from typing import Any
-
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING, Any
 
 from dbwire.errors import scrub
 from dbwire.observe.histogram import Histogram
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 # How long the list of secrets used to scrub logged statements is reused before it is
 # asked for again (asking may read .pgpass or run a password command).
@@ -103,6 +103,8 @@ class QueryObserver:
         makes the driver call itself, timed in try/finally, and returns True so that
         SQLAlchemy does not make it again; a failing statement is counted as an error.
         """
+        from sqlalchemy import event
+
         _ECHO_SCRUBBER.watch(engine, self)
         dialect = engine.dialect
         # SQLAlchemy's first connect runs the dialect's own set-up statements (version,
