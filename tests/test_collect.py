@@ -118,6 +118,26 @@ def test_every_method_gives_the_same_rows(pg_db: dbwire.Database, pg_table: str)
     assert [p.rows for p in batch_reports] == [500, 1000, 1500, 1666]
 
 
+def test_a_collect_whose_login_fails_leaves_no_schema_behind(pg_url: str) -> None:
+    """The target's schema is created only once the source is attached: a refused login
+    is an error and the store is as it was."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(pg_url)
+    wrong = pg_url.replace(f":{parts.password}@", ":not-the-password@")
+    db = dbwire.connect(wrong, name="pg_refused")
+    try:
+        with get_duckdb_connection() as store:
+            with pytest.raises(dbwire.DbwireError, match="pg_refused"):
+                store.collect(db, "anything", table="fresh_schema.t", method="duckdb")
+            found = store.execute(
+                "SELECT count(*) FROM duckdb_schemas() WHERE schema_name = 'fresh_schema'"
+            ).fetchone()
+            assert found == (0,)
+    finally:
+        db.close()
+
+
 def test_every_method_counts_its_rows_without_a_progress_callback(
     pg_db: dbwire.Database, pg_table: str
 ) -> None:

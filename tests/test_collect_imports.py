@@ -170,3 +170,18 @@ def test_the_libpq_version_read_without_psycopg_is_the_one_psycopg_loads() -> No
     wheel_layout = psycopg.pq.__impl__ == "binary" and sys.platform.startswith("linux")
     major = psycopg.pq.version() // 10000
     assert bundled_libpq_major() == (major if wheel_layout else None)
+
+
+def test_the_bundled_libpq_version_is_read_without_loading_libpq() -> None:
+    """The wheel's libpq file name carries its major version (libpq.so.5.<major>): a
+    collect that never connects through libpq does not map it, nor its TLS libraries."""
+    if not (psycopg.pq.__impl__ == "binary" and sys.platform.startswith("linux")):
+        pytest.skip("psycopg's binary wheel on Linux only")  # the CI machine has it
+    code = (
+        "from dbwire.credentials._libpq import bundled_libpq_major\n"
+        "major = bundled_libpq_major()\n"
+        "maps = open('/proc/self/maps').read()\n"
+        "print(major, 'libpq-' in maps, 'libssl' in maps)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [str(psycopg.pq.version() // 10000), "False", "False"]

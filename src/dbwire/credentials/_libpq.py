@@ -155,6 +155,12 @@ def bundled_libpq_major() -> int | None:
     found = sorted((package.parent / "psycopg_binary.libs").glob("libpq-*.so*"))
     if len(found) != 1:  # macOS and Windows wheels keep their libraries elsewhere
         return None
+    # Since PostgreSQL 10 libpq's shared library is libpq.so.5.<major> (the wheel keeps
+    # the suffix on its renamed copy): read there, loading the library and the TLS and
+    # Kerberos libraries it links (6 ms and 7 MB of a collect's process) is not needed.
+    suffix = re.search(r"\.so\.5\.(\d+)$", found[0].name)
+    if suffix is not None and int(suffix.group(1)) >= 10:
+        return int(suffix.group(1))
     import ctypes
 
     try:

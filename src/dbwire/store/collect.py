@@ -281,10 +281,17 @@ class Target:
 
     def prepare(self, store: IntoStore) -> bool:
         """Create the schema if needed; True if the table exists already."""
+        self.create_schema(store)
+        return self.exists(store)
+
+    def create_schema(self, store: IntoStore) -> None:
         from dbwire.store.quoting import quote_ident
 
         if self.schema is not None:
             store.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
+
+    def exists(self, store: IntoStore) -> bool:
+        """True if the table exists already."""
         row = store.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
             "AND schema_name = $schema AND table_name = $name",
@@ -347,16 +354,19 @@ def _via_duckdb_s3_checked(job: _Job) -> int:
 def _via_duckdb(job: _Job) -> int:
     store, target = job.store, job.target
     job.method = "duckdb"
+    # Before the attach: duckdb_tables() lists every attached catalog, and a server's
+    # costs a round trip for its table list (20 ms on loopback).
+    exists = target.exists(store)
     source, params = _source_sql(store, job.db, job.query_or_table)
     if job.progress is not None and job.is_table:
         job.estimate = _duckdb_estimate(store, job.db, job.query_or_table)
-    exists = target.prepare(store)
+    target.create_schema(store)  # once the source is attached: a failed attach leaves none
     with _poll_progress(job):
         if job.mode == "append" and exists:
-            row = store.execute(f"INSERT INTO {target.sql} BY NAME {source}", params).fetchone()
-            return int(row[0]) if row else 0
-        store.execute(f"CREATE OR REPLACE TABLE {target.sql} AS {source}", params)
-    row = store.execute(f"SELECT count(*) FROM {target.sql}").fetchone()
+            sql = f"INSERT INTO {target.sql} BY NAME {source}"
+        else:
+            sql = f"CREATE OR REPLACE TABLE {target.sql} AS {source}"
+        row = store.execute(sql, params).fetchone()  # either statement returns its row count
     return int(row[0]) if row else 0
 
 
