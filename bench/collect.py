@@ -301,31 +301,28 @@ def _label(source: str) -> str:
 EXPLANATION = """\
 Measured on a quiet machine; one run to the next moves a copy time by 10-20% (the same
 DuckDB extension copy took 0.66 s and 0.81 s for 1M rows in two runs ten minutes apart), so
-copy ratios within about 1.2x are method choice and noise, not dbwire's own work: dbwire's
-auto method for PostgreSQL is DuckDB's postgres extension, which it matched on a quiet
-morning (0.82 s against 0.81 s in the same run) and which ties ADBC at 5M rows but loses to
-it at 1M. An afternoon run on a slower machine read 1.43 s against the extension by hand's
-1.14 s; in one process the scan dbwire runs (an attached catalog's table) and the peer's
-(`postgres_scan()`) take the same time (0.91-0.98 s against 0.92-0.93 s, 1M rows, three
-alternations), and cProfile puts 0.18 s of dbwire's copy in loading the extension, which
-the peer pays too: the rest of that gap is not yet explained. (1) The whole
-process pays for modules the copy never uses but dbwire's Database and config need:
-SQLAlchemy's core (~0.27 s of wall time in a fresh process on 2026-12-03: dbwire's URL
-type is SQLAlchemy's, and the backends build on it) and pydantic with the config models
-(~0.1 s; `-X importtime` puts dbwire.config at 132 ms, reached from dbwire.pool through
-dbwire.timeouts), about 0.5 s over `import duckdb` in all; psycopg, the ORM and the
-asyncio layer are no longer imported by a DuckDB-extension or ADBC collect
-(tests/test_collect_imports.py).
-At 1M rows, where the copy takes under a second, that shows as 1.4-1.6x; at 5M it is within
-about 1.2x. (2) The same modules are tens of MB of the peak RSS (336 MB against DuckDB's
-extension's 294 MB at 5M PostgreSQL rows). (3) At 5M rows from MariaDB the lowest-memory
-peer is DuckDB's mysql extension, 3.5x slower than connectorx; dbwire streams connectorx's
-Arrow reader into one CREATE TABLE AS and stays within about 1.1x of raw connectorx's
-stream in time and memory (the whole Arrow table costs twice the memory). Before connectorx,
-one bare driver login (about 30 ms, most of it PyMySQL building a TLS context) makes a
-refused login fail at once instead of after connectorx's 30 s of retries. Fix for (1) and
-(2): a collect path with its own URL and config parsing, so that neither SQLAlchemy nor
-pydantic is imported; a change to url.py, config.py and backends/, not yet made.
+copy ratios within a few percent are noise, not dbwire's own work: the rounds of one tool
+spread as wide. (1) Copy: dbwire's auto method for PostgreSQL is DuckDB's postgres
+extension, and the scan it runs (an attached catalog's table) takes the time of the peer's
+`postgres_scan()` (0.444 s against 0.451 s for 1M rows, six alternations in one process on
+2026-12-04; attaching takes 4 ms). cProfile of dbwire's 1M-row copy: loading the extension
+62 ms (the peer's LOAD does the same), and about 20 ms of dbwire's own: the credential
+resolver (libpq's rules: environment, .pgpass, service file) imported and run for the
+attach. From MariaDB dbwire streams connectorx's Arrow reader into one CREATE TABLE AS, the
+peer's own shape; before it, one bare PyMySQL login (PyMySQL and the cryptography it
+imports for caching_sha2 logins, about 25 ms) reads the DECIMAL columns' declared types,
+which connectorx would widen to decimal128(38, 10), and makes a refused login fail at once
+instead of after connectorx's 30 s of retries. (2) Whole process: a collect through
+DuckDB's extension, ADBC or connectorx imports no SQLAlchemy since 2026-12-04 (0.13 s and
+about 20 MB before; tests/test_collect_imports.py checks it in a fresh interpreter, and
+dbwire's bytecode is compiled as an installed package's is). What remains over `import
+duckdb` is about 0.12 s: pydantic with the config models (about 75 ms; `dbwire.connect(url)`
+validates a DatabaseConfig, so the path uses it), asyncio (about 15 ms: dbwire's modules
+that also serve async engines import it), and dbwire's own modules (about 30 ms). At 1M
+rows, where the copy takes about half a second, that is the 1.2x of the PostgreSQL row;
+at 5M it is 1.06x. (3) At 5M rows from MariaDB the lowest-memory peer is DuckDB's mysql
+extension, 3.7x slower than connectorx; dbwire's peak is within about 1.04x of raw
+connectorx's stream, the method it uses (the whole Arrow table takes twice the memory).
 """
 
 
