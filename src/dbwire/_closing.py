@@ -8,13 +8,14 @@ case gets the strongest close it allows, so no server connection or file stays o
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import asyncio
+
     from sqlalchemy.engine import Engine
     from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -66,6 +67,8 @@ def _checked_out(engine: Engine) -> set[int]:
 
 def _loop_thread_is_current(loop: asyncio.AbstractEventLoop) -> bool:
     try:
+        import asyncio
+
         return asyncio.get_running_loop() is loop
     except RuntimeError:
         return False
@@ -86,6 +89,8 @@ def close_async_engine(
     driver connections are closed by hand: their sockets, threads or files.
     """
     if loop is not None and loop.is_running() and not _loop_thread_is_current(loop):
+        import asyncio
+
         future = asyncio.run_coroutine_threadsafe(engine.dispose(), loop)
         try:
             future.result(wait)

@@ -6,14 +6,13 @@ dbwire.fast_path, error translation in dbwire.translate, health in dbwire.health
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dbwire import health, instances, lifecycle, pooler, translate
 from dbwire.backends import readonly_guard, registry
@@ -47,6 +46,16 @@ if TYPE_CHECKING:
     from dbwire.types import TableSchema
 
 QueryResult = tuple[list[str], list[dict[str, Any]]]
+_T = TypeVar("_T")
+
+
+def _to_thread(func: Callable[..., _T], /, *args: Any) -> Awaitable[_T]:
+    """asyncio.to_thread, with asyncio imported when an async method first needs it."""
+    import asyncio
+
+    return asyncio.to_thread(func, *args)
+
+
 _POOL_SIZES = {"pool_size", "max_overflow"}
 
 
@@ -193,15 +202,15 @@ class Database:
 
     async def async_create_database(self) -> bool:
         """The async twin of create_database() (the maintenance login runs in a thread)."""
-        return await asyncio.to_thread(self.create_database)
+        return await _to_thread(self.create_database)
 
     async def async_drop_database(self) -> bool:
         """The async twin of drop_database()."""
-        return await asyncio.to_thread(self.drop_database)
+        return await _to_thread(self.drop_database)
 
     async def async_database_exists(self) -> bool:
         """The async twin of database_exists()."""
-        return await asyncio.to_thread(self.database_exists)
+        return await _to_thread(self.database_exists)
 
     def _on_database(self, what: str, action: Callable[[ConnectParams], bool]) -> bool:
         """Run a backend's database-level action, its errors as dbwire errors without secrets."""
@@ -444,7 +453,7 @@ class Database:
     ) -> Awaitable[QueryResult]:
         # A plain function handing back the awaitable: one coroutine frame less per call.
         if not self._query_route(sql):
-            return asyncio.to_thread(self._backend_query, sql, params)
+            return _to_thread(self._backend_query, sql, params)
         return (self._fast or self._fast_path()).async_execute(sql, params)
 
     # -- metadata --------------------------------------------------------------

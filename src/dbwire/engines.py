@@ -7,7 +7,6 @@ so every engine a Database hands out behaves the same.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import threading
@@ -23,6 +22,8 @@ from dbwire.errors import ConfigError, describe
 # builds one (a collect through DuckDB or connectorx, a configuration check) never
 # imports them.
 if TYPE_CHECKING:
+    import asyncio
+
     from sqlalchemy.engine import Connection, Engine, ExceptionContext
     from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
@@ -143,6 +144,8 @@ class Engines:
         if owner.closed:
             owner._check_open()
         try:
+            import asyncio  # an async engine is asked for: asyncio is loaded
+
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
@@ -406,6 +409,8 @@ class Engines:
 
     async def aclose_running_loop(self) -> None:
         """Close the running loop's async pool politely, on that loop."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         with self._lock:
             mine = [item for item in self._loop_engines if item[0] and item[0]() is loop]

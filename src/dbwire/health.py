@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from time import perf_counter
@@ -12,6 +11,8 @@ from dbwire.errors import ConnectError, describe
 from dbwire.types import HEALTHY, UNHEALTHY, HealthResult, PoolHolder, PoolStatus, Status
 
 if TYPE_CHECKING:
+    import asyncio
+
     from sqlalchemy.pool import Pool
 
     from dbwire.target import Target
@@ -211,6 +212,8 @@ async def async_outcome(
     mid-query politely, shielded from cancellation, which on a server that stopped
     answering takes seconds more.
     """
+    import asyncio
+
     limit = timeout or db.config.health_timeout
     started = perf_counter()
     # The same statement through the same query path as Probe: only the IO is async.

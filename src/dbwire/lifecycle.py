@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import random
@@ -236,6 +235,8 @@ def _run(db: Target, plan: _Plan) -> float | BaseException:
 
 async def _async_run(db: Target, plan: _Plan) -> float | BaseException:
     """Drive a retry plan on the event loop, through the async engine."""
+    import asyncio
+
     try:
         kind, seconds = next(plan)
         while True:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import Any
@@ -96,6 +95,8 @@ def bounded_async_connect(
     """
 
     async def connect(*args: Any, **kwargs: Any) -> Any:
+        import asyncio
+
         try:
             async with asyncio.timeout(timeout + grace):
                 return await open_connection(*args, **kwargs)

@@ -10,7 +10,6 @@ costs a few dict lookups. One shared daemon thread checks every tracker that has
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -51,7 +50,7 @@ def _prefixes() -> tuple[str, ...]:
     dirs = [
         os.path.dirname(os.path.dirname(__file__)),  # dbwire itself
         _package_dir("sqlalchemy"),
-        os.path.dirname(asyncio.__file__),
+        _package_dir("asyncio"),
     ]
     found = {d + os.sep for d in dirs} | {str(Path(d).resolve()) + os.sep for d in dirs}
     found |= {contextlib.__file__, str(Path(contextlib.__file__).resolve())}
@@ -263,8 +262,11 @@ class PoolTracker:
             wait_time.fold()
         # From the pool's get: skip this frame and the pool's.
         frame = _checkout_caller(2)
-        # get_running_loop() raises outside a loop; its private twin returns None
-        task = asyncio.current_task() if asyncio._get_running_loop() is not None else None
+        # No asyncio loaded, no loop running; get_running_loop() raises outside a loop,
+        # its private twin returns None.
+        aio = sys.modules.get("asyncio")
+        running = aio is not None and aio._get_running_loop() is not None
+        task = aio.current_task() if running else None  # type: ignore[union-attr]
         # one dict store, atomic under the GIL (and locked per dict without it)
         self._held[record] = [
             frame.f_code if frame is not None else None,
