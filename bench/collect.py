@@ -301,8 +301,9 @@ def _label(source: str) -> str:
 EXPLANATION = """\
 Measured on a quiet machine; one run to the next moves a copy time by 10-20% (the same
 DuckDB extension copy took 0.66 s and 0.81 s for 1M rows in two runs ten minutes apart), so
-copy ratios within a few percent are noise, not dbwire's own work: the rounds of one tool
-spread as wide. (1) Copy: dbwire's auto method for PostgreSQL is DuckDB's postgres
+copy ratios within about 10% are noise, not dbwire's own work: the rounds of one tool
+spread as wide (MariaDB's 1M-row copy read 0.99x and 1.08x in two runs an hour apart, on
+the same code). (1) Copy: dbwire's auto method for PostgreSQL is DuckDB's postgres
 extension, and the scan it runs (an attached catalog's table) takes the time of the peer's
 `postgres_scan()` (0.444 s against 0.451 s for 1M rows, six alternations in one process on
 2026-12-04; attaching takes 4 ms). cProfile of dbwire's 1M-row copy: loading the extension
@@ -316,13 +317,16 @@ instead of after connectorx's 30 s of retries. (2) Whole process: a collect thro
 DuckDB's extension, ADBC or connectorx imports no SQLAlchemy since 2026-12-04 (0.13 s and
 about 20 MB before; tests/test_collect_imports.py checks it in a fresh interpreter, and
 dbwire's bytecode is compiled as an installed package's is). What remains over `import
-duckdb` is about 0.12 s: pydantic with the config models (about 75 ms; `dbwire.connect(url)`
-validates a DatabaseConfig, so the path uses it), asyncio (about 15 ms: dbwire's modules
-that also serve async engines import it), and dbwire's own modules (about 30 ms). At 1M
-rows, where the copy takes about half a second, that is the 1.2x of the PostgreSQL row;
-at 5M it is 1.06x. (3) At 5M rows from MariaDB the lowest-memory peer is DuckDB's mysql
-extension, 3.7x slower than connectorx; dbwire's peak is within about 1.04x of raw
-connectorx's stream, the method it uses (the whole Arrow table takes twice the memory).
+duckdb` is about 0.1 s: pydantic with the config models (about 75 ms; `dbwire.connect(url)`
+validates a DatabaseConfig, so the path uses it) and dbwire's own modules (about 30 ms);
+asyncio (15 ms) loads only with an async engine or check since 2026-12-04. At 1M rows,
+where the copy takes about half a second, that is the 1.16-1.22x of the PostgreSQL row; at
+5M it is 1.06-1.09x. Peak RSS moves between runs by more than dbwire's modules weigh (the
+same 5M-row PostgreSQL copy peaked at 314 MB and 338 MB in two runs an hour apart, DuckDB's
+extension by hand at 313 MB and 288 MB). (3) At 5M rows from MariaDB the lowest-memory peer
+is DuckDB's mysql extension, 3.7x slower than connectorx; dbwire's peak is within about
+1.04x of raw connectorx's stream, the method it uses (the whole Arrow table takes twice the
+memory).
 """
 
 
