@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from dbwire import health, instances, lifecycle, pooler, translate
+from dbwire import health, instances, lifecycle, pooler, replicas, translate
 from dbwire.backends import readonly_guard, registry
 from dbwire.backends.base import Backend, ConnectParams
 from dbwire.config import Config, DatabaseConfig, load_config, validate_database
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session as OrmSession
     from sqlalchemy.orm import scoped_session, sessionmaker
 
-    from dbwire import replicas
     from dbwire.fast_path import FastPath
     from dbwire.migrate import MigrationResult
     from dbwire.session_forms import AsyncScopeSession, ScopeSession
@@ -118,11 +117,7 @@ class Database:
         self._fast: FastPath | None = None
         self._direct_queries = {False: True, True: True}  # by is_async; False: Core's path
         # Read replicas: built (not connected) now, so a bad entry is refused here.
-        self._replicas: replicas.ReplicaSet | None = None
-        if config.replicas:
-            from dbwire import replicas
-
-            self._replicas = replicas.build(self)
+        self._replicas: replicas.ReplicaSet | None = replicas.build(self)
         pooler.validate(config)
         lifecycle.track(self)
 
@@ -394,13 +389,9 @@ class Database:
         healthy replica when the database has replicas.
         """
         if readonly and self.backend.has_engine:
-            from dbwire import replicas
-
             return replicas.execute_read(self, sql, params)
         found = self._execute_query(sql, params)
         if self._replicas is not None:
-            from dbwire import replicas
-
             replicas.note_write(self._replicas)
         return found
 
@@ -438,13 +429,9 @@ class Database:
     ) -> QueryResult:
         """The async twin of execute_query()."""
         if readonly and self.backend.has_engine:
-            from dbwire import replicas
-
             return await replicas.async_execute_read(self, sql, params)
         found = await self._async_execute_query(sql, params)
         if self._replicas is not None:
-            from dbwire import replicas
-
             replicas.note_write(self._replicas)
         return found
 
@@ -556,8 +543,6 @@ class Database:
         self._check_open()
         result = health.check(self, timeout)
         if self._replicas is not None:
-            from dbwire import replicas
-
             result = replicas.health(self._replicas, result, timeout)
         self.observation.record_health(result)
         return result
@@ -567,8 +552,6 @@ class Database:
         self._check_open()
         result = await health.async_check(self, timeout)
         if self._replicas is not None:
-            from dbwire import replicas
-
             result = await replicas.async_health(self._replicas, result, timeout)
         self.observation.record_health(result)
         return result
@@ -591,8 +574,6 @@ class Database:
         engine = self.async_engine.sync_engine if is_async else self.engine
         status = self.observation.pool_status(engine)
         if self._replicas is not None:
-            from dbwire import replicas
-
             status = replicas.pool_status(self._replicas, status, is_async=is_async)
         return status
 

@@ -23,13 +23,12 @@ from time import monotonic
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event, text
-from sqlalchemy import exc as sa_exc
-
 from dbwire.config import DatabaseConfig, load_config, validate_database
 from dbwire.errors import ConfigError, ConnectError, DbwireError, UnknownDatabaseError, describe
 from dbwire.types import HealthResult, PoolStatus
 
+# SQLAlchemy is imported where a replica's engine is used: a Database without replicas
+# imports this module without it.
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
@@ -134,6 +133,7 @@ def _listen_commits() -> None:
     global _listening
     with _listen_lock:
         if not _listening:
+            from sqlalchemy import event
             from sqlalchemy.orm import Session
 
             event.listen(Session, "after_commit", _after_commit)
@@ -243,6 +243,8 @@ class ReplicaSet:
         """On a fresh checkout of `replica`: measure its lag when due; False when it lags
         beyond max_replica_lag_s (it is then in back-off)."""
         if self.lag_check_due(replica):
+            from sqlalchemy import text
+
             lag = conn.execute(text(LAG_SQL)).scalar()
             if not self.record_lag(replica, _seconds(lag)):
                 return False
@@ -262,6 +264,8 @@ class ReplicaSet:
         that just went down costs that read nothing: it falls through to the next
         replica or the primary.
         """
+        from sqlalchemy import exc as sa_exc
+
         for replica in self.candidates():
             try:
                 with replica.db.engine.connect() as conn:
@@ -275,6 +279,8 @@ class ReplicaSet:
 
     async def async_pick(self) -> ReplicaState | None:
         """pick() on the replicas' async engines: the same probe, run through run_sync."""
+        from sqlalchemy import exc as sa_exc
+
         for replica in self.candidates():
             try:
                 async with replica.db.async_engine.connect() as conn:
@@ -416,6 +422,8 @@ def execute_read(primary: Database, sql: str, params: Mapping[str, Any] | None) 
             return answer
         except ConnectError as exc:  # it went down since the check: nothing ran there
             replicas.record_failure(chosen, exc)
+    from sqlalchemy import text
+
     with primary.connect(readonly=True) as conn:
         result = conn.execute(text(sql), dict(params or {}))
         found = _collect(result)
@@ -437,6 +445,8 @@ async def async_execute_read(
             return found
         except ConnectError as exc:
             replicas.record_failure(chosen, exc)
+    from sqlalchemy import text
+
     async with primary.async_connect(readonly=True) as conn:
         result = await conn.execute(text(sql), dict(params or {}))
         found = _collect(result)
