@@ -48,6 +48,13 @@ print(json.dumps({
 """
 
 
+def _child_env() -> dict[str, str]:
+    """This environment without dbwire's, libpq's or DATABASE_URL settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBWIRE_", "PG"))}
+    env.pop("DATABASE_URL", None)
+    return env
+
+
 @pytest.fixture(scope="module")
 def project(
     tmp_path_factory: pytest.TempPathFactory,
@@ -93,8 +100,7 @@ def test_a_collect_imports_only_what_its_method_uses(
     args = [name, table, "--into", str(folder / f"{name}-{method}.duckdb"), "-t", "t", "--json"]
     if method:
         args += ["--method", method]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBWIRE_", "PG"))}
-    env.pop("DATABASE_URL", None)
+    env = _child_env()
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, json.dumps(WATCHED), *args],
         capture_output=True,
@@ -148,8 +154,7 @@ def test_a_collect_through_the_python_api_never_imports_sqlalchemy(
     folder, table = project
     url = pg_server.url if name == "pg" else mysql_server.url
     out = str(folder / f"api-{name}-{method}.duckdb")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DBWIRE_", "PG"))}
-    env.pop("DATABASE_URL", None)
+    env = _child_env()
     proc = subprocess.run(
         [sys.executable, "-c", _API_CHILD, url, table, out, method, json.dumps(WATCHED)],
         capture_output=True,
