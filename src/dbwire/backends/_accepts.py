@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import functools
 import shlex
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dbwire.backends._query import (
     QueryKey,
@@ -23,6 +22,9 @@ from dbwire.backends._query import (
     single,
 )
 from dbwire.errors import ConfigError
+
+if TYPE_CHECKING:
+    import ssl
 
 # -- MySQL / MariaDB (PyMySQL sync, aiomysql async) ------------------------------------------
 _SSLMODES = (
@@ -180,6 +182,8 @@ def _mysql_ssl_context(database: str, query: Mapping[str, Any]) -> ssl.SSLContex
     tls = mysql_tls(database, query)
     if tls is None or tls.mode in ("DISABLED", "PREFERRED"):
         return None
+    import ssl  # here: a login without TLS files (every collect's) never needs it
+
     try:
         context = ssl.create_default_context(cafile=tls.ca)
         if tls.cert is not None:

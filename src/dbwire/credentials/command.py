@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -100,6 +99,8 @@ class PasswordCommand:
         return repr(program) + (f" (and {more} argument{'s' * (more > 1)})" if more else "")
 
     def _run(self) -> SecretStr:
+        import subprocess  # here: only a password command starts a program; a login does not
+
         name = self._describe()
         try:
             done = subprocess.run(
