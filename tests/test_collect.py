@@ -138,6 +138,27 @@ def test_a_collect_whose_login_fails_leaves_no_schema_behind(pg_url: str) -> Non
         db.close()
 
 
+def test_a_collect_through_duckdb_resolves_the_login_once(
+    pg_db: dbwire.Database, pg_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding the attachment and making it share one resolution (a provider's call, the
+    service file and .pgpass read once), also for a second collect on the same attachment."""
+    backend_class = type(pg_db.backend)
+    resolve = backend_class.resolve_params
+    calls: list[int] = []
+
+    def counted(self: object, **options: bool) -> object:
+        calls.append(1)
+        return resolve(self, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backend_class, "resolve_params", counted)
+    with get_duckdb_connection() as store:
+        assert store.collect(pg_db, pg_table, table="once", method="duckdb") == 5000
+        assert len(calls) == 1
+        assert store.collect(pg_db, pg_table, table="again", method="duckdb") == 5000
+        assert len(calls) == 2
+
+
 def test_every_method_counts_its_rows_without_a_progress_callback(
     pg_db: dbwire.Database, pg_table: str
 ) -> None:

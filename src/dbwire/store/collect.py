@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from dbwire.database import Database
+    from dbwire.types import DuckDBAttach
 
 METHODS = ("duckdb", "connectorx", "adbc", "sqlalchemy")
 _TABLE_NAME = re.compile(r"^\s*[A-Za-z_][\w$]*(\.[A-Za-z_][\w$]*){0,2}\s*$")
@@ -80,10 +81,10 @@ class IntoStore(Protocol):
 
     def execute(self, query: str, parameters: object = None) -> duckdb.DuckDBPyConnection: ...
 
-    def alias_of(self, db: Database) -> str | None: ...
+    def _alias_for(self, database: str, spec: DuckDBAttach) -> str | None: ...
 
-    def attach(
-        self, db: Database | str, alias: str | None = None, readonly: bool = True
+    def _attach_resolved(
+        self, database: Database, name: str, spec: DuckDBAttach, readonly: bool
     ) -> str: ...
 
     def _catalog_exists(self, alias: str) -> bool: ...
@@ -302,7 +303,10 @@ class Target:
 
 # -- DuckDB reads the source itself ------------------------------------------------------
 def _collect_alias(store: IntoStore, db: Database) -> str:
-    alias = store.alias_of(db)
+    # One resolution of the login (libpq's rules, a provider's call) finds an attachment
+    # and, failing that, makes one.
+    spec = db.backend.duckdb_attach(readonly=True)
+    alias = store._alias_for(db.name, spec)
     if alias is not None:
         return alias
     taken = store.attached.get(db.name)
@@ -310,23 +314,24 @@ def _collect_alias(store: IntoStore, db: Database) -> str:
     # The name may belong to another attached database or to the store's own file
     # (a store file big.duckdb is the catalog "big"): then use a private alias.
     alias = db.name if free else f"_dbwire_collect_{db.name}"
-    return store.attach(db, alias=alias, readonly=True)
+    return store._attach_resolved(db, alias, spec, readonly=True)
 
 
 def _source_sql(
     store: IntoStore, db: Database, query_or_table: str
-) -> tuple[str, dict[str, object]]:
+) -> tuple[str, dict[str, object], str]:
+    """The SELECT that reads the source in DuckDB, its parameters, and the source's alias."""
     from dbwire.store.quoting import quote_ident
 
     backend = db.backend
     alias = _collect_alias(store, db)
     own = backend.duckdb_source(query_or_table)
     if own is not None:  # a source DuckDB reads through its secret only (S3 paths)
-        return own, {}
+        return own, {}, alias
     if is_table_name(query_or_table):
         parts = [quote_ident(alias, what="alias")]
         parts += [quote_ident(p) for p in query_or_table.strip().split(".")]
-        return "SELECT * FROM " + ".".join(parts), {}
+        return "SELECT * FROM " + ".".join(parts), {}, alias
     function = backend.duckdb_query_function
     if function is None:
         raise DbwireError(
@@ -334,7 +339,8 @@ def _source_sql(
             "pass a table name, or method='sqlalchemy' for a query",
             database=db.name,
         )
-    return f"SELECT * FROM {function}($alias, $query)", {"alias": alias, "query": query_or_table}
+    sql = f"SELECT * FROM {function}($alias, $query)"
+    return sql, {"alias": alias, "query": query_or_table}, alias
 
 
 def _via_duckdb_s3_checked(job: _Job) -> int:
@@ -357,9 +363,9 @@ def _via_duckdb(job: _Job) -> int:
     # Before the attach: duckdb_tables() lists every attached catalog, and a server's
     # costs a round trip for its table list (20 ms on loopback).
     exists = target.exists(store)
-    source, params = _source_sql(store, job.db, job.query_or_table)
+    source, params, alias = _source_sql(store, job.db, job.query_or_table)
     if job.progress is not None and job.is_table:
-        job.estimate = _duckdb_estimate(store, job.db, job.query_or_table)
+        job.estimate = _duckdb_estimate(store, job.db, alias, job.query_or_table)
     target.create_schema(store)  # once the source is attached: a failed attach leaves none
     with _poll_progress(job):
         if job.mode == "append" and exists:
@@ -393,11 +399,10 @@ def _as_estimate(value: object) -> int | None:
     return number if number > 0 else None
 
 
-def _duckdb_estimate(store: IntoStore, db: Database, table: str) -> int | None:
+def _duckdb_estimate(store: IntoStore, db: Database, alias: str, table: str) -> int | None:
     """The source's own row estimate, through the attached database (PostgreSQL only)."""
     if db.backend.name != "postgresql":
         return None
-    alias = store.alias_of(db)
     try:
         row = store.execute(
             "SELECT * FROM postgres_query($alias, $query)",

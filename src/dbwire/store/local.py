@@ -340,7 +340,15 @@ class LocalStore:
         """
         database = _as_database(db)
         name = alias if alias is not None else database.name
-        spec = database.backend.duckdb_attach(readonly=readonly)
+        return self._attach_resolved(
+            database, name, database.backend.duckdb_attach(readonly=readonly), readonly
+        )
+
+    def _attach_resolved(
+        self, database: Database, name: str, spec: DuckDBAttach, readonly: bool
+    ) -> str:
+        """attach() with the spec its backend built already (a collect resolves the login
+        once, to find an attachment and to make one)."""
         preflight = None
         if spec.attach_type == "mysql":
             # DuckDB's mysql extension takes no connect timeout (its ATTACH string knows
@@ -472,9 +480,13 @@ class LocalStore:
 
     def alias_of(self, db: Database) -> str | None:
         """The alias under which this database (as configured now) is attached, if any."""
-        source = db.backend.duckdb_attach(readonly=True).fingerprint()
+        return self._alias_for(db.name, db.backend.duckdb_attach(readonly=True))
+
+    def _alias_for(self, database: str, spec: DuckDBAttach) -> str | None:
+        """The alias under which `database` is attached as `spec` describes it, if any."""
+        source = spec.fingerprint()
         for alias, att in self._attached.items():
-            if att.database == db.name and att.source == source:
+            if att.database == database and att.source == source:
                 return alias
         return None
 
