@@ -39,6 +39,7 @@ def row_from_mapping(item: Mapping[str, Any]) -> Row:
         dbwire=_stats(item, "dbwire"),
         baseline=_stats(item, "baseline"),
         floor=_stats(item, "floor"),
+        paired_ratio=item.get("ratio") if isinstance(item.get("ratio"), int | float) else None,
         budget=budget,
         note=str(item.get("note", "")),
         explanation=str(item.get("explanation", "")),
