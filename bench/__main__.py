@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import shlex
 import sys
@@ -110,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         f" {shlex.quote(a)}" for a in (argv if argv is not None else sys.argv[1:])
     )
     started = time.monotonic()
+    # Before any case: at the end the load average counts the bench's own last cases.
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     ctx = Context(quick=args.quick)
     rows: list[Row] = []
     profiler = cProfile.Profile() if args.profile else None
@@ -149,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         server_version=server_version,
         mysql_version=mysql_version,
         seconds=time.monotonic() - started,
+        load_at_start=load_at_start,
     )
     print(f"wrote {md} and {js} in {time.monotonic() - started:.0f} s")
     if profiler is not None:

@@ -20,6 +20,10 @@ peer counts only if its table has every row and the right sum of ids.
 Budgets per source and size: dbwire's copy <= 1.0x the fastest peer's, its whole process
 <= 1.2x the fastest peer's, and at 5M rows its peak RSS <= 1.1x the lowest-memory
 correct peer's. `run(quick)` returns the rows for bench/__main__.py (bench/cases_collect.py).
+
+`python -m bench.collect --in-process URL TABLE [ROUNDS]` times, in one process and
+alternating, dbwire's collect of a PostgreSQL table against DuckDB's postgres extension by
+hand (an attached catalog, and `postgres_scan()`): the copy alone, without a process start.
 """
 
 from __future__ import annotations
@@ -312,34 +316,40 @@ def _label(source: str) -> str:
 
 
 EXPLANATION = """\
-Measured on a quiet machine; one run to the next moves a copy time by 10-20% (the same
-DuckDB extension copy took 0.66 s and 0.81 s for 1M rows in two runs ten minutes apart), so
-copy ratios within about 10% are noise, not dbwire's own work: the rounds of one tool
-spread as wide (MariaDB's 1M-row copy read 0.99x and 1.08x in two runs an hour apart, on
-the same code). (1) Copy: dbwire's auto method for PostgreSQL is DuckDB's postgres
-extension, and the scan it runs (an attached catalog's table) takes the time of the peer's
-`postgres_scan()` (0.444 s against 0.451 s for 1M rows, six alternations in one process on
-2026-12-04; attaching takes 4 ms). cProfile of dbwire's 1M-row copy: loading the extension
-62 ms (the peer's LOAD does the same), and about 20 ms of dbwire's own: the credential
-resolver (libpq's rules: environment, .pgpass, service file) imported and run for the
-attach. From MariaDB dbwire streams connectorx's Arrow reader into one CREATE TABLE AS, the
-peer's own shape; before it, one bare PyMySQL login (PyMySQL and the cryptography it
-imports for caching_sha2 logins, about 25 ms) reads the DECIMAL columns' declared types,
-which connectorx would widen to decimal128(38, 10), and makes a refused login fail at once
-instead of after connectorx's 30 s of retries. (2) Whole process: a collect through
-DuckDB's extension, ADBC or connectorx imports no SQLAlchemy since 2026-12-04 (0.13 s and
-about 20 MB before; tests/test_collect_imports.py checks it in a fresh interpreter, and
-dbwire's bytecode is compiled as an installed package's is). What remains over `import
-duckdb` is about 0.1 s: pydantic with the config models (about 75 ms; `dbwire.connect(url)`
-validates a DatabaseConfig, so the path uses it) and dbwire's own modules (about 30 ms);
-asyncio (15 ms) loads only with an async engine or check since 2026-12-04. At 1M rows,
-where the copy takes about half a second, that is the 1.16-1.22x of the PostgreSQL row; at
-5M it is 1.06-1.09x. Peak RSS moves between runs by more than dbwire's modules weigh (the
-same 5M-row PostgreSQL copy peaked at 314 MB and 338 MB in two runs an hour apart, DuckDB's
-extension by hand at 313 MB and 288 MB). (3) At 5M rows from MariaDB the lowest-memory peer
-is DuckDB's mysql extension, 3.7x slower than connectorx; dbwire's peak is within about
-1.04x of raw connectorx's stream, the method it uses (the whole Arrow table takes twice the
-memory).
+The machine moves a copy's time by 10-20% between runs and rounds (1M-row PostgreSQL copies
+by DuckDB's extension took 0.54-0.57 s one morning and 0.72-1.04 s one evening, on the same
+code), so each copy ratio is the median of per-round ratios over five rounds, and ratios
+within a few percent of 1.0 are that noise, not dbwire's work. (1) Copy from PostgreSQL:
+dbwire's method is DuckDB's postgres extension, and the copy itself is the peer's: `python
+-m bench.collect --in-process URL TABLE 10` alternates them in one process (2026-12-04
+evening, 1M rows: dbwire 0.898 s, an attached catalog by hand 0.856 s, `postgres_scan()` by
+hand 0.847 s, every way spreading 0.72-1.05 s; an earlier run read 0.842, 0.854, 0.911).
+What dbwire adds, traced statement by statement: DuckDB queries it runs around the copy
+(does the target exist, is the alias free, is the extension loaded: about 5 ms), the
+secret that keeps the password out of SQL text (1 ms), the ATTACH (5-7 ms), and in Python
+`dbwire.connect(url)` (2 ms since ssl, subprocess and the IDNA codec stopped loading on
+this path, 14 ms before) and the login resolved once (twice before 2026-12-04). These are
+the checks that keep a collect from writing over another catalog or printing a secret.
+(2) Copy from MariaDB: dbwire streams connectorx's Arrow reader into one CREATE TABLE AS,
+the peer's own shape, and first logs in once with PyMySQL (3 ms) to read the DECIMAL
+columns' declared types (connectorx widens them to decimal128(38, 10)) and to make a
+refused login fail at once. That login cannot move after connectorx: connectorx retries a
+refused login for 30 s and holds the GIL all that time (a 0.5 s sleep on another thread
+returned after 30 s), so nothing can watch it from beside. Importing PyMySQL costs 34 ms,
+28 of them the cryptography package PyMySQL imports at load for RSA password exchange.
+(3) Whole process: the collect imports no SQLAlchemy, asyncio, psycopg or ssl
+(tests/test_collect_imports.py); `import duckdb, dbwire, dbwire.database,
+dbwire.store.local, dbwire.store.collect` takes 0.27-0.40 s against 0.10-0.17 s for
+`import duckdb` (2026-12-04 evening), and -X importtime puts about 120 ms of it in
+dbwire.config: pydantic itself and building DatabaseConfig's validator, which
+`dbwire.connect(url)` uses to check the URL, pool and login fields. At 1M rows, where a
+copy takes 0.5-0.9 s, that is the 1.16-1.32x of the whole-process rows; at 5M it is
+1.00-1.09x. (4) Peak RSS: dbwire's modules and pydantic weigh 17 MB (65.9 MB after the
+imports against 48.9 MB for DuckDB alone); DuckDB's own peak for one 5M-row copy moves by
+more than that between rounds (264-307 MB for the same attached-catalog copy by hand, four
+fresh processes). (5) At 5M rows from MariaDB the lowest-memory peer is DuckDB's mysql
+extension, 2.5-3.7x slower than connectorx; dbwire's peak is 1.04-1.07x raw
+connectorx's stream, the method it uses (the whole Arrow table takes twice the memory).
 """
 
 
@@ -454,9 +464,80 @@ def run(quick: bool) -> list[dict[str, Any]]:
     return rows_for(found)
 
 
+def in_process(url: str, table: str, rounds: int) -> dict[str, list[float]]:
+    """Seconds per round of each way to copy PostgreSQL table `table` into a DuckDB file,
+    in this process, alternating (each way warmed up once first)."""
+    from urllib.parse import unquote, urlsplit
+
+    import duckdb
+
+    import dbwire
+
+    parts = urlsplit(url)
+    conninfo = (
+        f"host={parts.hostname or '127.0.0.1'} port={parts.port or 5432} "
+        f"dbname={parts.path.lstrip('/')} user={unquote(parts.username or '')} "
+        f"password={unquote(parts.password or '')}"
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="dbwire-bench-inprocess-"))
+    ext_dir = _extension_dir(tmp)
+
+    def fresh(name: str) -> str:
+        path = tmp / f"{name}.duckdb"
+        path.unlink(missing_ok=True)
+        Path(f"{path}.wal").unlink(missing_ok=True)
+        return str(path)
+
+    def by_dbwire() -> None:
+        db = dbwire.connect(url, name="bench")
+        with dbwire.get_duckdb_connection(fresh("dbwire")) as store:
+            store.collect(db, table, table="t")
+        db.close()
+
+    def by_hand(how: str) -> None:
+        con = duckdb.connect(fresh(how), config={"extension_directory": ext_dir})
+        con.execute("LOAD postgres_scanner")
+        if how == "attach":
+            literal = conninfo.replace("'", "''")  # ATTACH takes no parameters
+            con.execute(f"ATTACH '{literal}' AS pg (TYPE postgres, READ_ONLY)")
+            con.execute(f"CREATE TABLE t AS SELECT * FROM pg.public.{table}")
+        else:
+            con.execute(
+                "CREATE TABLE t AS SELECT * FROM postgres_scan($c, 'public', $t)",
+                {"c": conninfo, "t": table},
+            )
+        con.close()
+
+    ways: dict[str, Callable[[], None]] = {
+        "dbwire": by_dbwire,
+        "attach by hand": lambda: by_hand("attach"),
+        "postgres_scan() by hand": lambda: by_hand("scan"),
+    }
+    found: dict[str, list[float]] = {name: [] for name in ways}
+    for way in ways.values():
+        way()
+    for _ in range(rounds):
+        for name, way in ways.items():
+            started = time.perf_counter()
+            way()
+            found[name].append(time.perf_counter() - started)
+    return found
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--child"]:
         _child(*argv[1:7])
+        return 0
+    if argv[:1] == ["--in-process"]:
+        url, table = argv[1], argv[2]
+        found = in_process(url, table, int(argv[3]) if len(argv) > 3 else 6)
+        for name, seconds in found.items():
+            shown = ", ".join(f"{s:.3f}" for s in seconds)
+            paired = statistics.median(a / b for a, b in zip(found["dbwire"], seconds, strict=True))
+            print(
+                f"{name}: median {statistics.median(seconds):.3f} s ({shown}); "
+                f"dbwire over it, per round: {paired:.3f}x"
+            )
         return 0
     for row in run("--quick" in argv):
         print(row["operation"], row.get("status", ""), row.get("note", ""))
