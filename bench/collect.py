@@ -24,6 +24,9 @@ correct peer's. `run(quick)` returns the rows for bench/__main__.py (bench/cases
 `python -m bench.collect --in-process URL TABLE [ROUNDS]` times, in one process and
 alternating, dbwire's collect of a PostgreSQL table against DuckDB's postgres extension by
 hand (an attached catalog, and `postgres_scan()`): the copy alone, without a process start.
+`python -m bench.collect --pair pg|my URL TABLE [ROUNDS [PEER]]` runs dbwire's child and one
+peer's (default: DuckDB's extension for pg, connectorx for my) in alternating order (A B B A
+...) against an existing table, for more rounds than the full run can afford.
 """
 
 from __future__ import annotations
@@ -524,9 +527,39 @@ def in_process(url: str, table: str, rounds: int) -> dict[str, list[float]]:
     return found
 
 
+def paired_children(
+    source: str, url: str, table: str, rounds: int, peer: str
+) -> dict[str, list[dict[str, Any]]]:
+    """dbwire's child and `peer`'s, `rounds` times each in A B B A order, on `table`."""
+    tmp = Path(tempfile.mkdtemp(prefix="dbwire-bench-pair-"))
+    ext_dir = _extension_dir(tmp)
+    compile_dbwire()
+    found: dict[str, list[dict[str, Any]]] = {"dbwire": [], peer: []}
+    for r in range(rounds):
+        for tool in ("dbwire", peer) if r % 2 == 0 else (peer, "dbwire"):
+            out = tmp / f"{tool}-{r}.duckdb"
+            result = _spawn(tool, source, url, table, out, ext_dir)
+            if not result["ok"]:
+                raise SystemExit(f"{tool}: {result['error']}")
+            out.unlink(missing_ok=True)
+            Path(f"{out}.wal").unlink(missing_ok=True)
+            found[tool].append(result)
+    return found
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--child"]:
         _child(*argv[1:7])
+        return 0
+    if argv[:1] == ["--pair"]:
+        source, url, table = argv[1:4]
+        rounds = int(argv[4]) if len(argv) > 4 else 10
+        peer = argv[5] if len(argv) > 5 else ("duckdb-postgres" if source == "pg" else "connectorx")
+        pairs = paired_children(source, url, table, rounds, peer)
+        for key in ("copy_s", "whole_s", "peak_mb"):
+            mine, theirs = (statistics.median(r[key] for r in pairs[t]) for t in ("dbwire", peer))
+            ratio = _paired_ratio(pairs["dbwire"], pairs[peer], key)
+            print(f"{key}: dbwire {mine:.3f}, {peer} {theirs:.3f}, per-round ratio {ratio:.3f}x")
         return 0
     if argv[:1] == ["--in-process"]:
         url, table = argv[1], argv[2]

@@ -280,10 +280,16 @@ class Target:
             return name
         return f"{quote_ident(self.schema, what='schema name')}.{name}"
 
-    def prepare(self, store: IntoStore) -> bool:
-        """Create the schema if needed; True if the table exists already."""
+    def prepare(self, store: IntoStore, mode: str) -> bool:
+        """Create the schema if needed; True if rows go into the existing table (append
+        mode, and the table is there)."""
         self.create_schema(store)
-        return self.exists(store)
+        return self.appends(store, mode)
+
+    def appends(self, store: IntoStore, mode: str) -> bool:
+        """True if rows go into the existing table: append mode, and the table is there
+        (replace mode never needs to look)."""
+        return mode == "append" and self.exists(store)
 
     def create_schema(self, store: IntoStore) -> None:
         from dbwire.store.quoting import quote_ident
@@ -362,13 +368,13 @@ def _via_duckdb(job: _Job) -> int:
     job.method = "duckdb"
     # Before the attach: duckdb_tables() lists every attached catalog, and a server's
     # costs a round trip for its table list (20 ms on loopback).
-    exists = target.exists(store)
+    appending = target.appends(store, job.mode)
     source, params, alias = _source_sql(store, job.db, job.query_or_table)
     if job.progress is not None and job.is_table:
         job.estimate = _duckdb_estimate(store, job.db, alias, job.query_or_table)
     target.create_schema(store)  # once the source is attached: a failed attach leaves none
     with _poll_progress(job):
-        if job.mode == "append" and exists:
+        if appending:
             sql = f"INSERT INTO {target.sql} BY NAME {source}"
         else:
             sql = f"CREATE OR REPLACE TABLE {target.sql} AS {source}"
@@ -524,10 +530,10 @@ def _ingest_stream(
         if name in reader.schema.names
     ]
     select = "SELECT *" + (f" REPLACE ({', '.join(casts)})" if casts else "")
-    exists = target.prepare(store)
+    appending = target.prepare(store, job.mode)
     con.register(_BATCH_VIEW, stream)
     try:
-        if job.mode == "append" and exists:
+        if appending:
             sql = f"INSERT INTO {target.sql} BY NAME {select} FROM {_BATCH_VIEW}"
         else:
             sql = f"CREATE OR REPLACE TABLE {target.sql} AS {select} FROM {_BATCH_VIEW}"
@@ -549,9 +555,8 @@ def _ingest_stream(
 def _ingest(job: _Job, batches: Iterable[pa.Table]) -> int:
     store, target = job.store, job.target
     con = store.connection
-    exists = target.prepare(store)
+    created = target.prepare(store, job.mode)
     total = 0
-    created = job.mode == "append" and exists
     con.execute("BEGIN TRANSACTION")
     try:
         for batch in batches:
