@@ -320,38 +320,44 @@ def _label(source: str) -> str:
 
 EXPLANATION = """\
 The machine moves a copy's time by 10-20% between runs and rounds (1M-row PostgreSQL copies
-by DuckDB's extension took 0.54-0.57 s one morning and 0.72-1.04 s one evening, on the same
-code), so each copy ratio is the median of per-round ratios over five rounds, and ratios
-within a few percent of 1.0 are that noise, not dbwire's work. (1) Copy from PostgreSQL:
-dbwire's method is DuckDB's postgres extension, and the copy itself is the peer's: `python
--m bench.collect --in-process URL TABLE 10` alternates them in one process (2026-12-04
-evening, 1M rows: dbwire 0.898 s, an attached catalog by hand 0.856 s, `postgres_scan()` by
-hand 0.847 s, every way spreading 0.72-1.05 s; an earlier run read 0.842, 0.854, 0.911).
-What dbwire adds, traced statement by statement: DuckDB queries it runs around the copy
-(does the target exist, is the alias free, is the extension loaded: about 5 ms), the
-secret that keeps the password out of SQL text (1 ms), the ATTACH (5-7 ms), and in Python
-`dbwire.connect(url)` (2 ms since ssl, subprocess and the IDNA codec stopped loading on
-this path, 14 ms before) and the login resolved once (twice before 2026-12-04). These are
-the checks that keep a collect from writing over another catalog or printing a secret.
-(2) Copy from MariaDB: dbwire streams connectorx's Arrow reader into one CREATE TABLE AS,
-the peer's own shape, and first logs in once with PyMySQL (3 ms) to read the DECIMAL
-columns' declared types (connectorx widens them to decimal128(38, 10)) and to make a
-refused login fail at once. That login cannot move after connectorx: connectorx retries a
+by DuckDB's extension took 0.54-0.57 s one morning and 0.66-1.04 s one evening, on the same
+code), so each ratio here is the median of per-round ratios, and five rounds still leave a
+few percent of noise; `python -m bench.collect --pair` runs dbwire's child against one
+peer's for more rounds (figures below: 2026-12-04 evening, the machine's own PostgreSQL
+and MariaDB, 1M- and 5M-row tables). (1) Copy from PostgreSQL: dbwire's method is DuckDB's
+postgres extension, so the copy itself is the peer's: 20 fresh processes each of raw
+ATTACH + CREATE TABLE AS, the same with dbwire's DuckDB settings, the same inside dbwire's
+store, and dbwire's collect took 0.759, 0.757, 0.743 and 0.761 s (medians); in one process
+(`--in-process`) the three ways spread 0.72-1.05 s around one another. What dbwire adds is
+fixed, about 25 ms: `--pair pg` read 1.041x at 1M rows (20 rounds: 0.688 s against 0.660 s)
+and 1.033x at 5M (8 rounds). Traced statement by statement: DuckDB queries around the copy
+(is the alias free, is the extension loaded: about 3 ms; the target's existence is asked
+only in append mode since 2026-12-04), the secret that keeps the password out of SQL text
+(1 ms), the ATTACH (5-7 ms), the store's settings, and in Python `dbwire.connect(url)`
+(2 ms since ssl, subprocess and the IDNA codec stopped loading on this path; 14 ms before)
+and one resolution of the login (two before 2026-12-04). Each is a check that keeps a
+collect from writing over another catalog, leaking a password or logging in as the wrong
+user. (2) Copy from MariaDB: dbwire streams connectorx's Arrow reader into one CREATE
+TABLE AS, the peer's own shape, after one PyMySQL login that reads the DECIMAL columns'
+declared types (connectorx widens them to decimal128(38, 10)) and makes a refused login
+fail at once: 40 ms under cProfile, 34 ms of it importing PyMySQL, 28 of those the
+cryptography package PyMySQL imports at load for RSA password exchange (`--pair my`: 1.080x
+at 1M rows, 16 rounds). The login cannot wait until connectorx fails: connectorx retries a
 refused login for 30 s and holds the GIL all that time (a 0.5 s sleep on another thread
-returned after 30 s), so nothing can watch it from beside. Importing PyMySQL costs 34 ms,
-28 of them the cryptography package PyMySQL imports at load for RSA password exchange.
-(3) Whole process: the collect imports no SQLAlchemy, asyncio, psycopg or ssl
+returned after 30 s), so nothing can watch it from beside, and a wrong password would cost
+30 s. (3) Whole process: the collect imports no SQLAlchemy, asyncio, psycopg or ssl
 (tests/test_collect_imports.py); `import duckdb, dbwire, dbwire.database,
-dbwire.store.local, dbwire.store.collect` takes 0.27-0.40 s against 0.10-0.17 s for
-`import duckdb` (2026-12-04 evening), and -X importtime puts about 120 ms of it in
-dbwire.config: pydantic itself and building DatabaseConfig's validator, which
-`dbwire.connect(url)` uses to check the URL, pool and login fields. At 1M rows, where a
-copy takes 0.5-0.9 s, that is the 1.16-1.32x of the whole-process rows; at 5M it is
-1.00-1.09x. (4) Peak RSS: dbwire's modules and pydantic weigh 17 MB (65.9 MB after the
-imports against 48.9 MB for DuckDB alone); DuckDB's own peak for one 5M-row copy moves by
-more than that between rounds (264-307 MB for the same attached-catalog copy by hand, four
-fresh processes). (5) At 5M rows from MariaDB the lowest-memory peer is DuckDB's mysql
-extension, 2.5-3.7x slower than connectorx; dbwire's peak is 1.04-1.07x raw
+dbwire.store.local, dbwire.store.collect` takes 0.27-0.40 s against 0.10-0.17 s for `import
+duckdb`, and -X importtime puts about 120 ms of that in dbwire.config: pydantic itself and
+building DatabaseConfig's validator, which `dbwire.connect(url)` runs on the URL, pool and
+login fields. At 1M rows, where a copy takes 0.5-1 s, that is the 1.2-1.4x of the
+whole-process rows (`--pair`: 1.198x from PostgreSQL, 1.197x from MariaDB); at 5M it is
+1.0-1.13x. (4) Peak RSS: pydantic and dbwire's modules weigh 17 MB (65.9 MB after the
+imports against 48.9 MB for DuckDB alone), which is 1.06x of a 5M-row copy's 296 MB on its
+own; `--pair pg` at 5M read 1.088x (325 MB against 296 MB), and DuckDB's own peak for the
+same copy moves by more than those 17 MB between processes (264-307 MB, four raw
+attached-catalog copies). (5) At 5M rows from MariaDB the lowest-memory peer is DuckDB's
+mysql extension, 3.4-3.7x slower than connectorx; dbwire's peak is 1.04-1.09x raw
 connectorx's stream, the method it uses (the whole Arrow table takes twice the memory).
 """
 
