@@ -159,6 +159,49 @@ def test_leak_warning_once_per_checkout(pg_url: str, caplog: pytest.LogCaptureFi
         engine.dispose()
 
 
+_WATCH_CHILD = """
+import sys, threading, time
+import dbwire
+from sqlalchemy import text
+
+db = dbwire.connect(sys.argv[1], name="watched", leak_warning_s=0.05)
+with db.session() as s:
+    s.execute(text("SELECT 1"))
+watching = any(t.name == "dbwire-leak-watch" for t in threading.enumerate())
+db.close()
+time.sleep(1.5)  # past the watch's interval: it sees no tracker left and ends
+print(watching, any(t.name == "dbwire-leak-watch" for t in threading.enumerate()))
+"""
+
+
+def test_closing_a_database_ends_its_leak_watch(tmp_path: Path) -> None:
+    """The watch thread wakes for no closed Database, even one that is still referenced."""
+    import subprocess
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    out = subprocess.run(
+        [sys.executable, "-c", _WATCH_CHILD, url], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False"]
+
+
+def test_a_session_running_across_close_still_gets_its_leak_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import dbwire
+
+    caplog.set_level(logging.WARNING, logger="dbwire")
+    db = dbwire.connect(f"sqlite:///{tmp_path / 'l.db'}", name="closing", leak_warning_s=0.2)
+    session = db.session()
+    session.execute(text("SELECT 1"))  # holds a connection
+    db.close()
+    time.sleep(1.0)
+    session.close()
+    warnings = [r for r in caplog.records if "'closing'" in r.getMessage()]
+    assert len(warnings) == 1, caplog.text
+
+
 def test_no_leak_warning_when_off(pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="dbwire")
     engine = create_engine(_sync_url(pg_url), poolclass=DbwireQueuePool)

@@ -515,6 +515,7 @@ class Database:
             if self._scoped is not None:
                 self._scoped.remove()
             self._engines.close()
+            self.observation.close()
             self._metadata = None
             self.backend.close()
             if self._replicas is not None:

@@ -232,6 +232,7 @@ class PoolTracker:
         self.logger = logger or logging.getLogger("dbwire")
         self._held: dict[Any, list[Any]] = {}
         self.waiters: list[None] = []  # one entry per caller inside the pool's get
+        self._watched = False
 
     @property
     def waiting(self) -> int:
@@ -250,7 +251,21 @@ class PoolTracker:
         event.listen(engine, "do_connect", self._before_connect)
         event.listen(engine, "connect", self._after_connect)
         if self.leak_warning_s is not None:
+            self._watched = True
             _LEAK_WATCH.add(self)
+
+    def stop_watching(self) -> None:
+        """Its Database closed: leave the leak watch once no connection is held (a session
+        still running keeps its warning), so the watch thread ends when no tracker is left
+        instead of waking for a closed Database as long as something references it."""
+        self._watched = False
+        if not self._held:
+            _LEAK_WATCH.discard(self)
+
+    @property
+    def done_watching(self) -> bool:
+        """Stopped, and every connection it saw is back."""
+        return not self._watched and not self._held
 
     # -- the pool's calls --------------------------------------------------------
     def checked_out(self, record: Any, started: float, now: float) -> None:
@@ -361,7 +376,7 @@ class PoolTracker:
         """In a forked child: the parent's checkouts are not this process's."""
         self._held.clear()
         del self.waiters[:]
-        if self.leak_warning_s is not None:
+        if self._watched:
             _LEAK_WATCH.add(self)
 
 
@@ -386,6 +401,10 @@ class _LeakWatch:
                 )
                 self._thread.start()
 
+    def discard(self, tracker: PoolTracker) -> None:
+        with self._lock:
+            self._trackers.discard(tracker)
+
     def _interval(self, trackers: list[PoolTracker]) -> float:
         limits = [t.leak_warning_s for t in trackers if t.leak_warning_s is not None]
         return min(1.0, max(0.02, min(limits) / 4)) if limits else 1.0
@@ -403,6 +422,8 @@ class _LeakWatch:
             for tracker in trackers:
                 with contextlib.suppress(Exception):  # a log handler's failure stops no watch
                     tracker.check_leaks()
+                if tracker.done_watching:
+                    self.discard(tracker)
             del trackers, tracker  # hold no tracker while asleep: they go with their engines
             time.sleep(interval)
 

@@ -93,6 +93,13 @@ class Observation:
             self._trackers[engine] = tracker
         return tracker
 
+    def close(self) -> None:
+        """The Database closed: its trackers give no more leak warnings."""
+        with self._lock:
+            trackers = list(self._trackers.values())
+        for tracker in trackers:
+            tracker.stop_watching()
+
     def tracker(self, engine: Engine) -> PoolTracker | None:
         """The tracker of an engine installed here, if any."""
         with self._lock:
