@@ -283,6 +283,54 @@ def test_rejected_password_command_is_run_again_before_its_ttl(
         db.close()
 
 
+def test_an_async_login_runs_a_slow_password_command_beside_the_event_loop(
+    pg_server: Any, role: str, tmp_path: Path
+) -> None:
+    """A provider's call (here a command taking 0.6 s) at an async engine's new connection
+    runs in a worker thread: the loop's other tasks keep running meanwhile."""
+    import sys
+
+    token = tmp_path / "token"
+    token.write_text(f"{CANARY}-1")
+    url = f"postgresql://{role}@{pg_server.host}:{pg_server.port}/{pg_server.database}"
+    slow = f"import time; time.sleep(0.6); print(open({str(token)!r}).read())"
+    db = Database(
+        DatabaseConfig(
+            name="slow_cmd",
+            url=url,
+            password_command=[sys.executable, "-c", slow],
+            password_command_ttl=300,
+        )
+    )
+
+    async def run() -> tuple[str, float]:
+        gaps: list[float] = []
+        stop = asyncio.Event()
+
+        async def tick() -> None:
+            last = time.perf_counter()
+            while not stop.is_set():
+                await asyncio.sleep(0.01)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0.05)  # the ticker is running before the connect begins
+        try:
+            async with db.async_connect() as conn:
+                who = str((await conn.execute(text("SELECT current_user"))).scalar_one())
+        finally:
+            stop.set()
+            await ticker
+            await db.aclose()
+        return who, max(gaps)
+
+    who, longest_stall = asyncio.run(run())
+    assert who == role
+    assert longest_stall < 0.3, f"the event loop stood still for {longest_stall:.2f} s"
+
+
 def test_version_stage_picks_the_version(moto_server: MotoServer) -> None:
     client = moto_server.client("secretsmanager")
     secret_id = _secret(moto_server, f"{CANARY}-current")

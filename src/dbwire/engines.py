@@ -305,6 +305,7 @@ class Engines:
     def install_hooks(self, engine: Engine, *, is_async: bool) -> None:
         """Per-connection credentials, database-enforced read-only, and error translation."""
         from sqlalchemy import event
+        from sqlalchemy.util.concurrency import await_, in_greenlet
 
         from dbwire.pool import (
             bound_ping,
@@ -322,7 +323,15 @@ class Engines:
             if owner.closed:  # a session factory or Connection kept from before close()
                 owner._check_open()
             # Resolved per physical connection, so a rotated secret needs no new engine.
-            params = owner.connect_params()
+            if is_async and backend.login_asks_a_provider() and in_greenlet():
+                # An async engine connects on the event loop's thread (in SQLAlchemy's
+                # greenlet): a provider's command or HTTP call there would stall every
+                # task on the loop, so it runs in a worker thread, awaited.
+                import asyncio
+
+                params = await_(asyncio.to_thread(owner.connect_params))
+            else:
+                params = owner.connect_params()
             self.last_password = params.password_value()
             backend.apply_params(cparams, params, is_async=is_async)
 

@@ -300,6 +300,15 @@ class Backend:
             return None, None, None
         return credential.password, self._credential_label(), credential.username
 
+    def login_asks_a_provider(self) -> bool:
+        """True if resolving the login now would call the provider (a command, a file, a
+        secret store): no password in the config or URL, and no fresh cached answer."""
+        cfg = self.config
+        if cfg.password is not None or self.password_from_url() is not None:
+            return False
+        source = self.credential_source()
+        return source is not None and source.would_fetch(self.login_target())
+
     def _credential_label(self) -> str:
         cfg = self.config
         if cfg.password_provider is not None:

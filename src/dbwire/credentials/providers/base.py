@@ -122,6 +122,13 @@ class CredentialCache:
                 self._expires = time.monotonic() + self.ttl
             return value
 
+    def would_fetch(self, target: LoginTarget) -> bool:
+        """True if get(target) would ask the provider now (no fresh answer for it)."""
+        key = (target.host, target.port, target.user)
+        with self._lock:
+            fresh = self._value is not None and key == self._key
+            return not (fresh and time.monotonic() < self._expires)
+
     def peek(self) -> Credential | None:
         """The cached answer if any, without asking the provider (for scrubbing text)."""
         with self._lock:
