@@ -331,6 +331,31 @@ def test_an_async_login_runs_a_slow_password_command_beside_the_event_loop(
     assert longest_stall < 0.3, f"the event loop stood still for {longest_stall:.2f} s"
 
 
+def test_a_failing_password_command_is_the_same_error_from_an_async_login(
+    pg_server: Any, role: str
+) -> None:
+    """The worker thread that runs the command hands its error back unchanged."""
+    import sys
+
+    url = f"postgresql://{role}@{pg_server.host}:{pg_server.port}/{pg_server.database}"
+    failing = [sys.executable, "-c", "import sys; sys.exit(3)"]
+    db = Database(DatabaseConfig(name="failing_cmd", url=url, password_command=failing))
+
+    async def login() -> None:
+        try:
+            async with db.async_connect():
+                pass
+        finally:
+            await db.aclose()
+
+    with pytest.raises(CredentialsError) as sync_error:
+        _whoami(db)
+    with pytest.raises(CredentialsError) as async_error:
+        asyncio.run(login())
+    assert str(async_error.value) == str(sync_error.value)
+    assert "'failing_cmd'" in str(async_error.value) and "status 3" in str(async_error.value)
+
+
 def test_version_stage_picks_the_version(moto_server: MotoServer) -> None:
     client = moto_server.client("secretsmanager")
     secret_id = _secret(moto_server, f"{CANARY}-current")
