@@ -9,6 +9,7 @@ timeout, and checks with threading.enumerate() that nothing is left blocked behi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -747,3 +748,36 @@ def test_session_after_execute_query_on_a_server_hung_after_login_ends_on_time(
         finally:
             db.close()
     assert_no_thread_left(threads_before, within=CONNECT_TIMEOUT + MARGIN)
+
+
+def test_cancelling_a_statement_on_a_server_that_fell_silent_gives_up_on_time(
+    pg_url: str, threads_before: set[threading.Thread]
+) -> None:
+    """Stopping a running statement (what `dbwire serve`'s cancel does) opens a cancel
+    connection to the server: on a silent server it gives up at the connect timeout, not
+    at libpq's own 30 s."""
+    url = make_url(pg_url)
+    assert url.host is not None and url.port is not None
+    with MutingProxy(url.host, url.port) as proxy:
+        through = url.set(host=proxy.host, port=proxy.port).render_as_string(hide_password=False)
+        db = dbwire.connect(through, name="hung_cancel", connect_timeout=CONNECT_TIMEOUT)
+        raw = db.engine.raw_connection()
+        ended = threading.Event()
+
+        def run() -> None:
+            with contextlib.suppress(Exception):  # the connection is closed under it
+                raw.cursor().execute("SELECT pg_sleep(30)")
+            ended.set()
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        try:
+            time.sleep(0.3)
+            proxy.mute()
+            took, error = timed(lambda: db.backend.cancel(raw.driver_connection, db.engine))
+            assert error is not None, "a cancel through a silent server cannot succeed"
+            assert took < CONNECT_TIMEOUT + MARGIN, f"the cancel took {took:.1f}s"
+        finally:
+            raw.invalidate()
+            db.close()
+    assert ended.wait(CONNECT_TIMEOUT + MARGIN)

@@ -340,10 +340,14 @@ class PostgresBackend(Backend):
         return False
 
     def cancel(self, driver_connection: Any, engine: Engine) -> bool:
-        # cancel_safe (psycopg 3.2+) is libpq's newer non-blocking cancel; older psycopg
-        # has only cancel().
-        cancel = getattr(driver_connection, "cancel_safe", None) or driver_connection.cancel
-        cancel()
+        # cancel_safe (psycopg 3.2+) is libpq's newer non-blocking cancel, given the
+        # connect timeout: its own default waits 30 s on a server that stopped answering.
+        # Older psycopg has only cancel(), which libpq bounds by nothing.
+        cancel_safe = getattr(driver_connection, "cancel_safe", None)
+        if cancel_safe is None:
+            driver_connection.cancel()
+        else:
+            cancel_safe(timeout=self.connect_timeout())
         return True
 
     def socket_fileno(self, dbapi_connection: Any) -> int | None:
