@@ -781,3 +781,40 @@ def test_cancelling_a_statement_on_a_server_that_fell_silent_gives_up_on_time(
             raw.invalidate()
             db.close()
     assert ended.wait(CONNECT_TIMEOUT + MARGIN)
+
+
+def test_a_mysql_cancel_after_a_slow_login_waits_one_connect_timeout_in_all(
+    mysql_url: str, threads_before: set[threading.Thread]
+) -> None:
+    """MySQL's cancel logs in a second session for KILL QUERY: when that login is slow and
+    the KILL's reply never comes, the two share one connect timeout."""
+    timeout = 3.0
+    url = make_url(mysql_url)
+    assert url.host is not None and url.port is not None
+    with MutingProxy(url.host, url.port) as proxy:
+        through = url.set(host=proxy.host, port=proxy.port).render_as_string(hide_password=False)
+        db = dbwire.connect(through, name="kill_bound", connect_timeout=timeout)
+        raw = db.engine.raw_connection()  # the statement's connection, logged in promptly
+        ended = threading.Event()
+
+        def run() -> None:
+            # The KILL is swallowed, so the statement runs its course: a short one. (Closing
+            # the connection under a running PyMySQL read waits for that read anyway.)
+            with contextlib.suppress(Exception):
+                raw.cursor().execute(f"SELECT SLEEP({2 * timeout:g})")
+            ended.set()
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        try:
+            time.sleep(0.3)
+            proxy.delay_new_logins(0.6 * timeout)
+            proxy.swallow_statements(b"KILL QUERY")
+            took, error = timed(lambda: db.backend.cancel(raw.driver_connection, db.engine))
+            assert error is not None, "a KILL whose reply never comes cannot succeed"
+            assert took >= 0.6 * timeout * 0.9, f"the login was not slow ({took:.1f}s)"
+            assert took < timeout + 0.8, f"the cancel took {took:.1f}s"
+        finally:
+            raw.invalidate()
+            db.close()
+    assert ended.wait(2 * timeout + MARGIN)

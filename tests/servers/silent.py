@@ -10,6 +10,7 @@ from __future__ import annotations
 import select
 import socket
 import threading
+import time
 
 from servers.started import Started
 
@@ -70,6 +71,8 @@ class MutingProxy(Started["MutingProxy"]):
 
     Until mute() it forwards bytes both ways, so logins and queries work; after it, it
     forwards nothing and closes nothing: the server of an established connection "hangs".
+    delay_new_logins() holds back a new connection's first server bytes (a slow login),
+    and swallow_statements() drops a statement the client sends, so its reply never comes.
     """
 
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
@@ -82,6 +85,11 @@ class MutingProxy(Started["MutingProxy"]):
         self.host = "127.0.0.1"
         self.port: int = self._listener.getsockname()[1]
         self._peers: dict[socket.socket, socket.socket] = {}
+        self._clients: set[socket.socket] = set()
+        self._held_until: dict[socket.socket, float] = {}  # upstream -> monotonic time
+        self._login_delay = 0.0
+        self._swallow: bytes | None = None
+        self._swallowed: set[socket.socket] = set()
         self._muted = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="muting-proxy", daemon=True)
@@ -94,6 +102,15 @@ class MutingProxy(Started["MutingProxy"]):
         """Forward again: bytes held back while muted go through now."""
         self._muted.clear()
 
+    def delay_new_logins(self, seconds: float) -> None:
+        """Connections accepted from now on hear nothing from the server for `seconds`."""
+        self._login_delay = seconds
+
+    def swallow_statements(self, marker: bytes) -> None:
+        """A client packet containing `marker` is dropped, and nothing that client sends
+        afterwards goes through: the server never sees it, so it never replies."""
+        self._swallow = marker
+
     def start(self) -> MutingProxy:
         """Start forwarding on the background thread."""
         self._thread.start()
@@ -101,7 +118,9 @@ class MutingProxy(Started["MutingProxy"]):
 
     def _serve(self) -> None:
         while not self._stop.is_set():
-            watched = [self._listener] + ([] if self._muted.is_set() else list(self._peers))
+            now = time.monotonic()
+            live = [p for p in self._peers if self._held_until.get(p, 0.0) <= now]
+            watched = [self._listener] + ([] if self._muted.is_set() else live)
             readable, _, _ = select.select(watched, [], [], 0.05)
             for sock in readable:
                 if sock is self._listener:
@@ -121,6 +140,9 @@ class MutingProxy(Started["MutingProxy"]):
         client.setblocking(True)
         self._peers[client] = upstream
         self._peers[upstream] = client
+        self._clients.add(client)
+        if self._login_delay > 0:
+            self._held_until[upstream] = time.monotonic() + self._login_delay
 
     def _forward(self, sock: socket.socket) -> None:
         peer = self._peers.get(sock)
@@ -133,7 +155,17 @@ class MutingProxy(Started["MutingProxy"]):
         if not data:
             for end in (sock, peer):
                 self._peers.pop(end, None)
+                self._clients.discard(end)
+                self._held_until.pop(end, None)
                 end.close()
+            return
+        swallow = self._swallow
+        if (
+            sock in self._clients
+            and swallow is not None
+            and (sock in self._swallowed or swallow in data)
+        ):
+            self._swallowed.add(sock)
             return
         peer.sendall(data)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 
 # 1792: cannot execute in a READ ONLY transaction; 1290: server runs with --read-only.
 _READONLY_CODES = {1792, 1290}
+# What a KILL QUERY's reply may wait at least, when the login before it took (nearly)
+# the whole connect timeout: long enough for a server that answers at all.
+_LEAST_REPLY_WAIT = 0.05
 _AUTH_CODES = {1045, 1698}
 
 
@@ -239,12 +243,15 @@ class MySQLBackend(Backend):
             return False
         # KILL QUERY from a second session: PyMySQL has no cancel of its own. A raw
         # connection skips the read-only statement guard, which would refuse KILL.
+        timeout = connect_timeout(self.config, self.base_url().query)
+        started = time.monotonic()
         raw = engine.raw_connection()  # a new login is bounded by the connect timeout
         try:
-            # The KILL's own reply too: a server that stopped answering must not hold the
-            # canceller (a cancelled task waits for it) for longer than a connect would.
-            timeout = connect_timeout(self.config, self.base_url().query)
-            with pymysql_reads_bounded(raw.dbapi_connection, timeout):
+            # The KILL's reply gets what the login left of that timeout: a server that
+            # stopped answering holds the canceller (a cancelled task waits for it) for one
+            # connect timeout in all, not one for the login and another for the reply.
+            left = max(_LEAST_REPLY_WAIT, timeout - (time.monotonic() - started))
+            with pymysql_reads_bounded(raw.dbapi_connection, left):
                 cursor = raw.cursor()
                 cursor.execute(f"KILL QUERY {int(thread_id())}")
                 cursor.close()
