@@ -284,12 +284,9 @@ class Backend:
         ask_provider=False takes the provider's last cached answer (None without one) and
         never asks it: scrubbing text must not run a command or call a secret store.
         """
-        cfg = self.config
-        if cfg.password is not None:
-            return cfg.password, f"password ({cfg.field_source('password')})", None
-        from_url = self.password_from_url()
-        if from_url is not None:
-            return SecretStr(from_url), f"url ({cfg.field_source('url')})", None
+        fixed = self._fixed_password()
+        if fixed is not None:
+            return fixed[0], fixed[1], None
         if ask_provider:
             source = self.credential_source()
             credential = source.get(self.login_target()) if source is not None else None
@@ -300,11 +297,21 @@ class Backend:
             return None, None, None
         return credential.password, self._credential_label(), credential.username
 
+    def _fixed_password(self) -> tuple[SecretStr, str] | None:
+        """The password written in the config or the URL, and where; those come before
+        any provider."""
+        cfg = self.config
+        if cfg.password is not None:
+            return cfg.password, f"password ({cfg.field_source('password')})"
+        from_url = self.password_from_url()
+        if from_url is not None:
+            return SecretStr(from_url), f"url ({cfg.field_source('url')})"
+        return None
+
     def login_asks_a_provider(self) -> bool:
         """True if resolving the login now would call the provider (a command, a file, a
         secret store): no password in the config or URL, and no fresh cached answer."""
-        cfg = self.config
-        if cfg.password is not None or self.password_from_url() is not None:
+        if self._fixed_password() is not None:
             return False
         source = self.credential_source()
         return source is not None and source.would_fetch(self.login_target())

@@ -114,7 +114,8 @@ class CredentialCache:
         """The cached answer for this target while fresh, else a new one from the provider."""
         key = (target.host, target.port, target.user)
         with self._lock:
-            if self._value is not None and key == self._key and time.monotonic() < self._expires:
+            if self._fresh(key):
+                assert self._value is not None
                 return self._value
             value = self._fetch(target)
             if self.ttl > 0:
@@ -124,10 +125,12 @@ class CredentialCache:
 
     def would_fetch(self, target: LoginTarget) -> bool:
         """True if get(target) would ask the provider now (no fresh answer for it)."""
-        key = (target.host, target.port, target.user)
         with self._lock:
-            fresh = self._value is not None and key == self._key
-            return not (fresh and time.monotonic() < self._expires)
+            return not self._fresh((target.host, target.port, target.user))
+
+    def _fresh(self, key: tuple[str | None, int | None, str | None]) -> bool:
+        """A cached answer for `key` within its TTL (the caller holds the lock)."""
+        return self._value is not None and key == self._key and time.monotonic() < self._expires
 
     def peek(self) -> Credential | None:
         """The cached answer if any, without asking the provider (for scrubbing text)."""
