@@ -116,6 +116,18 @@ def _child(tool: str, source: str, url: str, table: str, out: str, ext_dir: str)
     print(json.dumps({"copy_s": copy_s, "copy_cpu_s": copy_cpu_s, "peak_mb": hwm_kb / 1024}))
 
 
+def _pg_conninfo(url: str) -> str:
+    """libpq's keyword/value form of a bench URL (DuckDB's postgres extension takes it)."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port
+    user, password = unquote(parts.username or ""), unquote(parts.password or "")
+    return (
+        f"host={host} port={port} dbname={parts.path.lstrip('/')} user={user} password={password}"
+    )
+
+
 def _raw_copy(con: Any, tool: str, source: str, url: str, table: str) -> None:
     """What a user writes by hand for `tool`, into DuckDB connection `con`."""
     from urllib.parse import unquote, urlsplit
@@ -126,7 +138,7 @@ def _raw_copy(con: Any, tool: str, source: str, url: str, table: str) -> None:
     dbname = parts.path.lstrip("/")
     if tool == "duckdb-postgres":
         con.execute("LOAD postgres_scanner")
-        conninfo = f"host={host} port={port} dbname={dbname} user={user} password={password}"
+        conninfo = _pg_conninfo(url)
         con.execute(
             "CREATE TABLE t AS SELECT * FROM postgres_scan($c, 'public', $t)",
             {"c": conninfo, "t": table},
@@ -476,18 +488,10 @@ def run(quick: bool) -> list[dict[str, Any]]:
 def in_process(url: str, table: str, rounds: int) -> dict[str, list[float]]:
     """Seconds per round of each way to copy PostgreSQL table `table` into a DuckDB file,
     in this process, alternating (each way warmed up once first)."""
-    from urllib.parse import unquote, urlsplit
-
     import duckdb
 
     import dbwire
 
-    parts = urlsplit(url)
-    conninfo = (
-        f"host={parts.hostname or '127.0.0.1'} port={parts.port or 5432} "
-        f"dbname={parts.path.lstrip('/')} user={unquote(parts.username or '')} "
-        f"password={unquote(parts.password or '')}"
-    )
     tmp = Path(tempfile.mkdtemp(prefix="dbwire-bench-inprocess-"))
     ext_dir = _extension_dir(tmp)
 
@@ -505,16 +509,13 @@ def in_process(url: str, table: str, rounds: int) -> dict[str, list[float]]:
 
     def by_hand(how: str) -> None:
         con = duckdb.connect(fresh(how), config={"extension_directory": ext_dir})
-        con.execute("LOAD postgres_scanner")
         if how == "attach":
-            literal = conninfo.replace("'", "''")  # ATTACH takes no parameters
+            con.execute("LOAD postgres_scanner")
+            literal = _pg_conninfo(url).replace("'", "''")  # ATTACH takes no parameters
             con.execute(f"ATTACH '{literal}' AS pg (TYPE postgres, READ_ONLY)")
             con.execute(f"CREATE TABLE t AS SELECT * FROM pg.public.{table}")
         else:
-            con.execute(
-                "CREATE TABLE t AS SELECT * FROM postgres_scan($c, 'public', $t)",
-                {"c": conninfo, "t": table},
-            )
+            _raw_copy(con, "duckdb-postgres", "pg", url, table)  # the full run's own peer
         con.close()
 
     ways: dict[str, Callable[[], None]] = {
